@@ -1,0 +1,54 @@
+"""Shared pieces of the definition models: immutability, name rules, error conversion."""
+
+from __future__ import annotations
+
+import re
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from skewless.errors import DefinitionError
+
+NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def check_name(value: str, what: str = "name") -> str:
+    if not NAME_RE.match(value):
+        raise ValueError(
+            f"{what} {value!r} is not an identifier (letters, digits and _, not starting "
+            "with a digit)"
+        )
+    if value.startswith("__"):
+        raise ValueError(f"{what} {value!r} may not start with '__' (reserved for skewless)")
+    return value
+
+
+def definition_error(exc: ValidationError, kind: str, name: object) -> DefinitionError:
+    """Pydantic's first error as a DefinitionError naming the object and the field."""
+    first = exc.errors()[0]
+    loc = ".".join(str(p) for p in first["loc"]) or None
+    msg = str(first.get("msg", "invalid value")).removeprefix("Value error, ")
+    return DefinitionError(
+        msg, object_kind=kind, object_name=name if isinstance(name, str) else None, field=loc
+    )
+
+
+class Definition(BaseModel):
+    """Base of every definition: frozen, validated, no I/O, unknown fields rejected.
+
+    Subclasses accept their first argument positionally (`Entity("driver", ...)`) as well
+    as by keyword, like Feast's constructors, and raise DefinitionError on bad input.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    _positional: ClassVar[str] = "name"
+    _kind: ClassVar[str] = "definition"
+
+    def __init__(self, first: Any = None, /, **data: Any) -> None:
+        if first is not None:
+            data[self._positional] = first
+        try:
+            super().__init__(**data)
+        except ValidationError as exc:
+            raise definition_error(exc, self._kind, data.get("name")) from None

@@ -1,0 +1,138 @@
+"""FeatureView: typed features of one or more entities, read from one source."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import ClassVar, Literal
+
+from pydantic import field_validator, model_validator
+
+from skewless.definitions._base import Definition, check_name
+from skewless.definitions.entity import Entity
+from skewless.definitions.field import Field
+from skewless.definitions.sources import Source
+from skewless.errors import FeatureNotFoundError
+
+
+class FeatureView(Definition):
+    """A group of features sharing entities, a source and a time-to-live.
+
+    `schema` lists the features. It may also list the join keys (as Feast allows), which
+    pins their types; join keys are never features. With a `ttl`, a feature row is
+    usable for an entity row at time t only if `t - ttl <= event_ts <= t`.
+    """
+
+    _kind: ClassVar[str] = "feature view"
+
+    kind: Literal["feature_view"] = "feature_view"
+    name: str
+    entities: tuple[Entity, ...]
+    schema_: tuple[Field, ...] = ()
+    source: Source
+    ttl: timedelta | None = None
+    online: bool = True
+    description: str = ""
+    tags: dict[str, str] = {}
+    owner: str = ""
+
+    model_config = Definition.model_config | {"populate_by_name": True}
+
+    @model_validator(mode="before")
+    @classmethod
+    def _alias_schema(cls, data: object) -> object:
+        # `schema` shadows a BaseModel attribute, so it is stored as `schema_`.
+        if isinstance(data, dict) and "schema" in data:
+            data = dict(data)
+            data["schema_"] = data.pop("schema")
+        return data
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        return check_name(v)
+
+    @field_validator("entities")
+    @classmethod
+    def _entities(cls, v: tuple[Entity, ...]) -> tuple[Entity, ...]:
+        if not v:
+            raise ValueError("a feature view needs at least one entity")
+        names = [e.name for e in v]
+        if len(set(names)) != len(names):
+            raise ValueError(f"entities repeat a name: {names}")
+        keys = [k for e in v for k in e.join_keys]
+        if len(set(keys)) != len(keys):
+            raise ValueError(f"the entities' join keys overlap: {keys}")
+        return v
+
+    @field_validator("ttl")
+    @classmethod
+    def _ttl(cls, v: timedelta | None) -> timedelta | None:
+        if v is not None and v <= timedelta(0):
+            raise ValueError(f"ttl must be positive or None (no expiry), got {v}")
+        return v
+
+    @model_validator(mode="after")
+    def _schema(self) -> FeatureView:
+        names = [f.name for f in self.schema_]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"schema names a field twice: {dupes}")
+        if not self.features:
+            raise ValueError("schema declares no features (only join keys)")
+        reserved = {self.source.timestamp_field, self.source.created_timestamp_column}
+        clash = sorted(f.name for f in self.features if f.name in reserved)
+        if clash:
+            raise ValueError(f"features {clash} are the source's timestamp columns")
+        return self
+
+    # --- derived views of the definition ---------------------------------------------
+
+    @property
+    def join_keys(self) -> tuple[str, ...]:
+        return tuple(k for e in self.entities for k in e.join_keys)
+
+    @property
+    def features(self) -> tuple[Field, ...]:
+        keys = set(self.join_keys)
+        return tuple(f for f in self.schema_ if f.name not in keys)
+
+    @property
+    def key_fields(self) -> tuple[Field, ...]:
+        """Join keys whose type the schema pins."""
+        keys = set(self.join_keys)
+        return tuple(f for f in self.schema_ if f.name in keys)
+
+    @property
+    def feature_names(self) -> tuple[str, ...]:
+        return tuple(f.name for f in self.features)
+
+    def feature(self, name: str) -> Field:
+        for f in self.features:
+            if f.name == name:
+                return f
+        raise FeatureNotFoundError(self.name, name, self.feature_names)
+
+    def __getitem__(self, features: list[str] | tuple[str, ...]) -> FeatureViewProjection:
+        """`view[["a", "b"]]`: a subset of the view's features, for a FeatureService."""
+        if isinstance(features, str):
+            features = [features]
+        for f in features:
+            self.feature(f)
+        return FeatureViewProjection(view=self, features=tuple(features))
+
+    def __hash__(self) -> int:
+        return hash((self.kind, self.name))
+
+
+class FeatureViewProjection(Definition):
+    """Some features of one view, in the order they were asked for."""
+
+    _kind: ClassVar[str] = "projection"
+    _positional: ClassVar[str] = "view"
+
+    view: FeatureView
+    features: tuple[str, ...]
+
+    @property
+    def view_name(self) -> str:
+        return self.view.name
