@@ -155,7 +155,9 @@ class IncompatibleSchemaError(SkewlessError):
     def __init__(self, source: str, problems: list[str]) -> None:
         self.source = source
         self.problems = problems
-        super().__init__(f"source {source} does not match its declared schema: " + "; ".join(problems))
+        super().__init__(
+            f"source {source} does not match its declared schema: " + "; ".join(problems)
+        )
 
 
 class RejectedRowsError(SkewlessError):
@@ -165,7 +167,9 @@ class RejectedRowsError(SkewlessError):
         self.source = source
         self.counts = counts
         detail = ", ".join(f"{col}: {n} row(s)" for col, n in sorted(counts.items()))
-        super().__init__(f"source {source}: values that do not parse as the declared type ({detail})")
+        super().__init__(
+            f"source {source}: values that do not parse as the declared type ({detail})"
+        )
 
 
 class SourceNotFoundError(SkewlessError):

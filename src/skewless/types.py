@@ -196,6 +196,6 @@ def pandas_dtype(dtype: DType) -> Any:
         "float64": "float64",
         "string": object,
         "bool": pd.BooleanDtype(),
-        "unix_timestamp": pd.DatetimeTZDtype(unit="us", tz="UTC"),
+        "unix_timestamp": pd.DatetimeTZDtype(unit="us", tz="UTC"),  # type: ignore[arg-type]
         "bytes": object,
     }[dtype.name]

@@ -112,7 +112,7 @@ class FeatureView(Definition):
                 return f
         raise FeatureNotFoundError(self.name, name, self.feature_names)
 
-    def __getitem__(self, features: list[str] | tuple[str, ...]) -> FeatureViewProjection:
+    def __getitem__(self, features: str | list[str] | tuple[str, ...]) -> FeatureViewProjection:
         """`view[["a", "b"]]`: a subset of the view's features, for a FeatureService."""
         if isinstance(features, str):
             features = [features]

@@ -1,0 +1,172 @@
+"""Project configuration: `feature_store.yaml`, validated with pydantic.
+
+Backends are chosen by a `type` field (a discriminated union), so a validation error
+points at the field of the backend actually configured. Secrets and URLs never need to
+sit in the file: any string value may be written `${ENV_VAR}` (or `${ENV_VAR:-default}`),
+and the variables below override the file outright:
+
+    SKEWLESS_REGISTRY_PATH        registry.path
+    SKEWLESS_OFFLINE_STORE_PATH   offline_store.path
+    SKEWLESS_SPARK_MASTER         spark.master
+    SKEWLESS_ONLINE_STORE_URL     online_store.url
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
+from pydantic import Field as PydanticField
+
+from skewless.errors import ConfigError
+
+CONFIG_FILE = "feature_store.yaml"
+
+ENV_OVERRIDES: dict[str, tuple[str, ...]] = {
+    "SKEWLESS_REGISTRY_PATH": ("registry", "path"),
+    "SKEWLESS_OFFLINE_STORE_PATH": ("offline_store", "path"),
+    "SKEWLESS_SPARK_MASTER": ("spark", "master"),
+    "SKEWLESS_ONLINE_STORE_URL": ("online_store", "url"),
+}
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class SqliteRegistryConfig(_Strict):
+    type: Literal["sqlite"] = "sqlite"
+    path: str = "data/registry.db"
+
+
+RegistryConfig = Annotated[SqliteRegistryConfig, PydanticField(discriminator="type")]
+
+
+class DeltaOfflineStoreConfig(_Strict):
+    type: Literal["delta"] = "delta"
+    path: str = "data/offline"
+
+
+OfflineStoreConfig = Annotated[DeltaOfflineStoreConfig, PydanticField(discriminator="type")]
+
+
+class RedisOnlineStoreConfig(_Strict):
+    type: Literal["redis"] = "redis"
+    url: str | None = None  # None: skewless starts an embedded server (next release)
+    password: str | None = None
+    ssl: bool = False
+
+
+OnlineStoreConfig = Annotated[RedisOnlineStoreConfig, PydanticField(discriminator="type")]
+
+
+class SparkConfig(_Strict):
+    master: str = "local[*]"
+    app_name: str = "skewless"
+    conf: dict[str, str] = {}
+    conf_file: str | None = None
+
+    @field_validator("conf", mode="before")
+    @classmethod
+    def _stringify(cls, v: Any) -> Any:
+        if isinstance(v, Mapping):
+            return {str(k): _conf_value(val) for k, val in v.items()}
+        return v
+
+
+def _conf_value(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    return str(v)
+
+
+class RepoConfig(_Strict):
+    project: str
+    registry: RegistryConfig = SqliteRegistryConfig()
+    offline_store: OfflineStoreConfig = DeltaOfflineStoreConfig()
+    online_store: OnlineStoreConfig = RedisOnlineStoreConfig()
+    spark: SparkConfig = SparkConfig()
+    entity_timestamp_column: str = "event_timestamp"
+
+    @field_validator("project")
+    @classmethod
+    def _project(cls, v: str) -> str:
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", v):
+            raise ValueError(f"project {v!r} is not an identifier")
+        return v
+
+    @field_validator("registry", mode="before")
+    @classmethod
+    def _registry_shorthand(cls, v: Any) -> Any:
+        # `registry: data/registry.db` is short for `{type: sqlite, path: ...}`.
+        return {"type": "sqlite", "path": v} if isinstance(v, str) else v
+
+
+_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+def _expand(value: Any, where: str, file: str) -> Any:
+    if isinstance(value, str):
+
+        def sub(m: re.Match[str]) -> str:
+            name, default = m.group(1), m.group(2)
+            if name in os.environ:
+                return os.environ[name]
+            if default is not None:
+                return default
+            raise ConfigError(file, f"{where}: environment variable {name} is not set")
+
+        return _ENV_REF.sub(sub, value)
+    if isinstance(value, dict):
+        return {k: _expand(v, f"{where}.{k}" if where else str(k), file) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_expand(v, f"{where}[{i}]", file) for i, v in enumerate(value)]
+    return value
+
+
+def parse_config(raw: Any, file: str, environ: Mapping[str, str] | None = None) -> RepoConfig:
+    """Validate a parsed YAML document, applying `${VAR}` references and env overrides."""
+    environ = os.environ if environ is None else environ
+    if not isinstance(raw, dict):
+        raise ConfigError(file, "expected a mapping at the top level")
+    data = _expand(raw, "", file)
+    if isinstance(data.get("registry"), str):
+        data["registry"] = {"type": "sqlite", "path": data["registry"]}
+    for var, (section, key) in ENV_OVERRIDES.items():
+        if environ.get(var):
+            block = dict(data.get(section) or {})
+            block[key] = environ[var]
+            data[section] = block
+    try:
+        return RepoConfig.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        loc = ".".join(str(p) for p in first["loc"])
+        msg = str(first.get("msg", "invalid")).removeprefix("Value error, ")
+        raise ConfigError(file, f"{loc}: {msg}" if loc else msg) from None
+
+
+def load_config(repo_path: Path) -> RepoConfig:
+    path = repo_path / CONFIG_FILE
+    if not path.is_file():
+        raise ConfigError(
+            str(path), "not found: is this a feature repo? (`skewless init` makes one)"
+        )
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise ConfigError(str(path), f"not valid YAML: {exc}") from None
+    return parse_config(raw, str(path))
+
+
+def resolve_path(repo_path: Path, value: str) -> str:
+    """A config path relative to the repo folder; URIs (s3a://...) are kept as they are."""
+    if "://" in value:
+        return value
+    p = Path(value)
+    return str(p if p.is_absolute() else (repo_path / p).resolve())

@@ -1,0 +1,34 @@
+"""The registry: every applied version of every definition."""
+
+from pathlib import Path
+
+from skewless.config import RepoConfig, resolve_path
+from skewless.registry.base import (
+    KINDS,
+    ApplyRecord,
+    ObjectKind,
+    ObjectRecord,
+    ObjectWrite,
+    Registry,
+    RegistryReader,
+)
+from skewless.registry.sqlite import SqliteRegistry
+
+
+def open_registry(config: RepoConfig, repo_path: Path) -> Registry:
+    match config.registry.type:
+        case "sqlite":
+            return SqliteRegistry(resolve_path(repo_path, config.registry.path), config.project)
+
+
+__all__ = [
+    "KINDS",
+    "ApplyRecord",
+    "ObjectKind",
+    "ObjectRecord",
+    "ObjectWrite",
+    "Registry",
+    "RegistryReader",
+    "SqliteRegistry",
+    "open_registry",
+]

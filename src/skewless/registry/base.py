@@ -1,0 +1,94 @@
+"""Registry interfaces: what readers (serving, retrieval) see and what apply may do.
+
+The serving path holds a `RegistryReader` and cannot mutate anything; only apply holds a
+`Registry`. Every applied version of every object is kept, with its fingerprint, so a
+training set can name exactly which definitions produced it.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal, Protocol
+
+from skewless.definitions import Entity, FeatureService, FeatureView
+from skewless.errors import RegistryError
+
+ObjectKind = Literal["entity", "feature_view", "feature_service"]
+KINDS: tuple[ObjectKind, ...] = ("entity", "feature_view", "feature_service")
+
+
+@dataclass(frozen=True)
+class ObjectRecord:
+    """One applied version of one object."""
+
+    kind: ObjectKind
+    name: str
+    version: int  # 1, 2, ... for each applied change (data or metadata)
+    data_version: int  # bumps only when the data hash changes
+    data_hash: str
+    metadata_hash: str
+    spec: dict[str, Any]
+    registry_version: int  # the apply that wrote it
+    applied_at: datetime
+    removed: bool = False
+
+    def definition(self) -> Entity | FeatureView | FeatureService:
+        """The stored definition, rebuilt by validation from JSON (never unpickled)."""
+        models: dict[str, type[Entity] | type[FeatureView] | type[FeatureService]] = {
+            "entity": Entity,
+            "feature_view": FeatureView,
+            "feature_service": FeatureService,
+        }
+        model = models[self.kind]
+        try:
+            return model.model_validate(self.spec)
+        except Exception as exc:
+            raise RegistryError(
+                f"registry holds an unreadable {self.kind} '{self.name}' v{self.version}: {exc}"
+            ) from exc
+
+    def spec_json(self) -> str:
+        return json.dumps(self.spec, sort_keys=True)
+
+
+@dataclass(frozen=True)
+class ObjectWrite:
+    """A new version to record (or a removal), as decided by a plan."""
+
+    kind: ObjectKind
+    name: str
+    data_hash: str
+    metadata_hash: str
+    spec: dict[str, Any]
+    data_changed: bool
+    removed: bool = False
+
+
+@dataclass(frozen=True)
+class ApplyRecord:
+    registry_version: int
+    applied_at: datetime
+    summary: str
+
+
+class RegistryReader(Protocol):
+    def registry_version(self) -> int: ...
+
+    def current(self, kind: ObjectKind | None = None) -> list[ObjectRecord]:
+        """The live (not removed) latest version of every object, optionally of one kind."""
+        ...
+
+    def get(self, kind: ObjectKind, name: str) -> ObjectRecord | None: ...
+
+    def history(self, kind: ObjectKind, name: str) -> list[ObjectRecord]: ...
+
+    def applies(self) -> list[ApplyRecord]: ...
+
+
+class Registry(RegistryReader, Protocol):
+    def commit(self, base_version: int, writes: list[ObjectWrite], summary: str) -> int:
+        """Record `writes` atomically as one apply. Raises RegistryConflictError unless the
+        registry is still at `base_version`. Returns the new registry version."""
+        ...

@@ -1,0 +1,216 @@
+"""The SQLite registry: one file, transactional, safe for concurrent applies.
+
+`commit` takes SQLite's write lock (BEGIN IMMEDIATE) and checks the registry version the
+plan was based on inside that transaction, so two applies can never both build on the
+same state: the second gets a RegistryConflictError and plans again.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from skewless.errors import RegistryConflictError, RegistryError
+from skewless.registry.base import ApplyRecord, ObjectKind, ObjectRecord, ObjectWrite
+
+SCHEMA_VERSION = 1
+
+_DDL = """
+CREATE TABLE IF NOT EXISTS registry_meta (
+    project TEXT NOT NULL,
+    key TEXT NOT NULL,
+    value TEXT NOT NULL,
+    PRIMARY KEY (project, key)
+);
+CREATE TABLE IF NOT EXISTS applies (
+    project TEXT NOT NULL,
+    registry_version INTEGER NOT NULL,
+    applied_at TEXT NOT NULL,
+    summary TEXT NOT NULL,
+    PRIMARY KEY (project, registry_version)
+);
+CREATE TABLE IF NOT EXISTS object_versions (
+    project TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    name TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    data_version INTEGER NOT NULL,
+    data_hash TEXT NOT NULL,
+    metadata_hash TEXT NOT NULL,
+    spec TEXT NOT NULL,
+    registry_version INTEGER NOT NULL,
+    applied_at TEXT NOT NULL,
+    removed INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (project, kind, name, version)
+);
+"""
+
+_COLUMNS = (
+    "kind, name, version, data_version, data_hash, metadata_hash, spec, registry_version, "
+    "applied_at, removed"
+)
+
+
+class SqliteRegistry:
+    def __init__(self, path: str | Path, project: str, *, timeout_s: float = 60.0) -> None:
+        self.path = Path(path)
+        self.project = project
+        self.timeout_s = timeout_s
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self._connect() as conn:
+            conn.executescript(_DDL)
+            conn.execute(
+                "INSERT OR IGNORE INTO registry_meta VALUES (?, 'schema_version', ?)",
+                (project, str(SCHEMA_VERSION)),
+            )
+            conn.execute(
+                "INSERT OR IGNORE INTO registry_meta VALUES (?, 'registry_version', '0')",
+                (project,),
+            )
+            found = conn.execute(
+                "SELECT value FROM registry_meta WHERE project=? AND key='schema_version'",
+                (project,),
+            ).fetchone()[0]
+            if int(found) != SCHEMA_VERSION:
+                raise RegistryError(
+                    f"{self.path}: registry schema version {found}, this skewless reads "
+                    f"{SCHEMA_VERSION}"
+                )
+
+    @contextmanager
+    def _connect(self) -> Iterator[sqlite3.Connection]:
+        try:
+            conn = sqlite3.connect(self.path, timeout=self.timeout_s, isolation_level=None)
+        except sqlite3.Error as exc:
+            raise RegistryError(f"cannot open registry {self.path}: {exc}") from exc
+        try:
+            yield conn
+        finally:
+            conn.close()
+
+    # --- reader --------------------------------------------------------------------
+
+    def registry_version(self) -> int:
+        with self._connect() as conn:
+            return self._version(conn)
+
+    def _version(self, conn: sqlite3.Connection) -> int:
+        row = conn.execute(
+            "SELECT value FROM registry_meta WHERE project=? AND key='registry_version'",
+            (self.project,),
+        ).fetchone()
+        return int(row[0])
+
+    def current(self, kind: ObjectKind | None = None) -> list[ObjectRecord]:
+        query = (
+            f"SELECT {_COLUMNS} FROM object_versions o WHERE project=? AND version = "
+            "(SELECT MAX(version) FROM object_versions i WHERE i.project=o.project "
+            "AND i.kind=o.kind AND i.name=o.name) AND removed=0"
+        )
+        args: tuple[Any, ...] = (self.project,)
+        if kind is not None:
+            query += " AND kind=?"
+            args += (kind,)
+        with self._connect() as conn:
+            rows = conn.execute(query + " ORDER BY kind, name", args).fetchall()
+        return [_record(r) for r in rows]
+
+    def get(self, kind: ObjectKind, name: str) -> ObjectRecord | None:
+        history = self.history(kind, name)
+        if not history or history[-1].removed:
+            return None
+        return history[-1]
+
+    def history(self, kind: ObjectKind, name: str) -> list[ObjectRecord]:
+        with self._connect() as conn:
+            rows = conn.execute(
+                f"SELECT {_COLUMNS} FROM object_versions WHERE project=? AND kind=? AND name=? "
+                "ORDER BY version",
+                (self.project, kind, name),
+            ).fetchall()
+        return [_record(r) for r in rows]
+
+    def applies(self) -> list[ApplyRecord]:
+        with self._connect() as conn:
+            rows = conn.execute(
+                "SELECT registry_version, applied_at, summary FROM applies WHERE project=? "
+                "ORDER BY registry_version",
+                (self.project,),
+            ).fetchall()
+        return [ApplyRecord(int(v), datetime.fromisoformat(t), s) for v, t, s in rows]
+
+    # --- writer --------------------------------------------------------------------
+
+    def commit(self, base_version: int, writes: list[ObjectWrite], summary: str) -> int:
+        now = datetime.now(UTC).isoformat()
+        with self._connect() as conn:
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError as exc:
+                raise RegistryError(f"registry {self.path} is locked: {exc}") from exc
+            try:
+                found = self._version(conn)
+                if found != base_version:
+                    raise RegistryConflictError(base_version, found)
+                new_version = found + 1
+                for w in writes:
+                    self._write(conn, w, new_version, now)
+                conn.execute(
+                    "UPDATE registry_meta SET value=? WHERE project=? AND key='registry_version'",
+                    (str(new_version), self.project),
+                )
+                conn.execute(
+                    "INSERT INTO applies VALUES (?, ?, ?, ?)",
+                    (self.project, new_version, now, summary),
+                )
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+        return new_version
+
+    def _write(self, conn: sqlite3.Connection, w: ObjectWrite, reg_version: int, now: str) -> None:
+        last = conn.execute(
+            "SELECT version, data_version, data_hash FROM object_versions "
+            "WHERE project=? AND kind=? AND name=? ORDER BY version DESC LIMIT 1",
+            (self.project, w.kind, w.name),
+        ).fetchone()
+        version = 1 if last is None else int(last[0]) + 1
+        data_version = 1 if last is None else int(last[1]) + int(w.data_hash != last[2])
+        conn.execute(
+            "INSERT INTO object_versions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                self.project,
+                w.kind,
+                w.name,
+                version,
+                data_version,
+                w.data_hash,
+                w.metadata_hash,
+                json.dumps(w.spec, sort_keys=True),
+                reg_version,
+                now,
+                int(w.removed),
+            ),
+        )
+
+
+def _record(row: tuple[Any, ...]) -> ObjectRecord:
+    kind, name, version, data_version, dh, mh, spec, reg, at, removed = row
+    return ObjectRecord(
+        kind=kind,
+        name=name,
+        version=int(version),
+        data_version=int(data_version),
+        data_hash=dh,
+        metadata_hash=mh,
+        spec=json.loads(spec),
+        registry_version=int(reg),
+        applied_at=datetime.fromisoformat(at),
+        removed=bool(removed),
+    )
