@@ -1,0 +1,151 @@
+"""FeatureStore: the Python entry point over one feature repo.
+
+It only wires the pieces together; the logic lives in repo.py, plan/, registry/ and
+batch/. Retrieval reads definitions from the registry (what was applied), never from
+the repo's Python files, so a training set always matches a recorded version.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pandas as pd
+
+from skewless.batch.compile import compile_requests, service_refs
+from skewless.config import RepoConfig, load_config
+from skewless.definitions import Entity, FeatureService, FeatureView
+from skewless.errors import (
+    EntityNotFoundError,
+    FeatureServiceNotFoundError,
+    FeatureViewNotFoundError,
+    RegistryConflictError,
+    SkewlessError,
+)
+from skewless.plan import Plan, apply_plan, check_sources, make_plan
+from skewless.registry import ObjectKind, ObjectRecord, Registry, open_registry
+from skewless.repo import RepoContents, load_repo
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame, SparkSession
+
+    from skewless.batch.retrieval import RetrievalJob
+
+
+class NothingAppliedError(SkewlessError):
+    def __init__(self, project: str) -> None:
+        super().__init__(
+            f"project '{project}' has no applied definitions: run `skewless apply` first"
+        )
+
+
+class FeatureStore:
+    def __init__(self, repo_path: str | Path = ".", config: RepoConfig | None = None) -> None:
+        self.repo_path = Path(repo_path).resolve()
+        self.config = config or load_config(self.repo_path)
+        self.registry: Registry = open_registry(self.config, self.repo_path)
+        self._spark: SparkSession | None = None
+
+    @property
+    def project(self) -> str:
+        return self.config.project
+
+    # --- definitions -----------------------------------------------------------------
+
+    def load_repo(self) -> RepoContents:
+        return load_repo(self.repo_path)
+
+    def plan(self) -> Plan:
+        """What `apply` would change: the repo's definitions against the registry."""
+        contents = self.load_repo()
+        check_sources(contents, self.repo_path)
+        return make_plan(contents, self.registry, self.project)
+
+    def apply(self, plan: Plan | None = None, *, retries: int = 3) -> tuple[Plan, int]:
+        """Apply `plan` (or a fresh one). A given plan fails with RegistryConflictError if
+        the registry moved on since it was made; a fresh plan is re-made and retried.
+        Returns the plan applied and the registry version it produced."""
+        if plan is not None:
+            return plan, apply_plan(plan, self.registry)
+        for attempt in range(retries + 1):
+            fresh = self.plan()
+            try:
+                return fresh, apply_plan(fresh, self.registry)
+            except RegistryConflictError:
+                if attempt == retries:
+                    raise
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    # --- registry reads ----------------------------------------------------------------
+
+    def _records(self, kind: ObjectKind) -> list[ObjectRecord]:
+        return self.registry.current(kind)
+
+    def list_entities(self) -> list[Entity]:
+        return [r.definition() for r in self._records("entity")]  # type: ignore[misc]
+
+    def list_feature_views(self) -> list[FeatureView]:
+        return [r.definition() for r in self._records("feature_view")]  # type: ignore[misc]
+
+    def list_feature_services(self) -> list[FeatureService]:
+        return [r.definition() for r in self._records("feature_service")]  # type: ignore[misc]
+
+    def get_feature_view(self, name: str) -> FeatureView:
+        views = {v.name: v for v in self.list_feature_views()}
+        if name not in views:
+            raise FeatureViewNotFoundError(name, views)
+        return views[name]
+
+    def get_feature_service(self, name: str) -> FeatureService:
+        services = {s.name: s for s in self.list_feature_services()}
+        if name not in services:
+            raise FeatureServiceNotFoundError(name, services)
+        return services[name]
+
+    def get_entity(self, name: str) -> Entity:
+        entities = {e.name: e for e in self.list_entities()}
+        if name not in entities:
+            raise EntityNotFoundError(name, entities)
+        return entities[name]
+
+    def describe(self, name: str) -> list[ObjectRecord]:
+        """Every recorded version of the object called `name` (any kind)."""
+        for kind in ("feature_view", "feature_service", "entity"):
+            history = self.registry.history(kind, name)  # type: ignore[arg-type]
+            if history:
+                return history
+        known = [r.name for r in self.registry.current()]
+        raise FeatureViewNotFoundError(name, known)
+
+    # --- offline -----------------------------------------------------------------------
+
+    @property
+    def spark(self) -> SparkSession:
+        if self._spark is None:
+            from skewless.batch.spark import get_spark
+
+            self._spark = get_spark(self.config.spark, self.repo_path)
+        return self._spark
+
+    def get_historical_features(
+        self,
+        entity_df: pd.DataFrame | DataFrame,
+        features: Sequence[str] | FeatureService | str,
+        full_feature_names: bool = False,
+        timestamp_column: str | None = None,
+    ) -> RetrievalJob:
+        """A point-in-time-correct training set: for every row of `entity_df` (join keys
+        and a timestamp column), the latest feature values known at that time."""
+        from skewless.batch.retrieval import get_historical_features
+
+        views = {v.name: v for v in self.list_feature_views()}
+        if not views:
+            raise NothingAppliedError(self.project)
+        services = {s.name: s for s in self.list_feature_services()}
+        refs = service_refs(features, services)
+        ts_col = timestamp_column or self.config.entity_timestamp_column
+        requests = compile_requests(
+            refs, views, full_feature_names=full_feature_names, reserved=list(entity_df.columns)
+        )
+        return get_historical_features(self.spark, self.repo_path, entity_df, requests, ts_col)
