@@ -20,6 +20,7 @@ from skewless.errors import (
     EntityNotFoundError,
     FeatureServiceNotFoundError,
     FeatureViewNotFoundError,
+    ObjectNotFoundError,
     RegistryConflictError,
     SkewlessError,
 )
@@ -111,19 +112,20 @@ class FeatureStore:
 
     def describe(self, name: str) -> list[ObjectRecord]:
         """Every recorded version of the object called `name` (any kind)."""
-        for kind in ("feature_view", "feature_service", "entity"):
-            history = self.registry.history(kind, name)  # type: ignore[arg-type]
+        kinds: tuple[ObjectKind, ...] = ("feature_view", "feature_service", "entity")
+        for kind in kinds:
+            history = self.registry.history(kind, name)
             if history:
                 return history
         known = [r.name for r in self.registry.current()]
-        raise FeatureViewNotFoundError(name, known)
+        raise ObjectNotFoundError(name, known)
 
     # --- offline -----------------------------------------------------------------------
 
     @property
     def spark(self) -> SparkSession:
         if self._spark is None:
-            from skewless.batch.spark import get_spark
+            from skewless.batch.spark import get_spark  # noqa: PLC0415 - pyspark on demand
 
             self._spark = get_spark(self.config.spark, self.repo_path)
         return self._spark
@@ -137,7 +139,7 @@ class FeatureStore:
     ) -> RetrievalJob:
         """A point-in-time-correct training set: for every row of `entity_df` (join keys
         and a timestamp column), the latest feature values known at that time."""
-        from skewless.batch.retrieval import get_historical_features
+        from skewless.batch.retrieval import get_historical_features  # noqa: PLC0415
 
         views = {v.name: v for v in self.list_feature_views()}
         if not views:

@@ -3,9 +3,11 @@
 For an entity row (keys, t) and a feature view, the chosen feature row is the one with
 equal join keys and `event_ts <= t` (and `event_ts >= t - ttl` when the view has a ttl)
 that is greatest by (event_ts, created_ts, feature values). A null created_ts ranks
-below any other; the feature values only break ties between rows that agree on both
-timestamps but not on their values, which makes the choice deterministic whatever the
-partitioning. No candidate gives nulls; an entity row is never dropped or repeated.
+below any other; the feature values (all of the view's, in schema order, compared as
+Spark orders a struct: null lowest, NaN highest) only break ties between rows that agree
+on both timestamps but not on their values, which makes the choice deterministic
+whatever the partitioning and whichever features were requested. No candidate gives
+nulls; an entity row is never dropped or repeated.
 
 Algorithm (per view): union the entity rows with the source rows, partition by the join
 keys, order by (ts, kind, created_ts, values) with source rows before entity rows at the
@@ -83,7 +85,10 @@ def view_features(
         rows = rows.where(F.unix_micros(F.col(TS)) <= F.lit(high))
         if req.ttl is not None:
             rows = rows.where(F.unix_micros(F.col(TS)) >= F.lit(low - ttl_micros(req.ttl)))
-    feats = [c.feature for c in req.columns]
+    # Every feature of the view, in schema order, whatever was requested: the values
+    # break (event_ts, created_ts) ties, and the chosen row must not depend on which
+    # features a caller asked for (nor differ from the row the online store holds).
+    feats = list(req.view.feature_names)
     packed = F.struct(*[F.col(f"`{f}`") for f in feats], F.col(TS).alias(_FTS))
     rows = rows.select(
         *keys,

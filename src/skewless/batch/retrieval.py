@@ -175,10 +175,7 @@ def get_historical_features(
         entity_full = entity_full.drop(ETS)
         pandas_input = None
     bounds = _bounds(entity)
-    sources = {
-        req.name: read_source(spark, req.view, repo_path, [c.feature for c in req.columns])
-        for req in requests
-    }
+    sources = {req.name: read_source(spark, req.view, repo_path) for req in requests}
     features = pit_join(entity, requests, sources, bounds)
     return RetrievalJob(spark, requests, features, entity_full, pandas_input)
 

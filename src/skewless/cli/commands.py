@@ -1,0 +1,43 @@
+"""CLI orchestration: each command as a function over the library, returning data.
+
+main.py only parses arguments and displays what these return.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from skewless.feature_store import FeatureStore
+from skewless.plan import Plan
+from skewless.registry import ObjectRecord
+from skewless.scaffold import scaffold
+
+
+@dataclass(frozen=True)
+class ApplyResult:
+    plan: Plan
+    registry_version: int
+
+
+def plan(repo: Path) -> Plan:
+    return FeatureStore(repo).plan()
+
+
+def apply(repo: Path, the_plan: Plan) -> ApplyResult:
+    """Apply exactly `the_plan` (the one just shown): no re-planning behind the user's back."""
+    store = FeatureStore(repo)
+    _, version = store.apply(the_plan)
+    return ApplyResult(the_plan, version)
+
+
+def list_objects(repo: Path) -> list[ObjectRecord]:
+    return FeatureStore(repo).registry.current()
+
+
+def describe(repo: Path, name: str) -> list[ObjectRecord]:
+    return FeatureStore(repo).describe(name)
+
+
+def init(path: Path, project: str) -> list[Path]:
+    return scaffold(path, project)

@@ -1,0 +1,132 @@
+"""The `skewless` command line: argument parsing and display only.
+
+One error boundary turns a SkewlessError into one red line and exit code 1; `--debug`
+shows the traceback instead.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, TypeVar
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from skewless.cli import commands
+from skewless.errors import SkewlessError
+from skewless.plan import Plan, explain
+from skewless.registry import ObjectRecord
+
+app = typer.Typer(
+    name="skewless",
+    help="Feature store without training-serving skew.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+out = Console()
+err = Console(stderr=True)
+
+_state = {"debug": False}
+T = TypeVar("T")
+
+RepoOption = Annotated[
+    Path, typer.Option("--repo", "-r", help="Feature repo folder.", show_default=True)
+]
+
+
+def run(fn: Callable[[], T]) -> T:
+    """The error boundary of every command."""
+    try:
+        return fn()
+    except SkewlessError as exc:
+        if _state["debug"]:
+            raise
+        err.print(f"[bold red]Error:[/] {exc}", highlight=False, soft_wrap=True)
+        raise typer.Exit(1) from None
+
+
+@app.callback()
+def main(
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
+) -> None:
+    _state["debug"] = debug
+
+
+@app.command()
+def init(
+    path: Annotated[Path, typer.Argument(help="Folder to create.")] = Path("feature_repo"),
+    project: Annotated[str, typer.Option(help="Project name.")] = "my_project",
+) -> None:
+    """Scaffold a feature repo with an example entity, view, service and data."""
+    files = run(lambda: commands.init(path, project))
+    for f in files:
+        out.print(f"[green]created[/] {f}")
+    out.print(f"Next: [bold]cd {path} && skewless plan && skewless apply[/]")
+
+
+def _show_plan(repo: Path) -> Plan:
+    with out.status("Loading definitions and checking sources..."):
+        the_plan = run(lambda: commands.plan(repo))
+    out.print(f"Project [bold]{the_plan.project}[/] (registry v{the_plan.base_registry_version})")
+    for style, line in explain(the_plan):
+        out.print(f"[{style}]{line}[/]", highlight=False)
+    return the_plan
+
+
+@app.command()
+def plan(repo: RepoOption = Path()) -> None:
+    """Show what apply would change: added, changed (data or metadata only), removed."""
+    _show_plan(repo)
+
+
+@app.command()
+def apply(repo: RepoOption = Path()) -> None:
+    """Apply the plan shown (the same plan object: what you see is what runs)."""
+    the_plan = _show_plan(repo)
+    if not the_plan.has_changes:
+        return
+    result = run(lambda: commands.apply(repo, the_plan))
+    out.print(f"[bold green]Applied[/]: registry is now at v{result.registry_version}")
+
+
+def _records_table(records: list[ObjectRecord], title: str) -> Table:
+    table = Table(title=title)
+    for col in ("kind", "name", "version", "data version", "data hash", "applied at"):
+        table.add_column(col)
+    for r in records:
+        table.add_row(
+            r.kind.replace("_", " "),
+            r.name,
+            str(r.version) + (" (removed)" if r.removed else ""),
+            str(r.data_version),
+            r.data_hash,
+            r.applied_at.strftime("%Y-%m-%d %H:%M:%S UTC"),
+        )
+    return table
+
+
+@app.command("list")
+def list_(repo: RepoOption = Path()) -> None:
+    """List the applied entities, feature views and feature services."""
+    records = run(lambda: commands.list_objects(repo))
+    if not records:
+        out.print("Nothing applied yet: run [bold]skewless apply[/].")
+        return
+    out.print(_records_table(records, "Applied objects"))
+
+
+@app.command()
+def describe(name: str, repo: RepoOption = Path()) -> None:
+    """Show an object's current definition and every recorded version."""
+    history = run(lambda: commands.describe(repo, name))
+    out.print(_records_table(history, f"History of '{name}'"))
+    out.print_json(json.dumps(history[-1].spec))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(app())
