@@ -26,6 +26,7 @@ class FeatureColumn:
     feature: str
     output: str
     dtype: DType
+    position: int  # where the ref stood in the request: output columns keep that order
 
 
 @dataclass(frozen=True)
@@ -86,6 +87,7 @@ def compile_requests(
 ) -> list[ViewRequest]:
     """Group refs by view (first-mention order), validate them and name output columns."""
     by_view: dict[str, list[str]] = {}
+    position = {ref: i for i, ref in enumerate(refs)}
     for ref in refs:
         view_name, feature = parse_ref(ref)
         view = views.get(view_name)
@@ -110,9 +112,19 @@ def compile_requests(
                     f"output column '{out}' clashes with {taken[out]}{hint}",
                 )
             taken[out] = f"'{view_name}:{feature}'"
-            columns.append(FeatureColumn(feature, out, view.feature(feature).dtype))
+            columns.append(
+                FeatureColumn(
+                    feature, out, view.feature(feature).dtype, position[f"{view_name}:{feature}"]
+                )
+            )
         requests.append(ViewRequest(view, tuple(columns)))
     return requests
+
+
+def output_columns(requests: Sequence[ViewRequest]) -> list[str]:
+    """Feature output columns in the order they were requested."""
+    cols = [c for r in requests for c in r.columns]
+    return [c.output for c in sorted(cols, key=lambda c: c.position)]
 
 
 def required_entity_columns(requests: Sequence[ViewRequest], timestamp_column: str) -> list[str]:

@@ -18,7 +18,7 @@ import pyarrow as pa
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F  # noqa: N812
 
-from skewless.batch.compile import ViewRequest, check_entity_columns
+from skewless.batch.compile import ViewRequest, check_entity_columns, output_columns
 from skewless.batch.pit_join import ETS, ROW, pit_join
 from skewless.batch.sources import read_source
 from skewless.errors import EntityDataFrameError
@@ -66,7 +66,7 @@ class RetrievalJob:
 
     @property
     def feature_columns(self) -> list[str]:
-        return [c.output for r in self.requests for c in r.columns]
+        return output_columns(self.requests)
 
     def _ordered_features(self) -> DataFrame:
         return self._features.orderBy(ROW)
@@ -79,7 +79,8 @@ class RetrievalJob:
             full[ROW] = np.arange(len(full), dtype="int64")
             entity = self._spark.createDataFrame(full)
         joined = entity.join(self._features, ROW, "left").orderBy(ROW)
-        return joined.drop(ROW)
+        inputs = [c for c in entity.columns if c != ROW]
+        return joined.select(*[f"`{c}`" for c in inputs + self.feature_columns])
 
     def _feature_arrow(self) -> pa.Table:
         table = self._ordered_features().toArrow()
