@@ -107,25 +107,30 @@ class RepoConfig(_Strict):
         return {"type": "sqlite", "path": v} if isinstance(v, str) else v
 
 
+_DEFAULT_TYPES = {"registry": "sqlite", "offline_store": "delta", "online_store": "redis"}
+
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 
-def _expand(value: Any, where: str, file: str) -> Any:
+def _expand(value: Any, where: str, file: str, environ: Mapping[str, str]) -> Any:
     if isinstance(value, str):
 
         def sub(m: re.Match[str]) -> str:
             name, default = m.group(1), m.group(2)
-            if name in os.environ:
-                return os.environ[name]
+            if name in environ:
+                return environ[name]
             if default is not None:
                 return default
             raise ConfigError(file, f"{where}: environment variable {name} is not set")
 
         return _ENV_REF.sub(sub, value)
     if isinstance(value, dict):
-        return {k: _expand(v, f"{where}.{k}" if where else str(k), file) for k, v in value.items()}
+        return {
+            k: _expand(v, f"{where}.{k}" if where else str(k), file, environ)
+            for k, v in value.items()
+        }
     if isinstance(value, list):
-        return [_expand(v, f"{where}[{i}]", file) for i, v in enumerate(value)]
+        return [_expand(v, f"{where}[{i}]", file, environ) for i, v in enumerate(value)]
     return value
 
 
@@ -134,9 +139,12 @@ def parse_config(raw: Any, file: str, environ: Mapping[str, str] | None = None) 
     environ = os.environ if environ is None else environ
     if not isinstance(raw, dict):
         raise ConfigError(file, "expected a mapping at the top level")
-    data = _expand(raw, "", file)
+    data = _expand(raw, "", file, environ)
     if isinstance(data.get("registry"), str):
         data["registry"] = {"type": "sqlite", "path": data["registry"]}
+    for section, default_type in _DEFAULT_TYPES.items():
+        if isinstance(data.get(section), dict):
+            data[section] = {"type": default_type, **data[section]}
     for var, (section, key) in ENV_OVERRIDES.items():
         if environ.get(var):
             block = dict(data.get(section) or {})

@@ -53,7 +53,9 @@ stats = FeatureView(
         Field("name", String),
         Field("tags", Array(String)),
     ],
-    source=FileSource("data/stats.parquet", timestamp_field="ts", created_timestamp_column="created"),
+    source=FileSource(
+        "data/stats.parquet", timestamp_field="ts", created_timestamp_column="created"
+    ),
     ttl=timedelta(minutes=60),
 )
 
@@ -92,14 +94,18 @@ ZONES_SCHEMA = pa.schema(
 )
 
 
-def stats_row(driver_id: int, at: datetime, created: datetime | None = None, **kw: Any) -> dict[str, Any]:
+def stats_row(
+    driver_id: int, at: datetime, created: datetime | None = None, **kw: Any
+) -> dict[str, Any]:
     row: dict[str, Any] = {"driver_id": driver_id, "ts": at, "created": created or at}
     row.update(kw)
     return row
 
 
 STATS_ROWS = [
-    stats_row(1, ts(0), rating=4.0, trips=10, small=1, active=True, ratio=0.5, name="a", tags=["x"]),
+    stats_row(
+        1, ts(0), rating=4.0, trips=10, small=1, active=True, ratio=0.5, name="a", tags=["x"]
+    ),
     stats_row(1, ts(10), rating=4.1, trips=11, name="b"),
     # same event time, later created time: a correction, it must win
     stats_row(1, ts(20), ts(20), rating=4.2, trips=12),
@@ -126,14 +132,20 @@ def store(tmp_path_factory: pytest.TempPathFactory, spark: SparkSession) -> Feat
     (repo / "data").mkdir()
     (repo / "feature_store.yaml").write_text("project: hf\n")
     (repo / "defs.py").write_text(textwrap.dedent(DEFS))
-    pq.write_table(pa.Table.from_pylist(STATS_ROWS, schema=STATS_SCHEMA), repo / "data/stats.parquet")
-    pq.write_table(pa.Table.from_pylist(ZONE_ROWS, schema=ZONES_SCHEMA), repo / "data/zones.parquet")
+    pq.write_table(
+        pa.Table.from_pylist(STATS_ROWS, schema=STATS_SCHEMA), repo / "data/stats.parquet"
+    )
+    pq.write_table(
+        pa.Table.from_pylist(ZONE_ROWS, schema=ZONES_SCHEMA), repo / "data/zones.parquet"
+    )
     fs = FeatureStore(repo)
     fs.apply()
     return fs
 
 
-def entities(rows: list[tuple[Any, ...]], cols: tuple[str, ...] = ("driver_id", "event_timestamp")) -> pd.DataFrame:
+def entities(
+    rows: list[tuple[Any, ...]], cols: tuple[str, ...] = ("driver_id", "event_timestamp")
+) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=list(cols))
 
 
@@ -206,8 +218,15 @@ def test_pit_composite_keys_and_several_views_in_one_call(store: FeatureStore) -
     )
     got = job.to_pandas()
     assert list(got.columns) == [
-        "driver_id", "city", "zone", "event_timestamp", "label",
-        "stats__trips", "zones__demand", "zones__rating", "stats__rating",
+        "driver_id",
+        "city",
+        "zone",
+        "event_timestamp",
+        "label",
+        "stats__trips",
+        "zones__demand",
+        "zones__rating",
+        "stats__rating",
     ]
     assert got["zones__demand"].tolist()[:2] == [1.0, 2.0]
     assert pd.isna(got["zones__demand"].iloc[2])  # (lyon, 2) is unknown
@@ -261,18 +280,24 @@ def test_spark_entity_df_gives_rows_in_order(store: FeatureStore, spark: SparkSe
 
 
 def test_feature_service_by_object_and_by_name(store: FeatureStore) -> None:
-    df = pd.DataFrame({"driver_id": [1], "city": ["paris"], "zone": [1], "event_timestamp": [ts(15)]})
+    df = pd.DataFrame(
+        {"driver_id": [1], "city": ["paris"], "zone": [1], "event_timestamp": [ts(15)]}
+    )
     by_name = store.get_historical_features(df, "svc").to_pandas()
     by_obj = store.get_historical_features(df, store.get_feature_service("svc")).to_pandas()
     pd.testing.assert_frame_equal(by_name, by_obj)
     assert list(by_name.columns)[-3:] == ["rating", "trips", "demand"]
 
 
-def test_to_delta_writes_a_versioned_table(store: FeatureStore, spark: SparkSession, tmp_path: Path) -> None:
+def test_to_delta_writes_a_versioned_table(
+    store: FeatureStore, spark: SparkSession, tmp_path: Path
+) -> None:
     job = store.get_historical_features(entities([(1, ts(10)), (3, ts(6))]), ["stats:trips"])
     version = job.to_delta(str(tmp_path / "training"))
     assert version == 0
-    back = spark.read.format("delta").load(str(tmp_path / "training")).orderBy("driver_id").collect()
+    back = (
+        spark.read.format("delta").load(str(tmp_path / "training")).orderBy("driver_id").collect()
+    )
     assert [(r["driver_id"], r["trips"]) for r in back] == [(1, 11), (3, 3)]
 
 
@@ -286,7 +311,9 @@ def test_errors_name_what_is_wrong(store: FeatureStore) -> None:
         store.get_historical_features(df, ["rating"])
     with pytest.raises(InvalidFeatureRefError, match="full_feature_names"):
         store.get_historical_features(
-            pd.DataFrame({"driver_id": [1], "city": ["x"], "zone": [1], "event_timestamp": [ts(1)]}),
+            pd.DataFrame(
+                {"driver_id": [1], "city": ["x"], "zone": [1], "event_timestamp": [ts(1)]}
+            ),
             ["stats:rating", "zones:rating"],
         )
     with pytest.raises(EntityDataFrameError, match="join key 'zone'"):
@@ -317,14 +344,20 @@ v = FeatureView("v", entities=[d], schema=[Field("id", Int64), Field("x", Int64)
 """
 
 
-def test_csv_source_reads_and_rejects_unparseable_values(tmp_path: Path, spark: SparkSession) -> None:
+def test_csv_source_reads_and_rejects_unparseable_values(
+    tmp_path: Path, spark: SparkSession
+) -> None:
     repo = _repo(tmp_path, SIMPLE.format(suffix=".csv", extra=', file_format="csv"'))
-    (repo / "data/src.csv").write_text("id,ts,x\n1,2024-03-01T12:00:00Z,5\n1,2024-03-01T12:05:00,6\n")
+    (repo / "data/src.csv").write_text(
+        "id,ts,x\n1,2024-03-01T12:00:00Z,5\n1,2024-03-01T12:05:00,6\n"
+    )
     fs = FeatureStore(repo)
     fs.apply()
     got = fs.get_historical_features(entities([(1, ts(4)), (1, ts(5))], ID), ["v:x"]).to_pandas()
     assert got["x"].tolist() == [5, 6]
-    (repo / "data/src.csv").write_text("id,ts,x\n1,2024-03-01T12:00:00Z,5\n1,yesterday,six\n2,2024-03-01T12:00:00Z,7.5\n")
+    (repo / "data/src.csv").write_text(
+        "id,ts,x\n1,2024-03-01T12:00:00Z,5\n1,yesterday,six\n2,2024-03-01T12:00:00Z,7.5\n"
+    )
     with pytest.raises(RejectedRowsError) as info:
         fs.get_historical_features(entities([(1, ts(4))], ID), ["v:x"]).to_pandas()
     assert info.value.counts == {"ts": 1, "x": 2}

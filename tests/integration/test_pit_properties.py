@@ -47,7 +47,9 @@ ttls = st.one_of(st.none(), st.integers(1, 4).map(lambda m: m * MINUTE))
 
 
 @st.composite
-def rows_with_duplicates(draw: st.DrawFn, row: st.SearchStrategy[dict[str, Any]]) -> list[dict[str, Any]]:
+def rows_with_duplicates(
+    draw: st.DrawFn, row: st.SearchStrategy[dict[str, Any]]
+) -> list[dict[str, Any]]:
     rows = draw(st.lists(row, max_size=14))
     if rows:
         copies = draw(st.lists(st.sampled_from(rows), max_size=3))
@@ -97,9 +99,7 @@ entity_rows = st.lists(
 )
 
 
-def probes(
-    draw: st.DrawFn, rows: list[dict[str, Any]], ttl: int | None
-) -> list[dict[str, Any]]:
+def probes(draw: st.DrawFn, rows: list[dict[str, Any]], ttl: int | None) -> list[dict[str, Any]]:
     """Entity rows aimed at feature rows: same keys, at exactly the row's time, at the ttl
     boundary (t - ttl == ts, still valid) and just past it."""
     timed = [r for r in rows if r["ts"] is not None]
@@ -140,9 +140,7 @@ def worlds(draw: st.DrawFn) -> dict[str, Any]:
         "entities": entities,
         "refs": draw(
             st.lists(
-                st.sampled_from(
-                    ["a:a_int", "a:a_float", "a:a_str", "b:b_float", "b:b_int"]
-                ),
+                st.sampled_from(["a:a_int", "a:a_float", "a:a_str", "b:b_float", "b:b_int"]),
                 min_size=1,
                 max_size=5,
                 unique=True,

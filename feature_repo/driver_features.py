@@ -1,0 +1,67 @@
+"""Driver features: hourly activity from the dispatch log, and a daily profile snapshot."""
+
+from datetime import timedelta
+
+from entities import driver
+
+from skewless import Array, Bool, FeatureView, Field, FileSource, Float32, Float64, Int32, Int64, String
+
+# One row per driver and hour. `event_timestamp` is the end of the hour the row
+# summarises, so a row is only visible to trips that start after that hour is over.
+# The dispatch pipeline sometimes re-emits an hour with corrected numbers: same
+# `event_timestamp`, later `created`; the row created last wins.
+driver_hourly_stats = FeatureView(
+    "driver_hourly_stats",
+    entities=[driver],
+    schema=[
+        Field("driver_id", Int64),
+        Field("conv_rate", Float32, description="Offers that became trips, trailing 24 hours."),
+        Field("acceptance_rate", Float32, description="Offers accepted, trailing 24 hours."),
+        Field("trips_last_hour", Int32, description="Trips completed during the hour."),
+        Field("online_minutes_last_hour", Int32, description="Minutes online during the hour."),
+        Field(
+            "earnings_last_hour",
+            Float64,
+            description="Fares earned during the hour, EUR; null while payments are pending.",
+        ),
+        Field("is_on_shift", Bool, description="Online at the end of the hour."),
+    ],
+    source=FileSource(
+        "data/driver_hourly_stats.parquet",
+        timestamp_field="event_timestamp",
+        created_timestamp_column="created",
+        description="Hourly aggregates of the dispatch log.",
+    ),
+    # Hourly data; two hours lets one late or missing hour fall back to the one before.
+    ttl=timedelta(hours=2),
+    description="What each driver did over the last hour (and day).",
+    tags={"team": "driver-ops", "cadence": "hourly"},
+    owner="driver-ops@rides.example",
+)
+
+# One snapshot per driver and day, taken at midnight UTC.
+driver_profile = FeatureView(
+    "driver_profile",
+    entities=[driver],
+    schema=[
+        Field("driver_id", Int64),
+        Field("vehicle_type", String, description="sedan, suv, van or electric."),
+        Field("seats", Int32, description="Passenger seats in the vehicle."),
+        Field("languages", Array(String), description="Languages the driver speaks."),
+        Field("lifetime_trips", Int64, description="Trips completed since sign-up."),
+        Field(
+            "avg_rating",
+            Float64,
+            description="Mean rider rating, 1-5; null until the driver has 20 rated trips.",
+        ),
+    ],
+    source=FileSource(
+        "data/driver_profile.parquet",
+        timestamp_field="event_timestamp",
+        description="Daily export of the driver accounts database.",
+    ),
+    ttl=timedelta(days=7),
+    description="Slow-moving facts about a driver and their vehicle.",
+    tags={"team": "driver-ops", "cadence": "daily"},
+    owner="driver-ops@rides.example",
+)

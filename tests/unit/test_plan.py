@@ -1,0 +1,121 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from skewless import FeatureStore
+from skewless.errors import DefinitionError, RegistryConflictError
+from skewless.plan import RemoveObject, UpdateObject, explain
+from tests.unit.repo_fixtures import write_repo
+
+
+def test_plan_adds_everything_on_an_empty_registry(tmp_path: Path) -> None:
+    store = FeatureStore(write_repo(tmp_path))
+    plan = store.plan()
+    assert [(type(s).__name__, s.kind, s.name) for s in plan.stages] == [
+        ("AddObject", "entity", "driver"),
+        ("AddObject", "feature_view", "stats"),
+        ("AddObject", "feature_service", "svc"),
+    ]
+    assert plan.views_to_materialize == ["stats"]
+
+
+def test_apply_runs_the_plan_then_plan_is_empty(tmp_path: Path) -> None:
+    store = FeatureStore(write_repo(tmp_path))
+    _, version = store.apply()
+    assert version == 1
+    assert not store.plan().has_changes
+    assert store.registry.get("feature_view", "stats") is not None
+    assert store.get_feature_view("stats").ttl is not None
+
+
+def test_plan_description_edit_is_metadata_only(tmp_path: Path) -> None:
+    store = FeatureStore(write_repo(tmp_path))
+    store.apply()
+    write_repo(tmp_path, description="edited")
+    plan = store.plan()
+    assert len(plan.stages) == 1
+    stage = plan.stages[0]
+    assert isinstance(stage, UpdateObject) and stage.name == "stats"
+    assert not stage.data_changed
+    assert plan.views_to_materialize == []
+    assert "metadata only: description" in explain(plan)[0][1]
+    store.apply(plan)
+    record = store.registry.get("feature_view", "stats")
+    assert record is not None and (record.version, record.data_version) == (2, 1)
+
+
+def test_plan_ttl_edit_is_a_data_change(tmp_path: Path) -> None:
+    store = FeatureStore(write_repo(tmp_path))
+    store.apply()
+    write_repo(tmp_path, ttl_hours=5)
+    plan = store.plan()
+    kinds = {s.name: s for s in plan.stages}
+    view = kinds["stats"]
+    assert isinstance(view, UpdateObject) and view.data_changed
+    assert view.changed_fields == ("ttl",)
+    assert plan.views_to_materialize == ["stats"]
+    assert isinstance(kinds["svc"], UpdateObject)  # the service's parent changed
+    lines = [text for _, text in explain(plan)]
+    assert any("data change: ttl" in line for line in lines)
+    assert any("Needs (re-)materialization: stats" in line for line in lines)
+
+
+def test_plan_removes_objects_gone_from_the_repo(tmp_path: Path) -> None:
+    store = FeatureStore(write_repo(tmp_path))
+    store.apply()
+    defs = (
+        (tmp_path / "defs.py")
+        .read_text()
+        .replace('svc = FeatureService("svc", features=[stats[["rating"]]])', "")
+    )
+    (tmp_path / "defs.py").write_text(defs)
+    plan = store.plan()
+    assert [(type(s), s.name) for s in plan.stages] == [(RemoveObject, "svc")]
+    store.apply(plan)
+    assert store.registry.get("feature_service", "svc") is None
+    assert [r.removed for r in store.registry.history("feature_service", "svc")] == [False, True]
+
+
+def test_apply_of_a_stale_plan_is_refused(tmp_path: Path) -> None:
+    store = FeatureStore(write_repo(tmp_path))
+    stale = store.plan()
+    store.apply()
+    with pytest.raises(RegistryConflictError) as info:
+        store.apply(stale)
+    assert info.value.retryable
+    assert (info.value.expected, info.value.found) == (0, 1)
+
+
+def test_plan_checks_sources_and_names_the_column(tmp_path: Path) -> None:
+    write_repo(tmp_path)
+    defs = (
+        (tmp_path / "defs.py")
+        .read_text()
+        .replace('Field("trips", Int64)', 'Field("trips", Int64), Field("speed", Float64)')
+    )
+    (tmp_path / "defs.py").write_text(defs)
+    with pytest.raises(DefinitionError, match="feature 'speed' is missing from the source") as info:
+        FeatureStore(tmp_path).plan()
+    assert info.value.file == "defs.py"
+
+
+def test_plan_checks_types_and_join_keys(tmp_path: Path) -> None:
+    write_repo(tmp_path)
+    defs = (tmp_path / "defs.py").read_text()
+    (tmp_path / "defs.py").write_text(
+        defs.replace('Field("rating", Float64)', 'Field("rating", Int64)')
+    )
+    with pytest.raises(
+        DefinitionError, match="feature 'rating' is declared int64 but the source has float64"
+    ):
+        FeatureStore(tmp_path).plan()
+    (tmp_path / "defs.py").write_text(
+        defs.replace('join_keys=["driver_id"]', 'join_keys=["driver"]')
+    )
+    (tmp_path / "defs.py").write_text(
+        (tmp_path / "defs.py").read_text().replace('Field("driver_id", Int64), ', "")
+    )
+    with pytest.raises(DefinitionError, match="join key 'driver' is missing from the source"):
+        FeatureStore(tmp_path).plan()
