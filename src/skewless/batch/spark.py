@@ -16,6 +16,7 @@ from pathlib import Path
 from pyspark.sql import SparkSession
 
 from skewless.batch.jars import ensure_delta_jars
+from skewless.batch.java import ensure_java
 from skewless.config import SparkConfig, resolve_path
 from skewless.errors import ConfigError
 
@@ -68,6 +69,7 @@ def get_spark(config: SparkConfig, repo_path: Path) -> SparkSession:
         if active is not None:
             return active
         os.environ.setdefault("PYSPARK_PYTHON", _python())
+        ensure_java()
         builder = SparkSession.builder.master(config.master).appName(config.app_name)
         for key, value in session_conf(config, repo_path).items():
             builder = builder.config(key, value)

