@@ -4,7 +4,18 @@ from datetime import timedelta
 
 from entities import driver
 
-from skewless import Array, Bool, FeatureView, Field, FileSource, Float32, Float64, Int32, Int64, String
+from skewless import (
+    Array,
+    Bool,
+    FeatureView,
+    Field,
+    FileSource,
+    Float32,
+    Float64,
+    Int32,
+    Int64,
+    String,
+)
 
 # One row per driver and hour. `event_timestamp` is the end of the hour the row
 # summarises, so a row is only visible to trips that start after that hour is over.

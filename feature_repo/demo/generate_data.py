@@ -69,7 +69,7 @@ def _column(values: np.ndarray, dtype: pa.DataType, null: np.ndarray | None = No
 
 def _write(table: pa.Table, path: Path) -> int:
     pq.write_table(table, path)
-    return table.num_rows
+    return int(table.num_rows)
 
 
 def demand_curve(hour_of_day: np.ndarray) -> np.ndarray:
@@ -172,8 +172,9 @@ def driver_hourly_stats(rng: np.random.Generator, w: World) -> pa.Table:
 
     # Rates over the trailing 24 hours: null when the driver had no offers in that window
     # (hours before the data starts count as worked, so the first day has rates).
-    worked = np.concatenate([np.ones((n, 24), dtype=np.int64), w.on_shift], axis=1).cumsum(1)
-    trailing = (worked[:, 24:] - worked[:, :-24])[d_idx, k]
+    padded = np.concatenate([np.ones((n, 24), dtype=np.int64), w.on_shift], axis=1)
+    cumulative = padded.cumsum(axis=1)
+    trailing = (cumulative[:, 24:] - cumulative[:, :-24])[d_idx, k]  # hours k-23 .. k
     acceptance = (w.acceptance[d_idx] + rng.normal(0, 0.03, size=k.size)).clip(0, 1)
     conv = (acceptance * rng.beta(18, 2, size=k.size)).clip(0, 1)
     no_offers = trailing == 0

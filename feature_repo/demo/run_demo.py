@@ -26,7 +26,7 @@ from skewless.plan import explain
 
 # generate_data.py sits next to this file; make it importable however we are started.
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from generate_data import generate  # noqa: E402
+from generate_data import generate
 
 REPO = Path(__file__).resolve().parent.parent
 SERVICE = "trip_completion_model_v1"
@@ -35,15 +35,15 @@ SAMPLE_ROWS = 8
 # Piped into a file or a CI log, rich assumes 80 columns; the tables need a little more.
 console = Console()
 if not console.is_terminal:
-    console.width = 110
+    console.width = 120
 
 # Why a feature of each view can be null in the training set.
 NULL_CAUSES = {
-    "driver_hourly_stats": "early trip, unknown driver, first hour, no row within 2 h; "
-    "rates: no offers in 24 h",
+    "driver_hourly_stats": "early trip, unknown driver, no row in the last 2h; "
+    "rates: no offers in 24h",
     "driver_profile": "early trip, unknown driver; rating: under 20 rated trips",
     "customer_daily_profile": "early trip, guest, signed up since the last nightly run",
-    "zone_demand": "early trip, unmapped zone, no snapshot within 1 h",
+    "zone_demand": "early trip, unmapped zone, no snapshot in the last hour",
 }
 
 
@@ -62,10 +62,10 @@ def _cell(value: object) -> Text:
 
 def show_rows(frame: pd.DataFrame, title: str) -> None:
     """Rows of `frame` as the columns of a table (one line per column of `frame`)."""
-    table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, padding=(0, 1))
-    table.add_column("column", style="bold")
+    table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, padding=0)
+    table.add_column("column", style="bold", no_wrap=True)
     for index in frame.index:
-        table.add_column(f"row {index}", justify="right", no_wrap=True)
+        table.add_column(f"row {index}", justify="right", no_wrap=True, min_width=11)
     for column in frame.columns:
         table.add_row(column, *(_cell(v) for v in frame[column]))
     console.print(table)
@@ -163,7 +163,7 @@ def main(repo_path: Path | None = None) -> None:
         f"  shape {extra.shape[0]:,} rows x {extra.shape[1]} columns in {seconds:.1f}s; "
         "full_feature_names=True names columns view__feature"
     )
-    show_rows(extra.iloc[1000:1000 + SAMPLE_ROWS], f"Rows 1000 to {1000 + SAMPLE_ROWS - 1}")
+    show_rows(extra.iloc[1000:1006], "Rows 1000 to 1005")
 
     if not (same_rows and len(extra) == len(trips)):
         console.print("[red]the training set does not have one row per trip[/red]")

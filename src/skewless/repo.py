@@ -86,6 +86,9 @@ def _import(path: Path, module_name: str) -> dict[str, object]:
     if spec is None or spec.loader is None:
         raise RepoLoadError(str(path), "cannot be imported")
     module = importlib.util.module_from_spec(spec)
+    # Registered while it runs, as a normal import would be (dataclasses, pickling of
+    # user classes and relative lookups need it); removed again afterwards.
+    sys.modules[module_name] = module
     try:
         spec.loader.exec_module(module)
     except DefinitionError as exc:
@@ -97,6 +100,8 @@ def _import(path: Path, module_name: str) -> dict[str, object]:
         line = next((f.lineno for f in reversed(frames) if f.filename == str(path)), None)
         at = f" (line {line})" if line else ""
         raise RepoLoadError(str(path), f"{type(exc).__name__}{at}: {exc}") from exc
+    finally:
+        sys.modules.pop(module_name, None)
     return dict(vars(module))
 
 

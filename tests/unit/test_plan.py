@@ -119,3 +119,16 @@ def test_plan_checks_types_and_join_keys(tmp_path: Path) -> None:
     )
     with pytest.raises(DefinitionError, match="join key 'driver' is missing from the source"):
         FeatureStore(tmp_path).plan()
+
+
+def test_plan_names_nested_changes(tmp_path: Path) -> None:
+    store = FeatureStore(write_repo(tmp_path))
+    store.apply()
+    defs = (tmp_path / "defs.py").read_text()
+    (tmp_path / "defs.py").write_text(
+        defs.replace('Field("rating", Float64)', 'Field("rating", Float64, description="stars")')
+    )
+    stage = store.plan().stages[0]
+    assert isinstance(stage, UpdateObject)
+    assert stage.changed_fields == ("schema[rating].description",)
+    assert not stage.data_changed

@@ -83,3 +83,12 @@ def test_repo_python_error_names_file_and_line(tmp_path: Path) -> None:
     (tmp_path / "broken.py").write_text("x = 1\ny = undefined_name\n")
     with pytest.raises(RepoLoadError, match=r"broken.py: NameError \(line 2\)"):
         load_repo(tmp_path)
+
+
+def test_repo_files_may_define_dataclasses(tmp_path: Path) -> None:
+    write_repo(tmp_path)
+    (tmp_path / "helpers.py").write_text(
+        "from dataclasses import dataclass\n\n"
+        "@dataclass\nclass Window:\n    hours: int\n\nW = Window(2)\n"
+    )
+    assert set(load_repo(tmp_path).feature_views) == {"stats"}

@@ -68,9 +68,6 @@ class RetrievalJob:
     def feature_columns(self) -> list[str]:
         return output_columns(self.requests)
 
-    def _ordered_features(self) -> DataFrame:
-        return self._features.orderBy(ROW)
-
     def to_spark(self) -> DataFrame:
         """Input columns then features, in input order."""
         entity = self._entity_spark
@@ -83,8 +80,16 @@ class RetrievalJob:
         return joined.select(*[f"`{c}`" for c in inputs + self.feature_columns])
 
     def _feature_arrow(self) -> pa.Table:
-        table = self._ordered_features().toArrow()
-        return table.select(self.feature_columns)
+        """Feature columns in input order. Row ids of a pandas input are 0..n-1, so the
+        unordered Spark result is put in order on the driver (no global sort in Spark)."""
+        table = self._features.toArrow()
+        rows = table.column(ROW).to_numpy()
+        expected = len(rows) if self._entity_pandas is None else len(self._entity_pandas)
+        if len(rows) != expected or (len(rows) and int(rows.max()) != expected - 1):
+            raise AssertionError(f"point-in-time join returned {len(rows)} rows for {expected}")
+        order = np.empty(len(rows), dtype=np.int64)
+        order[rows] = np.arange(len(rows), dtype=np.int64)
+        return table.take(pa.array(order)).select(self.feature_columns)
 
     def to_arrow(self) -> pa.Table:
         if self._entity_pandas is None:

@@ -54,5 +54,34 @@ def make_plan(contents: RepoContents, registry: RegistryReader, project: str) ->
 
 
 def _changed(old: dict[str, Any], new: dict[str, Any]) -> tuple[str, ...]:
-    keys = sorted(set(old) | set(new))
-    return tuple(k for k in keys if old.get(k) != new.get(k))
+    """Paths of what differs, e.g. `ttl` or `schema[rating].description`."""
+    return tuple(_diff(old, new, ""))
+
+
+def _label(key: str) -> str:
+    return "schema" if key == "schema_" else key
+
+
+def _diff(old: Any, new: Any, path: str) -> list[str]:
+    if old == new:
+        return []
+    if isinstance(old, dict) and isinstance(new, dict):
+        out: list[str] = []
+        for key in sorted(set(old) | set(new)):
+            sub = f"{path}.{_label(key)}" if path else _label(key)
+            out += _diff(old.get(key), new.get(key), sub)
+        return out
+    if isinstance(old, list) and isinstance(new, list) and _named(old) and _named(new):
+        before = {item["name"]: item for item in old}
+        after = {item["name"]: item for item in new}
+        if list(before) != list(after):
+            return [path]  # added, removed or reordered items
+        out = []
+        for name, item in after.items():
+            out += _diff(before[name], item, f"{path}[{name}]")
+        return out
+    return [path]
+
+
+def _named(items: list[Any]) -> bool:
+    return all(isinstance(i, dict) and isinstance(i.get("name"), str) for i in items)
