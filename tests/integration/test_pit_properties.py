@@ -200,7 +200,7 @@ def run_world(spark: SparkSession, world: dict[str, Any], folder: Path) -> None:
 
 
 @pytest.mark.spark
-@settings(max_examples=150)
+@settings(max_examples=300)
 @given(world=worlds())
 def test_historical_features_match_reference(spark: SparkSession, world: dict[str, Any]) -> None:
     with tempfile.TemporaryDirectory() as tmp:
