@@ -7,9 +7,10 @@ the repo's Python files, so a training set always matches a recorded version.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
@@ -31,13 +32,24 @@ from skewless.repo import RepoContents, load_repo
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
 
+    from skewless.batch.materialize import ViewMaterialization
     from skewless.batch.retrieval import RetrievalJob
+    from skewless.online.redis import RedisOnlineStore
+    from skewless.serving.service import OnlineResponse
 
 
 class NothingAppliedError(SkewlessError):
     def __init__(self, project: str) -> None:
         super().__init__(
             f"project '{project}' has no applied definitions: run `skewless apply` first"
+        )
+
+
+class OnlineStoreNotConfiguredError(SkewlessError):
+    def __init__(self) -> None:
+        super().__init__(
+            "online_store.url is not set: set it in feature_store.yaml or with "
+            "SKEWLESS_ONLINE_STORE_URL (the embedded server is not available yet)"
         )
 
 
@@ -151,3 +163,75 @@ class FeatureStore:
             refs, views, full_feature_names=full_feature_names, reserved=list(entity_df.columns)
         )
         return get_historical_features(self.spark, self.repo_path, entity_df, requests, ts_col)
+
+    # --- online -----------------------------------------------------------------------
+
+    def online_store(self) -> RedisOnlineStore:
+        from skewless.online.redis import RedisOnlineStore  # noqa: PLC0415
+
+        cfg = self.config.online_store
+        if not cfg.url:
+            raise OnlineStoreNotConfiguredError()
+        return RedisOnlineStore.from_url(cfg.url, password=cfg.password)
+
+    def materialize(
+        self,
+        start: datetime | None,
+        end: datetime,
+        views: Sequence[str] | None = None,
+    ) -> list[ViewMaterialization]:
+        """Load the latest row per entity of [start, end] (event time, inclusive; no
+        start means all history) into the online store, one Spark job per view.
+        Naive datetimes mean UTC."""
+        from skewless.batch.materialize import OnlineWriter, materialize_view  # noqa: PLC0415
+
+        url = self.config.online_store.url
+        if not url:
+            raise OnlineStoreNotConfiguredError()
+        known = {v.name: v for v in self.list_feature_views()}
+        if not known:
+            raise NothingAppliedError(self.project)
+        names = list(views) if views is not None else sorted(known)
+        for name in names:
+            if name not in known:
+                raise FeatureViewNotFoundError(name, known)
+        from skewless.serving.service import utc_micros  # noqa: PLC0415
+
+        interval = (None if start is None else utc_micros(start), utc_micros(end))
+        results = []
+        for name in names:
+            view = known[name]
+            if not view.online:
+                continue
+            writer = OnlineWriter(
+                project=self.project,
+                view=view.name,
+                keys=view.join_keys,
+                features=tuple((f.name, f.dtype) for f in view.features),
+                ttl=view.ttl,
+                url=url,
+                password=self.config.online_store.password,
+            )
+            results.append(materialize_view(self.spark, view, self.repo_path, interval, writer))
+        return results
+
+    def get_online_features(
+        self,
+        features: Sequence[str] | FeatureService | str,
+        entity_rows: Sequence[Mapping[str, Any]],
+        full_feature_names: bool = False,
+        request_time: datetime | None = None,
+    ) -> OnlineResponse:
+        """The latest materialized values for each entity row (a dict of join keys),
+        read from Redis with the same codec and rules the gRPC server uses."""
+        from skewless.serving.service import get_online_features  # noqa: PLC0415
+
+        views = {v.name: v for v in self.list_feature_views()}
+        if not views:
+            raise NothingAppliedError(self.project)
+        services = {s.name: s for s in self.list_feature_services()}
+        refs = service_refs(features, services)
+        requests = compile_requests(refs, views, full_feature_names=full_feature_names)
+        return get_online_features(
+            self.online_store().read, self.project, requests, entity_rows, request_time
+        )

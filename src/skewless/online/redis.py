@@ -15,7 +15,7 @@ never keep another view's keys alive. Views without a ttl never expire.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -118,7 +118,7 @@ class RedisOnlineStore:
         written += flush_pipe()
         return WriteResult(offered, written)
 
-    def read(self, keys: Sequence[bytes]) -> list[bytes | None]:
+    def read(self, keys: list[bytes]) -> list[bytes | None]:
         if not keys:
             return []
         raw = self.client.mget(list(keys))

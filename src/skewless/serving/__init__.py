@@ -1,0 +1,1 @@
+"""Online serving on domain types; transports adapt to it."""

@@ -1,0 +1,158 @@
+"""Online feature lookups on plain domain types (no transport here).
+
+For every entity row and requested feature: the value stored online, its event time,
+and a status: PRESENT, NOT_FOUND (no value stored for the entity), or OUTSIDE_MAX_AGE
+(a value is stored but its event time is older than request time minus the view's ttl,
+the same rule the offline join applies; its value is then withheld as null).
+
+The logic is pure (`lookup_keys`, `assemble`); `get_online_features` (blocking) and
+`get_online_features_async` (for the grpc.aio server) only add the Redis reads, so both
+paths answer identically by construction.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pandas as pd
+
+from skewless.batch.compile import ViewRequest, output_columns
+from skewless.batch.pit_join import ttl_micros
+from skewless.errors import EntityDataFrameError
+from skewless.online.codec import decode_value, entity_key
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+class FeatureStatus(enum.Enum):
+    PRESENT = "PRESENT"
+    NOT_FOUND = "NOT_FOUND"
+    OUTSIDE_MAX_AGE = "OUTSIDE_MAX_AGE"
+
+
+@dataclass(frozen=True)
+class OnlineResponse:
+    """Per row, per feature: value, status and event time (UTC)."""
+
+    join_keys: list[str]
+    entity_rows: list[dict[str, Any]]
+    features: list[str]
+    values: dict[str, list[Any]]
+    statuses: dict[str, list[FeatureStatus]]
+    event_timestamps: dict[str, list[datetime | None]]
+
+    def to_dict(self) -> dict[str, list[Any]]:
+        """Each join key and feature name to a list of values, in row order."""
+        out: dict[str, list[Any]] = {
+            k: [row.get(k) for row in self.entity_rows] for k in self.join_keys
+        }
+        out.update({f: list(self.values[f]) for f in self.features})
+        return out
+
+    def to_pandas(self) -> pd.DataFrame:
+        return pd.DataFrame(self.to_dict())
+
+
+def utc_micros(t: datetime) -> int:
+    """Microseconds since the epoch; a naive datetime means UTC."""
+    if t.tzinfo is None:
+        t = t.replace(tzinfo=UTC)
+    delta = t - _EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+def from_micros(us: int) -> datetime:
+    return _EPOCH + timedelta(microseconds=us)
+
+
+def lookup_keys(
+    project: str, requests: Sequence[ViewRequest], entity_rows: Sequence[Mapping[str, Any]]
+) -> list[list[bytes]]:
+    """The Redis keys to read: one list per request (view), one key per entity row."""
+    needed = required_keys(requests)
+    for i, row in enumerate(entity_rows):
+        for key in needed:
+            if key not in row:
+                raise EntityDataFrameError(f"entity row {i} has no join key '{key}'", column=key)
+    return [
+        [entity_key(project, req.name, [row[k] for k in req.join_keys]) for row in entity_rows]
+        for req in requests
+    ]
+
+
+def required_keys(requests: Sequence[ViewRequest]) -> list[str]:
+    keys: list[str] = []
+    for req in requests:
+        keys.extend(k for k in req.join_keys if k not in keys)
+    return keys
+
+
+def assemble(
+    requests: Sequence[ViewRequest],
+    entity_rows: Sequence[Mapping[str, Any]],
+    raw: Sequence[Sequence[bytes | None]],
+    request_time: datetime | None = None,
+) -> OnlineResponse:
+    """Decode what Redis returned (one list per request) into the response."""
+    now_us = utc_micros(request_time or datetime.now(UTC))
+    values: dict[str, list[Any]] = {}
+    statuses: dict[str, list[FeatureStatus]] = {}
+    times: dict[str, list[datetime | None]] = {}
+    for req, stored_values in zip(requests, raw, strict=True):
+        dtypes = [f.dtype for f in req.view.features]
+        position = {name: i for i, name in enumerate(req.view.feature_names)}
+        for col in req.columns:
+            values[col.output], statuses[col.output], times[col.output] = [], [], []
+        for data in stored_values:
+            record = None if data is None else decode_value(data, dtypes)
+            if record is None:
+                status = FeatureStatus.NOT_FOUND
+            elif req.ttl is not None and record.event_ts_us < now_us - ttl_micros(req.ttl):
+                status = FeatureStatus.OUTSIDE_MAX_AGE
+            else:
+                status = FeatureStatus.PRESENT
+            stored: tuple[Any, ...] = () if record is None else record.values
+            when = None if record is None else from_micros(record.event_ts_us)
+            for col in req.columns:
+                present = status is FeatureStatus.PRESENT
+                values[col.output].append(stored[position[col.feature]] if present else None)
+                statuses[col.output].append(status)
+                times[col.output].append(when)
+    return OnlineResponse(
+        required_keys(requests),
+        [dict(r) for r in entity_rows],
+        output_columns(requests),
+        values,
+        statuses,
+        times,
+    )
+
+
+def get_online_features(
+    read: Callable[[list[bytes]], list[bytes | None]],
+    project: str,
+    requests: Sequence[ViewRequest],
+    entity_rows: Sequence[Mapping[str, Any]],
+    request_time: datetime | None = None,
+) -> OnlineResponse:
+    """Blocking lookup; `read` is an MGET (e.g. RedisOnlineStore.read)."""
+    keys = lookup_keys(project, requests, entity_rows)
+    raw = [read(k) for k in keys]
+    return assemble(requests, entity_rows, raw, request_time)
+
+
+async def get_online_features_async(
+    read: Callable[[list[bytes]], Awaitable[list[bytes | None]]],
+    project: str,
+    requests: Sequence[ViewRequest],
+    entity_rows: Sequence[Mapping[str, Any]],
+    request_time: datetime | None = None,
+) -> OnlineResponse:
+    """The same lookup for asyncio servers; `read` is an async MGET."""
+    keys = lookup_keys(project, requests, entity_rows)
+    raw = [await read(k) for k in keys]
+    return assemble(requests, entity_rows, raw, request_time)
