@@ -8,6 +8,7 @@ from pyspark.sql import SparkSession
 
 from skewless.batch.spark import get_spark
 from skewless.config import SparkConfig
+from tests.integration.redis_server import redis_server
 
 TEST_SPARK = SparkConfig(
     master="local[2]",
@@ -30,3 +31,10 @@ def spark() -> Iterator[SparkSession]:
     session = get_spark(TEST_SPARK, Path.cwd())
     yield session
     session.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """One real redis-server for the test run, on a free loopback port."""
+    with redis_server(tmp_path_factory.mktemp("redis")) as url:
+        yield url

@@ -53,7 +53,15 @@ def rows_with_duplicates(
     rows = draw(st.lists(row, max_size=14))
     if rows:
         copies = draw(st.lists(st.sampled_from(rows), max_size=3))
-        rows = rows + [dict(r) for r in copies]
+        # Corrections: same keys and event time, a fresh created time and fresh values.
+        fixes = []
+        for original in draw(st.lists(st.sampled_from(rows), max_size=3)):
+            fresh = draw(row)
+            for key in ("driver_id", "zone_id", "ts"):
+                if key in original:
+                    fresh[key] = original[key]
+            fixes.append(fresh)
+        rows = rows + [dict(r) for r in copies] + fixes
         rows = draw(st.permutations(rows))
     return list(rows)
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import random
 import threading
-from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
@@ -13,15 +12,8 @@ import redis
 from skewless.online.codec import Record, decode_value, encode_value, entity_key
 from skewless.online.redis import RedisOnlineStore, expire_at_ms
 from skewless.types import Float64, Int64
-from tests.integration.redis_server import redis_server
 
 DTYPES = [Int64, Float64]
-
-
-@pytest.fixture(scope="module")
-def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    with redis_server(tmp_path_factory.mktemp("redis")) as url:
-        yield url
 
 
 @pytest.fixture

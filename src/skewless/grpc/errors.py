@@ -1,0 +1,103 @@
+"""Domain errors -> gRPC status codes: the one table, applied by one interceptor.
+
+Handlers contain no try/except: whatever a skewless RPC raises reaches the interceptor,
+which looks its type up here (first match wins) and aborts the call with that code and
+the error's message, which names the offending feature, view, service or join key.
+Errors not in the table: a retryable SkewlessError is UNAVAILABLE, any other INTERNAL
+(logged with its traceback).
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any, Final
+
+import grpc
+import grpc.aio
+
+from skewless.errors import (
+    EntityDataFrameError,
+    FeatureNotFoundError,
+    FeatureServiceNotFoundError,
+    FeatureViewNotFoundError,
+    InvalidFeatureRefError,
+    SkewlessError,
+)
+from skewless.feature_store import NothingAppliedError
+from skewless.grpc.backend import OnlineStoreUnavailableError
+from skewless.grpc.catalog import CatalogNotLoadedError
+from skewless.online.codec import CodecError
+
+log = logging.getLogger(__name__)
+
+Code = grpc.StatusCode
+
+STATUS_TABLE: Final[tuple[tuple[type[Exception], grpc.StatusCode], ...]] = (
+    # the caller asked for something that does not exist or sent unusable rows
+    (FeatureViewNotFoundError, Code.INVALID_ARGUMENT),
+    (FeatureNotFoundError, Code.INVALID_ARGUMENT),
+    (FeatureServiceNotFoundError, Code.INVALID_ARGUMENT),
+    (InvalidFeatureRefError, Code.INVALID_ARGUMENT),
+    (EntityDataFrameError, Code.INVALID_ARGUMENT),  # missing or mistyped join key
+    # the server cannot answer yet; retrying (elsewhere, or later) can succeed
+    (NothingAppliedError, Code.FAILED_PRECONDITION),
+    (CatalogNotLoadedError, Code.UNAVAILABLE),
+    (OnlineStoreUnavailableError, Code.UNAVAILABLE),
+    # what Redis holds cannot be decoded: a bug or a codec version mismatch
+    (CodecError, Code.INTERNAL),
+)
+
+
+def status_for(exc: Exception) -> tuple[grpc.StatusCode, str]:
+    """The status code and details an exception turns into."""
+    for error_type, code in STATUS_TABLE:
+        if isinstance(exc, error_type):
+            return code, str(exc)
+    if isinstance(exc, SkewlessError):
+        return (Code.UNAVAILABLE if exc.retryable else Code.INTERNAL), str(exc)
+    return Code.INTERNAL, f"internal error ({type(exc).__name__}): {exc}"
+
+
+Handler = Callable[[Any, grpc.aio.ServicerContext[Any, Any]], Awaitable[Any] | Any]
+
+
+def _with_status(method: str, handler: Handler) -> Handler:
+    async def call(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+        try:
+            result = handler(request, context)
+            return await result if inspect.isawaitable(result) else result
+        except grpc.aio.AbortError:
+            raise  # the handler chose its status itself
+        except Exception as exc:
+            code, details = status_for(exc)
+            if code is Code.INTERNAL:
+                log.exception("%s failed", method)
+            await context.abort(code, details)
+
+    return call
+
+
+class StatusInterceptor(grpc.aio.ServerInterceptor):
+    """Applies STATUS_TABLE to the unary methods of the services it is given."""
+
+    def __init__(self, services: tuple[str, ...]) -> None:
+        self._prefixes = tuple(f"/{s}/" for s in services)
+
+    async def intercept_service(
+        self,
+        continuation: Callable[
+            [grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Any, Any]]
+        ],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler[Any, Any]:
+        handler = await continuation(handler_call_details)
+        method = handler_call_details.method
+        if handler is None or handler.unary_unary is None or not method.startswith(self._prefixes):
+            return handler
+        return grpc.unary_unary_rpc_method_handler(
+            _with_status(method, handler.unary_unary),
+            request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer,
+        )
