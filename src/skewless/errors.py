@@ -203,5 +203,13 @@ class RegistryError(SkewlessError):
 # --- runtime -------------------------------------------------------------------------
 
 
+class OnlineStoreNotConfiguredError(SkewlessError):
+    def __init__(self) -> None:
+        super().__init__(
+            "online_store.url is not set: set it in feature_store.yaml or with "
+            "SKEWLESS_ONLINE_STORE_URL"
+        )
+
+
 class SparkSetupError(SkewlessError):
     """Spark or its Delta jars could not be prepared."""

@@ -22,17 +22,23 @@ from skewless.errors import (
     FeatureServiceNotFoundError,
     FeatureViewNotFoundError,
     ObjectNotFoundError,
+    OnlineStoreNotConfiguredError,
     RegistryConflictError,
     SkewlessError,
 )
 from skewless.plan import Plan, apply_plan, check_sources, make_plan
-from skewless.registry import ObjectKind, ObjectRecord, Registry, open_registry
+from skewless.registry import (
+    MaterializationRecord,
+    ObjectKind,
+    ObjectRecord,
+    Registry,
+    open_registry,
+)
 from skewless.repo import RepoContents, load_repo
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
 
-    from skewless.batch.materialize import ViewMaterialization
     from skewless.batch.retrieval import RetrievalJob
     from skewless.online.redis import RedisOnlineStore
     from skewless.serving.service import OnlineResponse
@@ -45,12 +51,7 @@ class NothingAppliedError(SkewlessError):
         )
 
 
-class OnlineStoreNotConfiguredError(SkewlessError):
-    def __init__(self) -> None:
-        super().__init__(
-            "online_store.url is not set: set it in feature_store.yaml or with "
-            "SKEWLESS_ONLINE_STORE_URL (the embedded server is not available yet)"
-        )
+__all__ = ["FeatureStore", "NothingAppliedError", "OnlineStoreNotConfiguredError"]
 
 
 class FeatureStore:
@@ -179,41 +180,22 @@ class FeatureStore:
         start: datetime | None,
         end: datetime,
         views: Sequence[str] | None = None,
-    ) -> list[ViewMaterialization]:
-        """Load the latest row per entity of [start, end] (event time, inclusive; no
-        start means all history) into the online store, one Spark job per view.
-        Naive datetimes mean UTC."""
-        from skewless.batch.materialize import OnlineWriter, materialize_view  # noqa: PLC0415
+    ) -> list[MaterializationRecord]:
+        """Materialize the rows of [start, end] (event time, inclusive; no start means all
+        history) into each view's Delta table and the latest row per entity into Redis.
+        Naive datetimes mean UTC. Every run is recorded in the registry."""
+        from skewless.materialization import materialize  # noqa: PLC0415
 
-        url = self.config.online_store.url
-        if not url:
-            raise OnlineStoreNotConfiguredError()
-        known = {v.name: v for v in self.list_feature_views()}
-        if not known:
-            raise NothingAppliedError(self.project)
-        names = list(views) if views is not None else sorted(known)
-        for name in names:
-            if name not in known:
-                raise FeatureViewNotFoundError(name, known)
-        from skewless.serving.service import utc_micros  # noqa: PLC0415
+        return materialize(self, start, end, views, incremental=False)
 
-        interval = (None if start is None else utc_micros(start), utc_micros(end))
-        results = []
-        for name in names:
-            view = known[name]
-            if not view.online:
-                continue
-            writer = OnlineWriter(
-                project=self.project,
-                view=view.name,
-                keys=view.join_keys,
-                features=tuple((f.name, f.dtype) for f in view.features),
-                ttl=view.ttl,
-                url=url,
-                password=self.config.online_store.password,
-            )
-            results.append(materialize_view(self.spark, view, self.repo_path, interval, writer))
-        return results
+    def materialize_incremental(
+        self, end: datetime | None = None, views: Sequence[str] | None = None
+    ) -> list[MaterializationRecord]:
+        """Materialize what arrived since each view's last run, up to `end` (default now),
+        including late rows with old event times."""
+        from skewless.materialization import materialize  # noqa: PLC0415
+
+        return materialize(self, None, end, views, incremental=True)
 
     def get_online_features(
         self,

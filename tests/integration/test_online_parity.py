@@ -18,7 +18,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from pyspark.sql import SparkSession
 
-from skewless.batch.materialize import OnlineWriter, materialize_view
+from skewless.batch.materialize import Interval, OnlineWriter, materialize_view
 from skewless.batch.retrieval import get_historical_features
 from skewless.online.redis import RedisOnlineStore
 from skewless.serving.service import FeatureStatus, from_micros, get_online_features
@@ -88,7 +88,7 @@ def run_parity(
             ttl=view.ttl,
             url=redis_url,
         )
-        materialize_view(spark, view, folder, (None, t_us), writer)
+        materialize_view(spark, view, folder, Interval(end_us=t_us), writer=writer, delta_path=None)
 
     entities = [{"driver_id": d, "zone_id": z} for d in (0, 1, 2, 3, None) for z in ("x", "y", "q")]
     requests = requests_for(views, ALL_REFS)

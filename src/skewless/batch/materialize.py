@@ -1,51 +1,100 @@
-"""Materialization into the online store: a Spark job, written from the executors.
+"""Materialization: a Spark batch job per view, offline into Delta, then online into Redis.
 
-For each view, the rows of the interval [start, end] (both inclusive, on event time) are
-reduced to one row per entity: the greatest by (event_ts, created_ts, the view's feature
-values in schema order), which is exactly the row the point-in-time join picks for that
-entity at `end` (same ordering: null lowest, NaN highest). Each Spark partition then
-encodes its rows and writes them to Redis in pipelined batches of ordered writes, so
-nothing is collected on the driver, and a replayed or concurrent older run can never
-overwrite a newer value.
+For each view and interval:
 
-Not yet here (next increments): the versioned Delta feature tables with MERGE, run
-records in the registry, and incremental runs on an arrival watermark.
+1. Read the source rows with start <= event time <= end (an incremental run reads the
+   rows that arrived since the last run instead, whatever their event time, so late rows
+   are never missed; see `arrival_filter`).
+2. Keep one row per (join keys, event time): the greatest by (created time, feature
+   values in schema order), the same ordering the point-in-time join uses.
+3. MERGE them into the view's Delta feature table on (join keys, event time): a new key
+   is inserted, a matched row is replaced only by a row that ranks higher (a correction),
+   so re-running an interval leaves the table's content unchanged. One Delta commit per
+   run; Delta's history gives time travel per view.
+4. Reduce to one row per entity (the greatest by (event time, created time, values): the
+   row the point-in-time join picks at `end`) and write it to Redis from the executors,
+   partition by partition, in pipelined batches of ordered writes (online/redis.py), so
+   nothing is collected on the driver and an older run can never overwrite newer values.
+
+A run killed half-way and run again ends in the same state: the MERGE is idempotent and
+the online writes are ordered and idempotent.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.compute as pc
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F  # noqa: N812
 
-from skewless.batch.sources import CTS, TS, read_source
+from skewless.batch.sources import CTS, TS, read_raw, read_source
 from skewless.definitions import FeatureView
 from skewless.online.codec import Record, encode_value, entity_key
 from skewless.online.redis import RedisOnlineStore, expire_at_ms
 from skewless.types import ArrayType, DType, ScalarType
 
+ARRIVAL = "__arrival"
 _WIN = "__win"
 _VALUES = "__values"
 _TIMESTAMP = ScalarType("unix_timestamp")
+_MAX_COMMIT_ATTEMPTS = 5
+# Files modified up to this long before the last run's newest file are read again, so a
+# file written while that run was listing files is never skipped (re-reading is harmless).
+ARRIVAL_OVERLAP_US = 10 * 60 * 1_000_000
+
+
+@dataclass(frozen=True)
+class Interval:
+    """Which rows a run takes, in UTC microseconds."""
+
+    end_us: int
+    start_us: int | None = None  # full runs: event time >= start (None: all history)
+    arrived_after_us: int | None = None  # incremental: arrival watermark of the last run
+    previous_end_us: int | None = None  # incremental: the last run's end
+
+    @property
+    def incremental(self) -> bool:
+        return self.arrived_after_us is not None
 
 
 @dataclass(frozen=True)
 class ViewMaterialization:
     view: str
     rows_read: int
+    rows_written_offline: int
     keys_offered: int
     keys_written: int
+    delta_path: str
+    delta_version: int
+    arrival_watermark_us: int | None
+    seconds: float
 
     @property
     def keys_skipped(self) -> int:
         """Entities whose stored value was as new or newer (replays, older runs)."""
         return self.keys_offered - self.keys_written
+
+
+def _rank(view: FeatureView) -> Column:
+    values = F.struct(*[F.col(f"`{f}`") for f in view.feature_names])
+    return F.struct(F.col(CTS), values.alias(_VALUES))
+
+
+def latest_per_event(rows: DataFrame, view: FeatureView) -> DataFrame:
+    """One row per (join keys, event time): the greatest by (created time, values)."""
+    keys = [*view.join_keys, TS]
+    best = rows.groupBy(*keys).agg(F.max(_rank(view)).alias(_WIN))
+    return best.select(
+        *keys,
+        F.col(f"{_WIN}.{CTS}").alias(CTS),
+        *[F.col(f"{_WIN}.{_VALUES}").getField(f).alias(f) for f in view.feature_names],
+    )
 
 
 def latest_per_entity(rows: DataFrame, view: FeatureView) -> DataFrame:
@@ -62,18 +111,125 @@ def latest_per_entity(rows: DataFrame, view: FeatureView) -> DataFrame:
     )
 
 
+def arrival_filter(interval: Interval) -> Column:
+    """Rows an incremental run must take: arrived since the last run (minus an overlap),
+    or with an event time past the last run's end (they were left for a later run)."""
+    arrived = F.unix_micros(F.col(ARRIVAL))
+    cond = arrived >= F.lit((interval.arrived_after_us or 0) - ARRIVAL_OVERLAP_US)
+    if interval.previous_end_us is not None:
+        cond = cond | (F.unix_micros(F.col(TS)) > F.lit(interval.previous_end_us))
+    return cond
+
+
 def interval_rows(
-    spark: SparkSession, view: FeatureView, repo_path: Path, start_us: int | None, end_us: int
+    spark: SparkSession, view: FeatureView, repo_path: Path, interval: Interval
 ) -> DataFrame:
-    """The view's source rows with start <= event time <= end and no null join key."""
-    rows = read_source(spark, view, repo_path)
+    """The view's source rows the run takes, with ARRIVAL (the row's file modification
+    time) and no null join key or event time."""
+    raw = read_raw(spark, view, repo_path).withColumn(
+        ARRIVAL, F.col("_metadata.file_modification_time")
+    )
+    rows = read_source(spark, view, repo_path, raw=raw, extra=[ARRIVAL])
     us = F.unix_micros(F.col(TS))
-    rows = rows.where(us <= F.lit(end_us))
-    if start_us is not None:
-        rows = rows.where(us >= F.lit(start_us))
+    rows = rows.where(F.col(TS).isNotNull() & (us <= F.lit(interval.end_us)))
+    if interval.start_us is not None:
+        rows = rows.where(us >= F.lit(interval.start_us))
+    if interval.incremental:
+        rows = rows.where(arrival_filter(interval))
     for key in view.join_keys:
         rows = rows.where(F.col(key).isNotNull())
     return rows
+
+
+# --- offline: the Delta feature table ---------------------------------------------------
+
+
+def table_path(offline_root: str, project: str, view: FeatureView, data_hash: str) -> str:
+    """One table per view definition (data hash): a changed schema or source starts a new
+    table instead of mixing rows of two definitions."""
+    return f"{offline_root.rstrip('/')}/{project}/{view.name}/{data_hash}"
+
+
+def _to_table_columns(frame: DataFrame, view: FeatureView) -> DataFrame:
+    created = view.source.created_timestamp_column or "created_timestamp"
+    return frame.select(
+        *view.join_keys,
+        F.col(TS).alias(view.source.timestamp_field),
+        F.col(CTS).alias(created),
+        *view.feature_names,
+    )
+
+
+def merge_into_table(
+    spark: SparkSession, frame: DataFrame, view: FeatureView, path: str
+) -> tuple[int, int]:
+    """MERGE `frame` (one row per key and event time) into the table at `path`; returns
+    (Delta version written, rows inserted or updated). Concurrent writers retry."""
+    from delta.tables import DeltaTable  # noqa: PLC0415 - needs the JVM
+
+    source = _to_table_columns(frame, view)
+    ts = view.source.timestamp_field
+    created = view.source.created_timestamp_column or "created_timestamp"
+    on = " AND ".join(f"t.`{k}` = s.`{k}`" for k in [*view.join_keys, ts])
+    feats = ", ".join(f"`{f}`" for f in view.feature_names)
+    newer = f"struct(s.`{created}`, struct({_prefixed('s', feats)})) > " + (
+        f"struct(t.`{created}`, struct({_prefixed('t', feats)}))"
+    )
+    for attempt in range(_MAX_COMMIT_ATTEMPTS):
+        try:
+            if not DeltaTable.isDeltaTable(spark, path):
+                source.write.format("delta").mode("errorifexists").save(path)
+            else:
+                (
+                    DeltaTable.forPath(spark, path)
+                    .alias("t")
+                    .merge(source.alias("s"), on)
+                    .whenMatchedUpdateAll(condition=newer)
+                    .whenNotMatchedInsertAll()
+                    .execute()
+                )
+            break
+        except Exception as exc:
+            if attempt == _MAX_COMMIT_ATTEMPTS - 1 or not _retryable_conflict(exc):
+                raise
+            time.sleep(0.2 * (attempt + 1))
+    last = DeltaTable.forPath(spark, path).history(1).collect()[0]
+    metrics = last["operationMetrics"] or {}
+    written = int(metrics.get("numTargetRowsInserted", 0)) + int(
+        metrics.get("numTargetRowsUpdated", 0)
+    )
+    if last["operation"] == "WRITE":
+        written = int(metrics.get("numOutputRows", 0))
+    return int(last["version"]), written
+
+
+def _prefixed(alias: str, columns: str) -> str:
+    return ", ".join(f"{alias}.{c.strip()}" for c in columns.split(","))
+
+
+def _retryable_conflict(exc: Exception) -> bool:
+    """Another writer committed first: Delta's concurrency exceptions, or a first write
+    racing another first write (the table now exists: MERGE into it instead)."""
+    from delta import exceptions as delta_errors  # noqa: PLC0415
+    from pyspark.errors import AnalysisException  # noqa: PLC0415
+
+    # delta-spark's Python exceptions share no base class: name every concurrency one.
+    concurrent = (
+        delta_errors.ConcurrentAppendException,
+        delta_errors.ConcurrentDeleteDeleteException,
+        delta_errors.ConcurrentDeleteReadException,
+        delta_errors.ConcurrentTransactionException,
+        delta_errors.ConcurrentWriteException,
+        delta_errors.DeltaConcurrentModificationException,
+        delta_errors.MetadataChangedException,
+        delta_errors.ProtocolChangedException,
+    )
+    if isinstance(exc, concurrent):
+        return True
+    return isinstance(exc, AnalysisException) and exc.getErrorClass() == "PATH_ALREADY_EXISTS"
+
+
+# --- online: the Redis writer ----------------------------------------------------------
 
 
 def _micros(column: pa.ChunkedArray | pa.Array) -> list[int | None]:
@@ -88,8 +244,14 @@ def _python_values(batch: pa.RecordBatch, name: str, dtype: DType) -> list[objec
     if dtype == _TIMESTAMP:
         return list(_micros(column))
     if isinstance(dtype, ArrayType) and dtype.element == _TIMESTAMP:
+        epoch = datetime(1970, 1, 1, tzinfo=UTC)
         return [
-            None if v is None else [None if x is None else int(x.timestamp() * 1e6) for x in v]
+            None
+            if v is None
+            else [
+                None if x is None else (x.replace(tzinfo=UTC) - epoch) // timedelta(microseconds=1)
+                for x in v
+            ]
             for v in column.to_pylist()
         ]
     values: list[object] = column.to_pylist()
@@ -139,26 +301,53 @@ class OnlineWriter:
         )
 
 
+def write_online(latest: DataFrame, writer: OnlineWriter) -> tuple[int, int]:
+    counts = latest.mapInArrow(writer, "offered long, written long").agg(
+        F.sum("offered").alias("offered"), F.sum("written").alias("written")
+    )
+    row = counts.collect()[0]
+    return int(row["offered"] or 0), int(row["written"] or 0)
+
+
+# --- the job ---------------------------------------------------------------------------
+
+
 def materialize_view(
     spark: SparkSession,
     view: FeatureView,
     repo_path: Path,
-    interval: tuple[int | None, int],
-    writer: OnlineWriter,
+    interval: Interval,
+    *,
+    writer: OnlineWriter | None,
+    delta_path: str | None,
 ) -> ViewMaterialization:
-    """Write the latest row per entity of `interval` ((start or None, end) in UTC
-    microseconds, inclusive) to the online store through `writer`."""
-    start_us, end_us = interval
-    rows = interval_rows(spark, view, repo_path, start_us, end_us).cache()
+    """Run the job for one view: Delta first (when `delta_path`), then Redis (when
+    `writer`). Rows are read once and cached for both."""
+    started = time.perf_counter()
+    rows = interval_rows(spark, view, repo_path, interval).cache()
     try:
-        rows_read = rows.count()
-        latest = latest_per_entity(rows, view)
-        counts = latest.mapInArrow(writer, "offered long, written long").agg(
-            F.sum("offered").alias("offered"), F.sum("written").alias("written")
-        )
-        row = counts.collect()[0]
+        stats = rows.agg(
+            F.count(F.lit(1)).alias("n"), F.max(F.unix_micros(F.col(ARRIVAL))).alias("arrival")
+        ).collect()[0]
+        per_event = latest_per_event(rows.drop(ARRIVAL), view).cache()
+        version, written_offline = -1, 0
+        if delta_path is not None:
+            version, written_offline = merge_into_table(spark, per_event, view, delta_path)
+        offered = written = 0
+        if writer is not None:
+            offered, written = write_online(latest_per_entity(per_event, view), writer)
+        per_event.unpersist()
     finally:
         rows.unpersist()
+    arrival = stats["arrival"]
     return ViewMaterialization(
-        view.name, rows_read, int(row["offered"] or 0), int(row["written"] or 0)
+        view=view.name,
+        rows_read=int(stats["n"]),
+        rows_written_offline=written_offline,
+        keys_offered=offered,
+        keys_written=written,
+        delta_path=delta_path or "",
+        delta_version=version,
+        arrival_watermark_us=None if arrival is None else int(arrival),
+        seconds=time.perf_counter() - started,
     )

@@ -8,6 +8,7 @@ raise RejectedRowsError with the count per column. Nothing is silently coerced.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 from pyspark.sql import Column, DataFrame, SparkSession
@@ -39,11 +40,18 @@ def _cast(col: str, dtype: DType) -> Column:
 
 
 def read_source(
-    spark: SparkSession, view: FeatureView, repo_path: Path, features: list[str] | None = None
+    spark: SparkSession,
+    view: FeatureView,
+    repo_path: Path,
+    features: list[str] | None = None,
+    *,
+    raw: DataFrame | None = None,
+    extra: Sequence[str] = (),
 ) -> DataFrame:
-    """The view's rows: keys, __ts, __cts and the chosen features (all by default)."""
+    """The view's rows: keys, __ts, __cts and the chosen features (all by default), plus
+    the `extra` columns of `raw` (the source as read, by default) as they are."""
     src = view.source
-    raw = read_raw(spark, view, repo_path)
+    raw = read_raw(spark, view, repo_path) if raw is None else raw
     is_csv = isinstance(src, FileSource) and src.file_format == "csv"
     actual = {f.name: f.dataType.simpleString() for f in raw.schema.fields}
     pinned = {f.name: f.dtype for f in view.key_fields}
@@ -76,7 +84,7 @@ def read_source(
     for column, alias, declared in wanted:
         expr = F.col(f"`{column}`") if declared is None else _cast(column, declared)
         selected.append(expr.alias(alias))
-    frame = raw.select(*selected)
+    frame = raw.select(*selected, *[F.col(c) for c in extra])
     if not src.created_timestamp_column:
         frame = frame.withColumn(CTS, F.lit(None).cast("timestamp"))
     if is_csv:

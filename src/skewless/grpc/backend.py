@@ -26,8 +26,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from skewless.config import RepoConfig, load_config
-from skewless.errors import SkewlessError
-from skewless.feature_store import OnlineStoreNotConfiguredError
+from skewless.errors import OnlineStoreNotConfiguredError, SkewlessError
 from skewless.grpc.catalog import Catalog, CatalogNotLoadedError, check_join_keys, load_catalog
 from skewless.registry import RegistryReader, open_registry
 from skewless.serving.service import OnlineResponse, get_online_features_async
@@ -132,7 +131,9 @@ class OnlineBackend:
             return False
         previous = self._version()
         self._catalog = catalog
-        log.info("definitions loaded: registry v%s (was v%s)", catalog.registry_version, previous)
+        log.info(
+            "definitions loaded from registry v%s (was %s)", catalog.registry_version, previous
+        )
         return True
 
     def _version(self) -> int | None:
@@ -149,8 +150,8 @@ class OnlineBackend:
     async def _mget(self, keys: list[bytes]) -> list[bytes | None]:
         if not keys:
             return []
-        values: list[bytes | None] = await self._redis.mget(keys)
-        return values
+        values = await self._redis.mget(keys)
+        return [v.encode() if isinstance(v, str) else v for v in values]
 
     async def close(self) -> None:
         await self._redis.aclose()
@@ -165,9 +166,7 @@ class OnlineBackend:
         catalog = self.catalog
         requests = catalog.compile(query.features, full_feature_names=query.full_feature_names)
         check_join_keys(requests, query.entity_rows)
-        lookup = get_online_features_async(
-            self._mget, catalog.project, requests, query.entity_rows
-        )
+        lookup = get_online_features_async(self._mget, catalog.project, requests, query.entity_rows)
         budget = self._budget(time_remaining_s)
         try:
             response = await asyncio.wait_for(lookup, budget)
@@ -184,4 +183,3 @@ class OnlineBackend:
         if time_remaining_s is None:
             return self._default_timeout_s
         return max(0.0, time_remaining_s - _DEADLINE_MARGIN_S)
-

@@ -44,7 +44,9 @@ class Catalog:
     views: Mapping[str, FeatureView]
     services: Mapping[str, FeatureService]
 
-    def compile(self, features: Sequence[str] | str, *, full_feature_names: bool) -> list[ViewRequest]:
+    def compile(
+        self, features: Sequence[str] | str, *, full_feature_names: bool
+    ) -> list[ViewRequest]:
         """Per-view requests for feature refs or a feature service's name."""
         if not self.views:
             raise NothingAppliedError(self.project)
@@ -75,7 +77,9 @@ def _type_name(value: Any) -> str:
     return type(value).__name__
 
 
-def check_join_keys(requests: Sequence[ViewRequest], entity_rows: Sequence[Mapping[str, Any]]) -> None:
+def check_join_keys(
+    requests: Sequence[ViewRequest], entity_rows: Sequence[Mapping[str, Any]]
+) -> None:
     """Every join key the requests need is in every row, with a value the online key
     encoding takes (int, str, bytes, bool, or null, which finds nothing), of the type the
     view's schema pins when it pins one. Raises EntityDataFrameError naming the key."""
@@ -96,7 +100,9 @@ def check_join_keys(requests: Sequence[ViewRequest], entity_rows: Sequence[Mappi
             if value is None:
                 continue
             if expected is not None:
-                ok = isinstance(value, expected) and (expected is bool or not isinstance(value, bool))
+                ok = isinstance(value, expected) and (
+                    expected is bool or not isinstance(value, bool)
+                )
                 want = expected.__name__
             else:
                 ok = isinstance(value, _ENCODABLE)

@@ -175,7 +175,9 @@ def query_to_proto(query: OnlineQuery) -> pb.GetOnlineFeaturesRequest:
             try:
                 set_value(column.values.add(), row[name])
             except TypeError as exc:
-                raise EntityDataFrameError(f"entity row {i}, '{name}': {exc}", column=name) from None
+                raise EntityDataFrameError(
+                    f"entity row {i}, '{name}': {exc}", column=name
+                ) from None
     return msg
 
 
@@ -202,9 +204,7 @@ def entity_rows_from_proto(columns: Mapping[str, pb.ValueColumn]) -> list[dict[s
     lengths = {name: len(values) for name, values in decoded.items()}
     if len(set(lengths.values())) > 1:
         shortest = min(lengths, key=lambda n: lengths[n])
-        raise EntityDataFrameError(
-            f"entity columns differ in length ({lengths})", column=shortest
-        )
+        raise EntityDataFrameError(f"entity columns differ in length ({lengths})", column=shortest)
     rows = max(lengths.values(), default=0)
     return [{name: values[i] for name, values in decoded.items()} for i in range(rows)]
 
@@ -212,35 +212,60 @@ def entity_rows_from_proto(columns: Mapping[str, pb.ValueColumn]) -> list[dict[s
 # --- responses --------------------------------------------------------------------------
 
 
+def _fill_column(column: pb.FeatureColumn, values: Sequence[Any], dtype: DType) -> None:
+    add = column.values.add
+    if isinstance(dtype, ArrayType):
+        for value in values:
+            set_value(add(), value, dtype)
+        return
+    # Scalars, the common case, in one keyword-constructed message each: the values come
+    # from the online codec as plain Python objects of the declared type.
+    field = _FIELDS[dtype.name][0]
+    for value in values:
+        if value is None:
+            add()
+        elif isinstance(value, datetime):
+            add(**{field: utc_micros(value)})
+        else:
+            add(**{field: value})
+
+
 def answer_to_proto(answer: OnlineAnswer) -> pb.GetOnlineFeaturesResponse:
     response = answer.response
     msg = pb.GetOnlineFeaturesResponse(
         join_keys=response.join_keys, registry_version=answer.registry_version
     )
+    micros: dict[datetime, int] = {}  # the features of one view share their event times
     for name in response.features:
-        dtype = answer.dtypes[name]
         column = msg.features.add(name=name)
-        for value in response.values[name]:
-            set_value(column.values.add(), value, dtype)
+        _fill_column(column, response.values[name], answer.dtypes[name])
         column.statuses.extend(_STATUS_TO_PROTO[s] for s in response.statuses[name])
+        for t in response.event_timestamps[name]:
+            if t is not None and t not in micros:
+                micros[t] = utc_micros(t)
         column.event_timestamps.extend(
-            0 if t is None else utc_micros(t) for t in response.event_timestamps[name]
+            0 if t is None else micros[t] for t in response.event_timestamps[name]
         )
     return msg
 
 
 def _column(
-    column: pb.FeatureColumn, rows: int
+    column: pb.FeatureColumn, rows: int, times_of: dict[int, datetime]
 ) -> tuple[list[Any], list[FeatureStatus], list[datetime | None]]:
     if not len(column.values) == len(column.statuses) == len(column.event_timestamps) == rows:
         raise ValueError(f"feature column '{column.name}' does not have {rows} rows")
     if any(s not in _STATUS_FROM_PROTO for s in column.statuses):
         raise ValueError(f"feature column '{column.name}' has an unknown status")
     statuses = [_STATUS_FROM_PROTO[s] for s in column.statuses]
-    times = [
-        None if s is FeatureStatus.NOT_FOUND else from_micros(t)
-        for s, t in zip(statuses, column.event_timestamps, strict=True)
-    ]
+    times: list[datetime | None] = []
+    for status, t in zip(statuses, column.event_timestamps, strict=True):
+        if status is FeatureStatus.NOT_FOUND:
+            times.append(None)
+        else:
+            when = times_of.get(t)
+            if when is None:
+                when = times_of[t] = from_micros(t)
+            times.append(when)
     return [from_value(v) for v in column.values], statuses, times
 
 
@@ -251,9 +276,10 @@ def response_from_proto(
     values: dict[str, list[Any]] = {}
     statuses: dict[str, list[FeatureStatus]] = {}
     times: dict[str, list[datetime | None]] = {}
+    times_of: dict[int, datetime] = {}  # one datetime per distinct event time, shared
     for column in msg.features:
         values[column.name], statuses[column.name], times[column.name] = _column(
-            column, len(entity_rows)
+            column, len(entity_rows), times_of
         )
     return OnlineResponse(
         list(msg.join_keys),
@@ -263,4 +289,3 @@ def response_from_proto(
         statuses,
         times,
     )
-

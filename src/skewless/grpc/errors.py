@@ -60,7 +60,7 @@ def status_for(exc: Exception) -> tuple[grpc.StatusCode, str]:
     return Code.INTERNAL, f"internal error ({type(exc).__name__}): {exc}"
 
 
-Handler = Callable[[Any, grpc.aio.ServicerContext[Any, Any]], Awaitable[Any] | Any]
+Handler = Callable[[Any, Any], Any]  # (request, context) -> response or its awaitable
 
 
 def _with_status(method: str, handler: Handler) -> Handler:
@@ -84,20 +84,25 @@ class StatusInterceptor(grpc.aio.ServerInterceptor):
 
     def __init__(self, services: tuple[str, ...]) -> None:
         self._prefixes = tuple(f"/{s}/" for s in services)
+        self._wrapped: dict[str, grpc.RpcMethodHandler[Any, Any]] = {}
 
     async def intercept_service(
         self,
         continuation: Callable[
-            [grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Any, Any]]
+            [grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Any, Any] | None]
         ],
         handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler[Any, Any]:
+    ) -> grpc.RpcMethodHandler[Any, Any] | None:
         handler = await continuation(handler_call_details)
         method = handler_call_details.method
         if handler is None or handler.unary_unary is None or not method.startswith(self._prefixes):
             return handler
-        return grpc.unary_unary_rpc_method_handler(
-            _with_status(method, handler.unary_unary),
-            request_deserializer=handler.request_deserializer,
-            response_serializer=handler.response_serializer,
-        )
+        wrapped = self._wrapped.get(method)
+        if wrapped is None:  # once per method: handlers do not change while serving
+            wrapped = grpc.unary_unary_rpc_method_handler(
+                _with_status(method, handler.unary_unary),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+            self._wrapped[method] = wrapped
+        return wrapped

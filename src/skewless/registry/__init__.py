@@ -6,6 +6,7 @@ from skewless.config import RepoConfig, resolve_path
 from skewless.registry.base import (
     KINDS,
     ApplyRecord,
+    MaterializationRecord,
     ObjectKind,
     ObjectRecord,
     ObjectWrite,
@@ -24,6 +25,7 @@ def open_registry(config: RepoConfig, repo_path: Path) -> Registry:
 __all__ = [
     "KINDS",
     "ApplyRecord",
+    "MaterializationRecord",
     "ObjectKind",
     "ObjectRecord",
     "ObjectWrite",

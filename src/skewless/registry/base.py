@@ -73,6 +73,26 @@ class ApplyRecord:
     summary: str
 
 
+@dataclass(frozen=True)
+class MaterializationRecord:
+    """One materialization run of one view: what it read, wrote and left behind."""
+
+    view: str
+    data_hash: str  # the view definition it ran for
+    kind: Literal["full", "incremental"]
+    start_us: int | None  # event-time interval, inclusive; None: from the beginning
+    end_us: int
+    arrival_watermark_us: int | None  # newest source file modification time read
+    delta_path: str
+    delta_version: int
+    rows_read: int
+    rows_written_offline: int  # rows inserted or updated in the Delta table
+    keys_offered_online: int
+    keys_written_online: int  # the rest were already as new or newer online
+    seconds: float
+    finished_at: datetime
+
+
 class RegistryReader(Protocol):
     def registry_version(self) -> int: ...
 
@@ -86,9 +106,15 @@ class RegistryReader(Protocol):
 
     def applies(self) -> list[ApplyRecord]: ...
 
+    def materializations(self, view: str | None = None) -> list[MaterializationRecord]:
+        """Recorded runs, oldest first, optionally of one view."""
+        ...
+
 
 class Registry(RegistryReader, Protocol):
     def commit(self, base_version: int, writes: list[ObjectWrite], summary: str) -> int:
         """Record `writes` atomically as one apply. Raises RegistryConflictError unless the
         registry is still at `base_version`. Returns the new registry version."""
         ...
+
+    def record_materialization(self, record: MaterializationRecord) -> None: ...

@@ -7,6 +7,7 @@ same state: the second gets a RegistryConflictError and plans again.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sqlite3
 from collections.abc import Iterator
@@ -16,7 +17,13 @@ from pathlib import Path
 from typing import Any
 
 from skewless.errors import RegistryConflictError, RegistryError
-from skewless.registry.base import ApplyRecord, ObjectKind, ObjectRecord, ObjectWrite
+from skewless.registry.base import (
+    ApplyRecord,
+    MaterializationRecord,
+    ObjectKind,
+    ObjectRecord,
+    ObjectWrite,
+)
 
 SCHEMA_VERSION = 1
 
@@ -47,6 +54,11 @@ CREATE TABLE IF NOT EXISTS object_versions (
     applied_at TEXT NOT NULL,
     removed INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (project, kind, name, version)
+);
+CREATE TABLE IF NOT EXISTS materializations (
+    project TEXT NOT NULL,
+    run INTEGER PRIMARY KEY AUTOINCREMENT,
+    record TEXT NOT NULL
 );
 """
 
@@ -144,6 +156,24 @@ class SqliteRegistry:
             ).fetchall()
         return [ApplyRecord(int(v), datetime.fromisoformat(t), s) for v, t, s in rows]
 
+    def materializations(self, view: str | None = None) -> list[MaterializationRecord]:
+        with self._connect() as conn:
+            rows = conn.execute(
+                "SELECT record FROM materializations WHERE project=? ORDER BY run",
+                (self.project,),
+            ).fetchall()
+        records = [_materialization(json.loads(r[0])) for r in rows]
+        return [r for r in records if view is None or r.view == view]
+
+    def record_materialization(self, record: MaterializationRecord) -> None:
+        data = dataclasses.asdict(record)
+        data["finished_at"] = record.finished_at.isoformat()
+        with self._connect() as conn:
+            conn.execute(
+                "INSERT INTO materializations (project, record) VALUES (?, ?)",
+                (self.project, json.dumps(data, sort_keys=True)),
+            )
+
     # --- writer --------------------------------------------------------------------
 
     def commit(self, base_version: int, writes: list[ObjectWrite], summary: str) -> int:
@@ -214,3 +244,9 @@ def _record(row: tuple[Any, ...]) -> ObjectRecord:
         applied_at=datetime.fromisoformat(at),
         removed=bool(removed),
     )
+
+
+def _materialization(data: dict[str, Any]) -> MaterializationRecord:
+    data = dict(data)
+    data["finished_at"] = datetime.fromisoformat(data["finished_at"])
+    return MaterializationRecord(**data)

@@ -1,0 +1,212 @@
+"""The online gRPC server: grpc.aio in front of redis.asyncio.
+
+Besides skewless.serving.v1.OnlineServing it serves the standard health service
+(grpc.health.v1) and server reflection. Health is SERVING, for the whole server ("") and
+for OnlineServing, only while the registry is loaded with at least one feature view and
+Redis answers PING; NOT_SERVING otherwise. A watch task re-checks both every
+`poll_interval_s` (1 s): when the registry version changed (an `apply` happened) it
+reloads the definitions, so new views and services are served without a restart.
+
+`serve()` is what `skewless serve` runs; `running_server()` starts a server on a free
+port in a background thread, for tests and notebooks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final
+
+import grpc
+import grpc.aio
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from skewless.config import RepoConfig
+from skewless.grpc import convert
+from skewless.grpc.backend import OnlineBackend
+from skewless.grpc.errors import StatusInterceptor
+from skewless.grpc.servicer import OnlineServingServicer
+
+log = logging.getLogger(__name__)
+
+DEFAULT_PORT: Final = 6566
+SERVICE_NAME: Final = convert.SERVICE_NAME
+HEALTH_SERVICES: Final = ("", SERVICE_NAME)  # "" is the whole server
+_SERVING = health_pb2.HealthCheckResponse.SERVING
+_NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
+
+
+def _address(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host and not host.startswith("[") else f"{host}:{port}"
+
+
+class OnlineServer:
+    """One server over one backend; start() and stop() run on the caller's event loop."""
+
+    def __init__(
+        self,
+        backend: OnlineBackend,
+        *,
+        host: str = "127.0.0.1",
+        port: int = DEFAULT_PORT,
+        poll_interval_s: float = 1.0,
+    ) -> None:
+        self.backend = backend
+        self.host = host
+        self.port = port
+        self.poll_interval_s = poll_interval_s
+        self._server: grpc.aio.Server | None = None
+        self._health: health.aio.HealthServicer | None = None
+        self._watch_task: asyncio.Task[None] | None = None
+        self._serving: bool | None = None
+
+    async def start(self) -> int:
+        """Load the definitions, check Redis, bind and start. Returns the bound port
+        (useful with port 0). The server starts even if Redis or the registry is not
+        ready: health says NOT_SERVING until they are."""
+        server = grpc.aio.server(
+            interceptors=[StatusInterceptor((SERVICE_NAME,))],
+            # never share the port silently with another server started on it
+            options=[("grpc.so_reuseport", 0)],
+        )
+        self._health = health.aio.HealthServicer()
+        convert.add_servicer_to_server(OnlineServingServicer(self.backend), server)
+        health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
+        reflection.enable_server_reflection(
+            (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server
+        )
+        bound = server.add_insecure_port(_address(self.host, self.port))
+        if not bound:
+            raise OSError(f"could not bind {_address(self.host, self.port)}")
+        for name in HEALTH_SERVICES:
+            await self._health.set(name, _NOT_SERVING)
+        await self._check()
+        await server.start()
+        self._server = server
+        self.port = bound
+        self._watch_task = asyncio.create_task(self._watch(), name="skewless-grpc-watch")
+        log.info("serving on %s", _address(self.host, bound))
+        return bound
+
+    async def stop(self, grace_s: float | None = 5.0) -> None:
+        """Report NOT_SERVING, finish calls in flight (up to `grace_s`), close Redis."""
+        if self._watch_task is not None:
+            self._watch_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watch_task
+            self._watch_task = None
+        if self._health is not None:
+            await self._health.enter_graceful_shutdown()
+        if self._server is not None:
+            await self._server.stop(grace_s)
+            self._server = None
+        await self.backend.close()
+
+    async def _watch(self) -> None:
+        while True:
+            await asyncio.sleep(self.poll_interval_s)
+            try:
+                await self._check()
+            except Exception:  # a background task must outlive any one failed check
+                log.exception("health check failed")
+
+    async def _check(self) -> None:
+        await self.backend.refresh()
+        serving = self.backend.ready and await self.backend.ping()
+        if serving != self._serving:
+            log.info("health: %s", "SERVING" if serving else "NOT_SERVING")
+            self._serving = serving
+            assert self._health is not None
+            for name in HEALTH_SERVICES:
+                await self._health.set(name, _SERVING if serving else _NOT_SERVING)
+
+
+async def serve_async(
+    repo_path: str | Path,
+    port: int = DEFAULT_PORT,
+    host: str = "127.0.0.1",
+    *,
+    config: RepoConfig | None = None,
+    on_started: Callable[[int], None] | None = None,
+    grace_s: float = 5.0,
+) -> None:
+    """Serve until SIGINT or SIGTERM, then shut down gracefully. `on_started` receives
+    the bound port once the server accepts calls."""
+    backend = OnlineBackend.from_repo(Path(repo_path).resolve(), config)
+    server = OnlineServer(backend, host=host, port=port)
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):  # not the main thread
+            loop.add_signal_handler(sig, stopping.set)
+    try:
+        bound = await server.start()
+        if on_started is not None:
+            on_started(bound)
+        await stopping.wait()
+        log.info("shutting down (grace %s s)", grace_s)
+    finally:
+        await server.stop(grace_s)
+
+
+def serve(
+    repo_path: str | Path,
+    port: int = DEFAULT_PORT,
+    host: str = "127.0.0.1",
+    *,
+    on_started: Callable[[int], None] | None = None,
+) -> None:
+    """Blocking: serve the repo's online features until interrupted."""
+    asyncio.run(serve_async(repo_path, port, host, on_started=on_started))
+
+
+@dataclass(frozen=True)
+class RunningServer:
+    host: str
+    port: int
+    server: OnlineServer
+
+    @property
+    def target(self) -> str:
+        """The address to give OnlineClient or a grpc channel."""
+        return _address(self.host, self.port)
+
+
+@contextlib.contextmanager
+def running_server(
+    repo_path: str | Path,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    poll_interval_s: float = 1.0,
+    config: RepoConfig | None = None,
+) -> Iterator[RunningServer]:
+    """A server on its own event loop in a background thread (port 0: a free port),
+    stopped on exit. For tests and notebooks; production runs serve()."""
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, name="skewless-grpc", daemon=True)
+    thread.start()
+
+    async def start() -> OnlineServer:
+        backend = OnlineBackend.from_repo(Path(repo_path).resolve(), config)
+        server = OnlineServer(backend, host=host, port=port, poll_interval_s=poll_interval_s)
+        await server.start()
+        return server
+
+    server: OnlineServer | None = None
+    try:
+        server = asyncio.run_coroutine_threadsafe(start(), loop).result(timeout=60)
+        yield RunningServer(host, server.port, server)
+    finally:
+        if server is not None:
+            asyncio.run_coroutine_threadsafe(server.stop(grace_s=1.0), loop).result(timeout=60)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(timeout=60)
+        loop.close()

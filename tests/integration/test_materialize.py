@@ -1,0 +1,290 @@
+"""Materialization with real Spark, Delta and redis-server: versioned Delta tables,
+idempotent reruns, ordered online writes, late arrivals, concurrency, kill -9 + rerun."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+import uuid
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+import redis
+from pyspark.sql import SparkSession
+
+from skewless import FeatureStore
+from skewless.serving.service import FeatureStatus
+
+UTC = timezone.utc
+T0 = datetime(2024, 5, 1, tzinfo=UTC)
+SCHEMA = pa.schema(
+    [
+        ("driver_id", pa.int64()),
+        ("ts", pa.timestamp("us", tz="UTC")),
+        ("created", pa.timestamp("us", tz="UTC")),
+        ("trips", pa.int64()),
+        ("rating", pa.float64()),
+    ]
+)
+
+DEFS = """
+from datetime import timedelta
+from skewless import *
+
+driver = Entity("driver", join_keys=["driver_id"])
+stats = FeatureView(
+    "stats",
+    entities=[driver],
+    schema=[Field("driver_id", Int64), Field("trips", Int64), Field("rating", Float64)],
+    source=FileSource("data/stats", timestamp_field="ts", created_timestamp_column="created"),
+    ttl=timedelta(days=3650),
+)
+"""
+
+
+def at(hours: float) -> datetime:
+    return T0 + timedelta(hours=hours)
+
+
+def row(driver: int, hours: float, trips: int, created: float | None = None) -> dict[str, Any]:
+    return {
+        "driver_id": driver,
+        "ts": at(hours),
+        "created": at(hours if created is None else created),
+        "trips": trips,
+        "rating": trips / 10,
+    }
+
+
+BASE_ROWS = [
+    row(1, 0, 10),
+    row(1, 1, 11),
+    row(1, 1, 12, created=1.5),  # a correction of hour 1: it must win
+    row(2, 0, 20),
+    row(2, 2, 22),
+    row(3, 5, 35),  # after the first interval
+]
+
+
+def make_repo(root: Path, redis_url: str, project: str) -> FeatureStore:
+    (root / "data" / "stats").mkdir(parents=True)
+    (root / "feature_store.yaml").write_text(
+        f"project: {project}\nonline_store:\n  type: redis\n  url: {redis_url}\n"
+    )
+    (root / "defs.py").write_text(textwrap.dedent(DEFS))
+    add_file(root, BASE_ROWS, "part-0")
+    store = FeatureStore(root)
+    store.apply()
+    return store
+
+
+def add_file(root: Path, rows: list[dict[str, Any]], name: str) -> None:
+    pq.write_table(
+        pa.Table.from_pylist(rows, schema=SCHEMA), root / "data" / "stats" / f"{name}.parquet"
+    )
+
+
+def table_rows(spark: SparkSession, path: str, version: int | None = None) -> list[tuple[Any, ...]]:
+    reader = spark.read.format("delta")
+    if version is not None:
+        reader = reader.option("versionAsOf", version)
+    df = reader.load(path)
+    return sorted(
+        tuple(r) for r in df.select("driver_id", "ts", "created", "trips", "rating").collect()
+    )
+
+
+def online(store: FeatureStore, drivers: list[int]) -> list[Any]:
+    resp = store.get_online_features(
+        ["stats:trips", "stats:rating"], [{"driver_id": d} for d in drivers], request_time=at(100)
+    )
+    return list(
+        zip(
+            resp.values["trips"],
+            resp.statuses["trips"],
+            resp.event_timestamps["trips"],
+            strict=True,
+        )
+    )
+
+
+def redis_dump(url: str, project: str) -> dict[bytes, bytes]:
+    client = redis.Redis.from_url(url)
+    keys = sorted(client.scan_iter(match=f"sk1|{project}|*".encode()))
+    return dict(zip(keys, client.mget(keys), strict=True))
+
+
+def by_entity(dump: dict[bytes, bytes]) -> dict[bytes, bytes]:
+    """A dump keyed without the project, to compare two projects' contents."""
+    return {k.split(b"|", 2)[2]: v for k, v in dump.items()}
+
+
+@pytest.fixture
+def repo(tmp_path: Path, redis_url: str, spark: SparkSession) -> FeatureStore:
+    return make_repo(tmp_path / "repo", redis_url, f"m_{uuid.uuid4().hex[:8]}")
+
+
+def test_materialize_writes_delta_and_redis_and_records_the_run(
+    repo: FeatureStore, spark: SparkSession
+) -> None:
+    (run,) = repo.materialize(at(0), at(3))
+    assert (run.rows_read, run.rows_written_offline) == (5, 4)  # hour-1 rows collapse to one
+    assert (run.keys_offered_online, run.keys_written_online) == (2, 2)
+    assert run.delta_version == 0
+    rows = table_rows(spark, run.delta_path)
+    assert [(r[0], r[3]) for r in rows] == [(1, 10), (1, 12), (2, 20), (2, 22)]
+    assert online(repo, [1, 2, 3]) == [
+        (12, FeatureStatus.PRESENT, at(1)),
+        (22, FeatureStatus.PRESENT, at(2)),
+        (None, FeatureStatus.NOT_FOUND, None),
+    ]
+    assert repo.registry.materializations("stats") == [run]
+
+
+def test_materialize_rerun_changes_nothing_and_time_travel_works(
+    repo: FeatureStore, spark: SparkSession, redis_url: str
+) -> None:
+    (first,) = repo.materialize(at(0), at(3))
+    before_online = redis_dump(redis_url, repo.project)
+    (again,) = repo.materialize(at(0), at(3))
+    assert again.delta_version == first.delta_version + 1  # one commit per run
+    assert again.rows_written_offline == 0
+    assert again.keys_written_online == 0
+    assert table_rows(spark, again.delta_path) == table_rows(
+        spark, first.delta_path, first.delta_version
+    )
+    assert redis_dump(redis_url, repo.project) == before_online
+    (later,) = repo.materialize(at(3), at(6))
+    assert [r[0] for r in table_rows(spark, later.delta_path)] == [1, 1, 2, 2, 3]
+    assert [r[0] for r in table_rows(spark, later.delta_path, first.delta_version)] == [1, 1, 2, 2]
+
+
+def test_materialize_replaying_an_older_interval_changes_nothing_online(
+    repo: FeatureStore, redis_url: str
+) -> None:
+    repo.materialize(at(0), at(6))
+    newest = redis_dump(redis_url, repo.project)
+    (replay,) = repo.materialize(at(0), at(0.5))
+    assert replay.keys_offered_online == 2 and replay.keys_written_online == 0
+    assert redis_dump(redis_url, repo.project) == newest
+
+
+def test_materialize_correction_arriving_later_wins_offline_and_online(
+    repo: FeatureStore, spark: SparkSession
+) -> None:
+    (run,) = repo.materialize(at(0), at(3))
+    add_file(repo.repo_path, [row(2, 2, 99, created=4)], "part-1")
+    (fix,) = repo.materialize(at(0), at(3))
+    assert fix.rows_written_offline == 1
+    assert online(repo, [2]) == [(99, FeatureStatus.PRESENT, at(2))]
+    assert [r[3] for r in table_rows(spark, run.delta_path) if r[0] == 2] == [20, 99]
+
+
+def test_materialize_incremental_picks_up_late_rows(
+    repo: FeatureStore, spark: SparkSession
+) -> None:
+    (first,) = repo.materialize_incremental(at(3))
+    assert first.kind == "incremental" and first.rows_read == 5
+    # A late file: an old event time for a new driver, and an old correction for driver 1.
+    time.sleep(0.01)
+    add_file(repo.repo_path, [row(4, 0.5, 40), row(1, 1, 13, created=2)], "part-late")
+    (second,) = repo.materialize_incremental(at(3))
+    assert second.rows_read >= 2
+    assert online(repo, [4, 1]) == [
+        (40, FeatureStatus.PRESENT, at(0.5)),
+        (13, FeatureStatus.PRESENT, at(1)),
+    ]
+    rows = table_rows(spark, second.delta_path)
+    assert (4, 40) in [(r[0], r[3]) for r in rows]
+    # Driver 3's row (hour 5) was past the first run's end: a later run still takes it.
+    (third,) = repo.materialize_incremental(at(6))
+    assert online(repo, [3]) == [(35, FeatureStatus.PRESENT, at(5))]
+    assert third.rows_read >= 1
+
+
+def test_materialize_concurrent_overlapping_runs_equal_sequential(
+    tmp_path: Path, redis_url: str, spark: SparkSession
+) -> None:
+    seq = make_repo(tmp_path / "seq", redis_url, "conc_seq")
+    seq.materialize(at(0), at(3))
+    seq.materialize(at(1), at(6))
+    par = make_repo(tmp_path / "par", redis_url, "conc_par")
+    errors: list[BaseException] = []
+
+    def run(start: float, end: float) -> None:
+        try:
+            par.materialize(at(start), at(end))
+        except BaseException as exc:  # surfaced below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=a) for a in ((0, 3), (1, 6))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    seq_path = seq.registry.materializations()[-1].delta_path
+    par_path = par.registry.materializations()[-1].delta_path
+    assert table_rows(spark, par_path) == table_rows(spark, seq_path)
+    assert by_entity(redis_dump(redis_url, "conc_par")) == by_entity(
+        redis_dump(redis_url, "conc_seq")
+    )
+
+
+KILLED_CHILD = """
+import sys
+from datetime import datetime, timezone
+from skewless import FeatureStore
+store = FeatureStore(sys.argv[1])
+print("STARTED", flush=True)
+day = datetime(2024, 5, 1, tzinfo=timezone.utc)
+store.materialize(day, day.replace(day=2))
+print("DONE", flush=True)
+"""
+
+
+def test_materialize_killed_half_way_then_rerun_equals_a_clean_run(
+    tmp_path: Path, redis_url: str, spark: SparkSession
+) -> None:
+    many = [row(d, h, d * 100 + h) for d in range(200) for h in range(0, 24, 3)]
+    clean = make_repo(tmp_path / "clean", redis_url, "kill_clean")
+    add_file(clean.repo_path, many, "part-many")
+    clean.materialize(at(0), at(24))
+
+    killed = make_repo(tmp_path / "killed", redis_url, "kill_rerun")
+    add_file(killed.repo_path, many, "part-many")
+    proc = subprocess.Popen(
+        [sys.executable, "-c", KILLED_CHILD, str(killed.repo_path)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    assert proc.stdout is not None
+    assert proc.stdout.readline().strip() == "STARTED"
+    # Kill it the moment the Delta commit lands: offline written, online not (or partly).
+    deadline = time.monotonic() + 180
+    commits: list[Path] = []
+    while not commits and time.monotonic() < deadline and proc.poll() is None:
+        commits = list((killed.repo_path / "data").glob("offline/**/_delta_log/*.json"))
+        time.sleep(0.02)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(30)
+    assert commits, "the child never committed to Delta"
+    assert killed.registry.materializations() == []  # the run was not recorded
+    killed.materialize(at(0), at(24))
+
+    clean_path = clean.registry.materializations()[-1].delta_path
+    killed_path = killed.registry.materializations()[-1].delta_path
+    assert table_rows(spark, killed_path) == table_rows(spark, clean_path)
+    assert by_entity(redis_dump(redis_url, "kill_rerun")) == by_entity(
+        redis_dump(redis_url, "kill_clean")
+    )

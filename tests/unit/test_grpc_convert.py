@@ -1,0 +1,416 @@
+"""Protobuf <-> domain conversions of the gRPC adapter: pure, no server, no network."""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import grpc
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from skewless.definitions import Entity, FeatureView, Field, FileSource
+from skewless.errors import (
+    EntityDataFrameError,
+    FeatureNotFoundError,
+    FeatureServiceNotFoundError,
+    InvalidFeatureRefError,
+    RegistryConflictError,
+    SkewlessError,
+)
+from skewless.feature_store import NothingAppliedError
+from skewless.grpc import convert
+from skewless.grpc.backend import OnlineAnswer, OnlineQuery, OnlineStoreUnavailableError
+from skewless.grpc.catalog import Catalog, check_join_keys
+from skewless.grpc.errors import status_for
+from skewless.online.codec import CodecError
+from skewless.serving.service import FeatureStatus, OnlineResponse
+from skewless.types import (
+    Array,
+    Bool,
+    Bytes,
+    DType,
+    Float32,
+    Float64,
+    Int32,
+    Int64,
+    String,
+    UnixTimestamp,
+)
+
+UTC = timezone.utc
+T0 = datetime(2024, 3, 1, 12, 0, tzinfo=UTC)
+T0_US = 1_709_294_400_000_000
+
+SCALARS: dict[DType, st.SearchStrategy[Any]] = {
+    Int64: st.integers(-(2**63), 2**63 - 1),
+    Int32: st.integers(-(2**31), 2**31 - 1),
+    Float64: st.floats(allow_nan=True),
+    Float32: st.floats(width=32, allow_nan=True),
+    String: st.text(),
+    Bool: st.booleans(),
+    Bytes: st.binary(),
+    UnixTimestamp: st.integers(-(2**63), 2**63 - 1),
+}
+
+
+def same(a: Any, b: Any) -> bool:
+    """Equal, with NaN equal to NaN and types compared too (1 is not 1.0 or True)."""
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b, strict=True))
+    if isinstance(a, float) and isinstance(b, float):
+        return (math.isnan(a) and math.isnan(b)) or a == b
+    return bool(a == b) and type(a) is type(b)
+
+
+def wire(msg: Any) -> Any:
+    """The message after a trip through bytes, as the peer would see it."""
+    return type(msg).FromString(msg.SerializeToString())
+
+
+def round_trip(value: Any, dtype: DType | None = None) -> Any:
+    return convert.from_value(wire(convert.to_value(value, dtype)))
+
+
+# --- values ------------------------------------------------------------------------------
+
+
+@st.composite
+def typed_values(draw: st.DrawFn) -> tuple[DType, Any]:
+    scalar = draw(st.sampled_from(list(SCALARS)))
+    if draw(st.booleans()):
+        items = st.lists(st.none() | SCALARS[scalar], max_size=5)
+        return Array(scalar), draw(st.none() | items)  # type: ignore[arg-type]
+    return scalar, draw(st.none() | SCALARS[scalar])
+
+
+@given(typed=typed_values())
+def test_convert_typed_values_round_trip(typed: tuple[DType, Any]) -> None:
+    dtype, value = typed
+    assert same(round_trip(value, dtype), value) or (value is None and round_trip(value) is None)
+
+
+@pytest.mark.parametrize(
+    ("dtype", "value", "field"),
+    [
+        (Int64, 7, "int64_value"),
+        (Int32, -7, "int32_value"),
+        (Float64, 0.1, "double_value"),
+        (Float32, 0.5, "float_value"),
+        (String, "é", "string_value"),
+        (Bool, False, "bool_value"),
+        (Bytes, b"\x00\xff", "bytes_value"),
+        (UnixTimestamp, T0_US, "unix_timestamp_value"),
+        (Array(Int64), [1, None], "int64_list_value"),
+        (Array(Int32), [1], "int32_list_value"),
+        (Array(Float64), [0.5], "double_list_value"),
+        (Array(Float32), [0.5], "float_list_value"),
+        (Array(String), ["a", None], "string_list_value"),
+        (Array(Bool), [True], "bool_list_value"),
+        (Array(Bytes), [b"x"], "bytes_list_value"),
+        (Array(UnixTimestamp), [T0_US], "unix_timestamp_list_value"),
+    ],
+)
+def test_convert_declared_type_picks_the_wire_field(dtype: DType, value: Any, field: str) -> None:
+    msg = convert.to_value(value, dtype)
+    assert msg.WhichOneof("kind") == field
+    assert same(convert.from_value(wire(msg)), value)
+
+
+def test_convert_null_is_an_empty_value() -> None:
+    msg = convert.to_value(None, Float64)
+    assert msg.WhichOneof("kind") is None
+    assert msg.SerializeToString() == b""
+    assert convert.from_value(msg) is None
+
+
+def test_convert_nan_and_infinities_survive() -> None:
+    for dtype in (Float64, Float32, None):
+        assert math.isnan(round_trip(float("nan"), dtype))
+        assert round_trip(float("-inf"), dtype) == float("-inf")
+    got = round_trip([float("nan"), None, 1.5], Array(Float32))
+    assert math.isnan(got[0])
+    assert got[1:] == [None, 1.5]
+
+
+def test_convert_float32_is_exact_for_float32_values() -> None:
+    stored = float(np.float32(0.1))  # what the online codec decodes for a Float32 0.1
+    assert round_trip(stored, Float32) == stored
+
+
+def test_convert_empty_array_is_not_null() -> None:
+    for dtype in (Array(Int64), Array(String), None):
+        assert round_trip([], dtype) == []
+    assert round_trip([None, None], Array(Bytes)) == [None, None]
+
+
+def test_convert_timestamps_are_microseconds() -> None:
+    assert round_trip(T0, UnixTimestamp) == T0_US
+    assert round_trip(T0.replace(tzinfo=None)) == T0_US  # naive means UTC
+    later = T0.astimezone(timezone(timedelta(hours=2)))
+    assert round_trip(later) == T0_US
+    assert convert.to_value(T0).WhichOneof("kind") == "unix_timestamp_value"
+    assert round_trip([T0, None]) == [T0_US, None]
+
+
+@pytest.mark.parametrize(
+    ("value", "field", "expected"),
+    [
+        (True, "bool_value", True),
+        (3, "int64_value", 3),
+        (2.5, "double_value", 2.5),
+        ("a", "string_value", "a"),
+        (b"a", "bytes_value", b"a"),
+        (bytearray(b"a"), "bytes_value", b"a"),
+        (np.int64(4), "int64_value", 4),
+        (np.int32(4), "int64_value", 4),
+        (np.float32(0.5), "double_value", 0.5),
+        (np.bool_(True), "bool_value", True),
+        (np.array([1, 2]), "int64_list_value", [1, 2]),
+        ([1, 2.5], "double_list_value", [1.0, 2.5]),
+        (("x", None), "string_list_value", ["x", None]),
+        ([True, False], "bool_list_value", [True, False]),
+    ],
+)
+def test_convert_infers_the_kind_of_untyped_values(value: Any, field: str, expected: Any) -> None:
+    msg = convert.to_value(value)
+    assert msg.WhichOneof("kind") == field
+    assert same(convert.from_value(wire(msg)), expected)
+
+
+def test_convert_pandas_missing_values_are_null() -> None:
+    assert convert.to_value(pd.NA).WhichOneof("kind") is None
+    assert convert.to_value(pd.NaT).WhichOneof("kind") is None
+    assert round_trip([1, pd.NA]) == [1, None]
+
+
+def test_convert_rejects_what_it_cannot_send() -> None:
+    with pytest.raises(TypeError, match="mixes"):
+        convert.to_value([1, "a"])
+    with pytest.raises(TypeError, match="dict"):
+        convert.to_value({"a": 1})
+
+
+def test_convert_malformed_array_is_an_error() -> None:
+    msg = convert.to_value([1, 2], Array(Int64))
+    msg.int64_list_value.null_indices.append(5)
+    with pytest.raises(ValueError, match="null index 5"):
+        convert.from_value(msg)
+
+
+# --- requests ---------------------------------------------------------------------------
+
+
+def test_convert_request_rows_round_trip_with_composite_keys() -> None:
+    rows = [
+        {"city": "paris", "zone": 1, "driver_id": 10},
+        {"city": "lyon", "zone": 2, "driver_id": None},
+        {"city": None, "zone": 3, "driver_id": 12},
+    ]
+    query = OnlineQuery(["zones:demand", "stats:trips"], rows, full_feature_names=True)
+    msg = wire(convert.query_to_proto(query))
+    assert sorted(msg.entity_columns) == ["city", "driver_id", "zone"]
+    assert len(msg.entity_columns["zone"].values) == 3
+    back = convert.query_from_proto(msg)
+    assert back == query
+
+
+def test_convert_request_feature_service_by_name() -> None:
+    msg = wire(convert.query_to_proto(OnlineQuery("svc", [{"driver_id": 1}])))
+    assert msg.feature_service == "svc"
+    assert list(msg.features) == []
+    assert convert.query_from_proto(msg).features == "svc"
+
+
+def test_convert_request_with_no_rows() -> None:
+    msg = wire(convert.query_to_proto(OnlineQuery(["stats:trips"], [])))
+    assert convert.query_from_proto(msg) == OnlineQuery(["stats:trips"], [])
+
+
+def test_convert_request_rows_must_share_their_keys() -> None:
+    rows = [{"city": "paris", "zone": 1}, {"city": "lyon"}]
+    with pytest.raises(EntityDataFrameError, match="entity row 1") as info:
+        convert.query_to_proto(OnlineQuery(["zones:demand"], rows))
+    assert info.value.column == "zone"
+
+
+def test_convert_request_unsendable_value_names_the_column() -> None:
+    with pytest.raises(EntityDataFrameError, match="'driver_id'") as info:
+        convert.query_to_proto(OnlineQuery(["stats:trips"], [{"driver_id": object()}]))
+    assert info.value.column == "driver_id"
+
+
+def test_convert_request_columns_of_different_lengths_are_an_error() -> None:
+    msg = convert.query_to_proto(OnlineQuery(["zones:demand"], [{"city": "a", "zone": 1}] * 2))
+    msg.entity_columns["zone"].values.pop()
+    with pytest.raises(EntityDataFrameError, match="differ in length") as info:
+        convert.query_from_proto(msg)
+    assert info.value.column == "zone"
+
+
+def test_convert_request_features_and_service_exclude_each_other() -> None:
+    msg = convert.query_to_proto(OnlineQuery(["stats:trips"], []))
+    msg.feature_service = "svc"
+    with pytest.raises(InvalidFeatureRefError, match="not both"):
+        convert.query_from_proto(msg)
+
+
+# --- responses ----------------------------------------------------------------------------
+
+
+def sample_response() -> OnlineResponse:
+    rows: list[dict[str, Any]] = [
+        {"driver_id": 1, "label": "a"},
+        {"driver_id": 2, "label": "b"},
+        {"driver_id": 99, "label": "c"},
+    ]
+    present, missing, old = (
+        FeatureStatus.PRESENT,
+        FeatureStatus.NOT_FOUND,
+        FeatureStatus.OUTSIDE_MAX_AGE,
+    )
+    when = [T0, T0 - timedelta(days=3), None]
+    return OnlineResponse(
+        join_keys=["driver_id"],
+        entity_rows=rows,
+        features=["rating", "ratio", "tags", "seen"],
+        values={
+            "rating": [float("nan"), None, None],
+            "ratio": [float(np.float32(0.1)), None, None],
+            "tags": [["x", None], None, None],
+            "seen": [T0_US, None, None],
+        },
+        statuses={name: [present, old, missing] for name in ("rating", "ratio", "tags", "seen")},
+        event_timestamps={name: list(when) for name in ("rating", "ratio", "tags", "seen")},
+    )
+
+
+DTYPES: dict[str, DType] = {
+    "rating": Float64,
+    "ratio": Float32,
+    "tags": Array(String),
+    "seen": UnixTimestamp,
+}
+
+
+def same_response(a: OnlineResponse, b: OnlineResponse) -> bool:
+    return (
+        a.join_keys == b.join_keys
+        and a.entity_rows == b.entity_rows
+        and a.features == b.features
+        and all(same(a.values[f], b.values[f]) for f in a.features)
+        and a.statuses == b.statuses
+        and a.event_timestamps == b.event_timestamps
+    )
+
+
+def test_convert_response_round_trips_to_the_same_online_response() -> None:
+    response = sample_response()
+    msg = wire(convert.answer_to_proto(OnlineAnswer(response, DTYPES, registry_version=7)))
+    assert msg.registry_version == 7
+    assert [c.name for c in msg.features] == response.features
+    back = convert.response_from_proto(msg, response.entity_rows)
+    assert same_response(back, response)
+    assert back.to_dict().keys() == response.to_dict().keys()
+
+
+def test_convert_response_is_column_major_and_typed() -> None:
+    msg = convert.answer_to_proto(OnlineAnswer(sample_response(), DTYPES, registry_version=1))
+    ratio = msg.features[1]
+    assert ratio.values[0].WhichOneof("kind") == "float_value"
+    assert ratio.values[1].WhichOneof("kind") is None  # withheld: outside max age
+    assert list(ratio.statuses) == [
+        convert.pb.FEATURE_STATUS_PRESENT,
+        convert.pb.FEATURE_STATUS_OUTSIDE_MAX_AGE,
+        convert.pb.FEATURE_STATUS_NOT_FOUND,
+    ]
+    assert list(ratio.event_timestamps) == [T0_US, T0_US - 3 * 86_400_000_000, 0]
+    assert msg.features[3].values[0].WhichOneof("kind") == "unix_timestamp_value"
+
+
+def test_convert_response_not_found_has_no_event_time() -> None:
+    msg = convert.answer_to_proto(OnlineAnswer(sample_response(), DTYPES, registry_version=1))
+    back = convert.response_from_proto(msg, sample_response().entity_rows)
+    assert back.event_timestamps["rating"][2] is None
+    assert back.event_timestamps["rating"][0] == T0
+
+
+def test_convert_response_of_the_wrong_length_is_an_error() -> None:
+    msg = convert.answer_to_proto(OnlineAnswer(sample_response(), DTYPES, registry_version=1))
+    with pytest.raises(ValueError, match="does not have 2 rows"):
+        convert.response_from_proto(msg, [{"driver_id": 1}, {"driver_id": 2}])
+
+
+# --- join keys (pure checks the server runs before a lookup) ------------------------------
+
+DRIVER = Entity("driver", join_keys=["driver_id"])
+ZONE = Entity("zone", join_keys=["city", "zone_id"])
+
+
+def catalog() -> Catalog:
+    source = FileSource("data/x.parquet", timestamp_field="ts")
+    stats = FeatureView(
+        "stats",
+        entities=[DRIVER],
+        schema=[Field("driver_id", Int64), Field("trips", Int64)],
+        source=source,
+    )
+    zones = FeatureView("zones", entities=[ZONE], schema=[Field("demand", Float64)], source=source)
+    return Catalog("p", 3, {"stats": stats, "zones": zones}, {})
+
+
+def test_join_keys_accept_pinned_and_unpinned_types_and_nulls() -> None:
+    requests = catalog().compile(["stats:trips", "zones:demand"], full_feature_names=False)
+    check_join_keys(requests, [{"driver_id": 1, "city": "paris", "zone_id": 2}])
+    check_join_keys(requests, [{"driver_id": None, "city": None, "zone_id": None}])
+
+
+@pytest.mark.parametrize(
+    ("row", "key"),
+    [
+        ({"driver_id": "1", "city": "a", "zone_id": 1}, "driver_id"),  # pinned Int64
+        ({"driver_id": True, "city": "a", "zone_id": 1}, "driver_id"),  # bool is no int
+        ({"driver_id": 1, "city": "a", "zone_id": 1.5}, "zone_id"),  # no key is a float
+        ({"driver_id": 1, "city": ["a"], "zone_id": 1}, "city"),
+        ({"driver_id": 1, "city": "a"}, "zone_id"),  # missing
+    ],
+)
+def test_join_keys_mistyped_or_missing_name_the_key(row: dict[str, Any], key: str) -> None:
+    requests = catalog().compile(["stats:trips", "zones:demand"], full_feature_names=False)
+    with pytest.raises(EntityDataFrameError, match=f"'{key}'") as info:
+        check_join_keys(requests, [{"driver_id": 1, "city": "b", "zone_id": 0}, row])
+    assert info.value.column == key
+    assert "entity row 1" in str(info.value)
+
+
+def test_catalog_without_views_is_nothing_applied() -> None:
+    with pytest.raises(NothingAppliedError):
+        Catalog("p", 0, {}, {}).compile(["stats:trips"], full_feature_names=False)
+
+
+# --- errors -> status codes ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("error", "code", "names"),
+    [
+        (FeatureNotFoundError("stats", "bogus", ["trips"]), "INVALID_ARGUMENT", "bogus"),
+        (FeatureServiceNotFoundError("nope", ["svc"]), "INVALID_ARGUMENT", "nope"),
+        (InvalidFeatureRefError("stats", "expected 'view:feature'"), "INVALID_ARGUMENT", "stats"),
+        (EntityDataFrameError("no join key 'city'", column="city"), "INVALID_ARGUMENT", "city"),
+        (NothingAppliedError("p"), "FAILED_PRECONDITION", "p"),
+        (OnlineStoreUnavailableError("refused"), "UNAVAILABLE", "refused"),
+        (RegistryConflictError(1, 2), "UNAVAILABLE", "version"),  # retryable
+        (CodecError("value is truncated"), "INTERNAL", "truncated"),
+        (SkewlessError("odd"), "INTERNAL", "odd"),
+        (KeyError("x"), "INTERNAL", "KeyError"),
+    ],
+)
+def test_status_table_maps_errors_to_codes(error: Exception, code: str, names: str) -> None:
+    got, details = status_for(error)
+    assert got is getattr(grpc.StatusCode, code)
+    assert names in details
