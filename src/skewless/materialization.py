@@ -26,6 +26,19 @@ if TYPE_CHECKING:
     from skewless.feature_store import FeatureStore
 
 
+def parse_time(text: str) -> datetime:
+    """An ISO-8601 date or time; naive means UTC. `now` is accepted."""
+    if text == "now":
+        return datetime.now(UTC)
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        raise SkewlessError(
+            f"'{text}' is not an ISO-8601 date or time (e.g. 2026-01-31T12:00)"
+        ) from None
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
 def _views(store: FeatureStore, names: Sequence[str] | None) -> list[FeatureView]:
     known = {v.name: v for v in store.list_feature_views()}
     if not known:

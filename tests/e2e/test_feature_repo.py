@@ -4,16 +4,22 @@ and build training sets, through the real CLI and the real Spark."""
 from __future__ import annotations
 
 import importlib.util
+import json
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 
 import pandas as pd
+import pyspark
 import pytest
 
 from skewless import FeatureStore
+from skewless.batch import job
+from skewless.batch.jars import ensure_delta_jars
+from tests.integration.redis_server import redis_server
 
 ROOT = Path(__file__).resolve().parents[2]
 SKEWLESS = [sys.executable, "-m", "skewless.cli.main"]
@@ -50,14 +56,16 @@ def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return target
 
 
-def cli(repo: Path, *args: str) -> subprocess.CompletedProcess[str]:
+def cli(
+    repo: Path, *args: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [*SKEWLESS, *args, "--repo", str(repo)],
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=600,
         check=False,
-        env={"COLUMNS": "200", "PATH": "/usr/bin:/bin", "HOME": str(Path.home())},
+        env={"COLUMNS": "200", "PATH": "/usr/bin:/bin", "HOME": str(Path.home()), **(env or {})},
     )
 
 
@@ -135,6 +143,65 @@ def test_training_set_from_the_service(repo: Path) -> None:
     assert list(training.columns) == [*trips.columns, *[r.split(":")[1] for r in service.refs]]
     assert training["conv_rate"].notna().mean() > 0.8
     assert str(training["trips_last_hour"].dtype) == "Int32"
+
+
+@pytest.fixture(scope="module")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    with redis_server(tmp_path_factory.mktemp("e2e-redis")) as url:
+        yield url
+
+
+def test_cli_materialize_and_online_values_match_offline(repo: Path, redis_url: str) -> None:
+    env = {"SKEWLESS_ONLINE_STORE_URL": redis_url}
+    result = cli(repo, "materialize", "2025-12-31", "2026-01-04", env=env)
+    assert result.returncode == 0, result.stderr[-2000:]
+    for view in ("driver_hourly_stats", "zone_demand", "customer_daily_profile"):
+        assert view in result.stdout
+    assert "keys written online" in result.stdout
+    again = cli(repo, "materialize-incremental", "2026-01-04", env=env)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert "(incremental)" in again.stdout
+
+
+def test_spark_submit_runs_the_materialization_job(repo: Path, redis_url: str) -> None:
+    submit = Path(pyspark.__file__).parent / "bin" / "spark-submit"
+    result = subprocess.run(
+        [
+            str(submit),
+            "--master",
+            "local[1]",
+            "--properties-file",
+            str(repo.parent / "spark-conf" / "spark-defaults.conf"),
+            "--conf",
+            "spark.driver.memory=1g",
+            "--jars",
+            ",".join(str(p) for p in ensure_delta_jars()),
+            job.__file__,
+            "--repo",
+            str(repo),
+            "materialize",
+            "2026-01-01",
+            "2026-01-02",
+            "--views",
+            "zone_demand",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+        env={
+            "PATH": "/usr/bin:/bin",
+            "HOME": str(Path.home()),
+            "PYSPARK_PYTHON": sys.executable,
+            "PYSPARK_DRIVER_PYTHON": sys.executable,
+            "SKEWLESS_ONLINE_STORE_URL": redis_url,
+        },
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    (line,) = [ln for ln in result.stdout.splitlines() if ln.startswith("{")]
+    record = json.loads(line)
+    assert record["view"] == "zone_demand"
+    assert record["rows_read"] > 0
 
 
 def test_demo_script_runs(repo: Path) -> None:

@@ -189,7 +189,6 @@ def store(
     pq.write_table(
         pa.Table.from_pylist(ZONE_ROWS, schema=ZONES_SCHEMA), repo / "data/zones.parquet"
     )
-    redis.Redis.from_url(redis_url).flushdb()
     fs = FeatureStore(repo)
     fs.apply()
     fs.materialize(None, NOW)

@@ -68,6 +68,9 @@ def get_spark(config: SparkConfig, repo_path: Path) -> SparkSession:
         active = SparkSession.getActiveSession()
         if active is not None:
             return active
+        if os.environ.get("PYSPARK_GATEWAY_PORT"):
+            # Launched by spark-submit: the JVM is up with the submit's settings.
+            return SparkSession.builder.appName(config.app_name).getOrCreate()
         os.environ.setdefault("PYSPARK_PYTHON", _python())
         ensure_java()
         builder = SparkSession.builder.master(config.master).appName(config.app_name)

@@ -6,12 +6,16 @@ main.py only parses arguments and displays what these return.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 from skewless.feature_store import FeatureStore
+from skewless.materialization import parse_time
 from skewless.plan import Plan
-from skewless.registry import ObjectRecord
+from skewless.registry import MaterializationRecord, ObjectRecord
 from skewless.scaffold import scaffold
+
+__all__ = ["parse_time"]
 
 
 @dataclass(frozen=True)
@@ -41,3 +45,21 @@ def describe(repo: Path, name: str) -> list[ObjectRecord]:
 
 def init(path: Path, project: str) -> list[Path]:
     return scaffold(path, project)
+
+
+def view_names(repo: Path, views: list[str] | None) -> list[str]:
+    store = FeatureStore(repo)
+    known = sorted(v.name for v in store.list_feature_views())
+    return list(views) if views else known
+
+
+def materialize_view(
+    repo: Path, view: str, start: datetime | None, end: datetime | None, *, incremental: bool
+) -> MaterializationRecord:
+    store = FeatureStore(repo)
+    if incremental:
+        (record,) = store.materialize_incremental(end, [view])
+    else:
+        assert end is not None
+        (record,) = store.materialize(start, end, [view])
+    return record

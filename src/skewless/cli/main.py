@@ -9,17 +9,19 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Annotated, TypeVar
 
 import typer
 from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from skewless.cli import commands
 from skewless.errors import SkewlessError
 from skewless.plan import Plan, explain
-from skewless.registry import ObjectRecord
+from skewless.registry import MaterializationRecord, ObjectRecord
 
 app = typer.Typer(
     name="skewless",
@@ -126,6 +128,89 @@ def describe(name: str, repo: RepoOption = Path()) -> None:
     history = run(lambda: commands.describe(repo, name))
     out.print(_records_table(history, f"History of '{name}'"))
     out.print_json(json.dumps(history[-1].spec))
+
+
+def _materialize(
+    repo: Path, views: list[str] | None, start: str | None, end: str | None, *, incremental: bool
+) -> None:
+    start_t = run(lambda: commands.parse_time(start)) if start else None
+    end_t = run(lambda: commands.parse_time(end)) if end else None
+    names = run(lambda: commands.view_names(repo, views))
+    records: list[MaterializationRecord] = []
+    columns = (
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("views"),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, console=out, transient=True) as progress:
+        task = progress.add_task("materializing", total=len(names))
+        for name in names:
+            progress.update(task, description=f"materializing {name}")
+            records.append(
+                run(
+                    partial(
+                        commands.materialize_view,
+                        repo,
+                        name,
+                        start_t,
+                        end_t,
+                        incremental=incremental,
+                    )
+                )
+            )
+            progress.advance(task)
+    table = Table(title="Materialization" + (" (incremental)" if incremental else ""))
+    for col in (
+        "view",
+        "rows read",
+        "rows written offline",
+        "keys written online",
+        "keys already newer",
+        "Delta version",
+        "seconds",
+    ):
+        table.add_column(col, justify="left" if col == "view" else "right")
+    for r in records:
+        table.add_row(
+            r.view,
+            f"{r.rows_read:,}",
+            f"{r.rows_written_offline:,}",
+            f"{r.keys_written_online:,}",
+            f"{r.keys_offered_online - r.keys_written_online:,}",
+            str(r.delta_version),
+            f"{r.seconds:.1f}",
+        )
+    out.print(table)
+
+
+ViewsOption = Annotated[
+    list[str] | None, typer.Option("--views", "-v", help="Views to materialize (default all).")
+]
+
+
+@app.command()
+def materialize(
+    start: Annotated[
+        str, typer.Argument(help="Start of the event-time interval (ISO-8601, UTC if naive).")
+    ],
+    end: Annotated[str, typer.Argument(help="End of the interval, inclusive (ISO-8601 or 'now').")],
+    views: ViewsOption = None,
+    repo: RepoOption = Path(),
+) -> None:
+    """Materialize [START, END] into the Delta feature tables and the online store."""
+    _materialize(repo, views, start, end, incremental=False)
+
+
+@app.command("materialize-incremental")
+def materialize_incremental(
+    end: Annotated[str, typer.Argument(help="Up to this event time (default now).")] = "now",
+    views: ViewsOption = None,
+    repo: RepoOption = Path(),
+) -> None:
+    """Materialize what arrived since each view's last run, late rows included."""
+    _materialize(repo, views, None, end, incremental=True)
 
 
 if __name__ == "__main__":  # pragma: no cover

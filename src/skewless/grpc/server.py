@@ -119,9 +119,14 @@ class OnlineServer:
 
     async def _check(self) -> None:
         await self.backend.refresh()
-        serving = self.backend.ready and await self.backend.ping()
+        if not self.backend.ready:
+            serving, why = False, " (no feature view applied, or the registry is unreadable)"
+        elif not await self.backend.ping():
+            serving, why = False, " (Redis does not answer PING)"
+        else:
+            serving, why = True, ""
         if serving != self._serving:
-            log.info("health: %s", "SERVING" if serving else "NOT_SERVING")
+            log.info("health: %s%s", "SERVING" if serving else "NOT_SERVING", why)
             self._serving = serving
             assert self._health is not None
             for name in HEALTH_SERVICES:

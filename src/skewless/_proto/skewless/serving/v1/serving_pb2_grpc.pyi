@@ -47,7 +47,8 @@ class OnlineServingStub:
       INVALID_ARGUMENT     unknown feature view, feature or feature service, a malformed
                            "view:feature" reference, a missing or mistyped join key, or
                            entity columns of different lengths
-      UNAVAILABLE          the online store (Redis) did not answer in time; retry
+      UNAVAILABLE          the online store (Redis) did not answer within the call's
+                           deadline, or the server has not loaded the registry yet; retry
       FAILED_PRECONDITION  nothing has been applied to the registry yet
       INTERNAL             a stored value could not be decoded (a bug or a codec mismatch)
     """
@@ -62,7 +63,8 @@ class OnlineServingAsyncStub(OnlineServingStub):
       INVALID_ARGUMENT     unknown feature view, feature or feature service, a malformed
                            "view:feature" reference, a missing or mistyped join key, or
                            entity columns of different lengths
-      UNAVAILABLE          the online store (Redis) did not answer in time; retry
+      UNAVAILABLE          the online store (Redis) did not answer within the call's
+                           deadline, or the server has not loaded the registry yet; retry
       FAILED_PRECONDITION  nothing has been applied to the registry yet
       INTERNAL             a stored value could not be decoded (a bug or a codec mismatch)
     """
@@ -80,7 +82,8 @@ class OnlineServingServicer(metaclass=_abc_1.ABCMeta):
           INVALID_ARGUMENT     unknown feature view, feature or feature service, a malformed
                                "view:feature" reference, a missing or mistyped join key, or
                                entity columns of different lengths
-          UNAVAILABLE          the online store (Redis) did not answer in time; retry
+          UNAVAILABLE          the online store (Redis) did not answer within the call's
+                               deadline, or the server has not loaded the registry yet; retry
           FAILED_PRECONDITION  nothing has been applied to the registry yet
           INTERNAL             a stored value could not be decoded (a bug or a codec mismatch)
         """
