@@ -167,13 +167,22 @@ class FeatureStore:
 
     # --- online -----------------------------------------------------------------------
 
+    def online_url(self) -> str:
+        """The configured Redis URL, or the embedded server's (started if need be)."""
+        from skewless.online.embedded import EmbeddedServer  # noqa: PLC0415
+
+        return self.config.online_store.url or EmbeddedServer(self.embedded_dir).ensure_running()
+
+    @property
+    def embedded_dir(self) -> Path:
+        return self.repo_path / "data" / "online"
+
     def online_store(self) -> RedisOnlineStore:
         from skewless.online.redis import RedisOnlineStore  # noqa: PLC0415
 
-        cfg = self.config.online_store
-        if not cfg.url:
-            raise OnlineStoreNotConfiguredError()
-        return RedisOnlineStore.from_url(cfg.url, password=cfg.password)
+        return RedisOnlineStore.from_url(
+            self.online_url(), password=self.config.online_store.password
+        )
 
     def materialize(
         self,

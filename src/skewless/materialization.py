@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from skewless.batch.materialize import Interval, OnlineWriter, materialize_view, table_path
 from skewless.config import resolve_path
-from skewless.errors import FeatureViewNotFoundError, OnlineStoreNotConfiguredError, SkewlessError
+from skewless.errors import FeatureViewNotFoundError, SkewlessError
 from skewless.fingerprint import feature_view_fingerprint
 from skewless.registry import MaterializationRecord
 from skewless.serving.service import utc_micros
@@ -80,9 +80,7 @@ def materialize(
     *,
     incremental: bool,
 ) -> list[MaterializationRecord]:
-    url = store.config.online_store.url
-    if not url:
-        raise OnlineStoreNotConfiguredError()
+    url = store.online_url()
     end_us = utc_micros(end or datetime.now(UTC))
     start_us = None if start is None else utc_micros(start)
     offline_root = resolve_path(store.repo_path, store.config.offline_store.path)

@@ -63,3 +63,9 @@ def materialize_view(
         assert end is not None
         (record,) = store.materialize(start, end, [view])
     return record
+
+
+def stop_embedded(repo: Path) -> bool:
+    from skewless.online.embedded import EmbeddedServer  # noqa: PLC0415
+
+    return EmbeddedServer(FeatureStore(repo).embedded_dir).stop()

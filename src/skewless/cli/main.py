@@ -213,5 +213,12 @@ def materialize_incremental(
     _materialize(repo, views, None, end, incremental=True)
 
 
+@app.command("online-stop")
+def online_stop(repo: RepoOption = Path()) -> None:
+    """Stop the repo's embedded online server (its data stays in data/online/)."""
+    stopped = run(lambda: commands.stop_embedded(repo))
+    out.print("stopped" if stopped else "the embedded online server was not running")
+
+
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(app())
