@@ -117,6 +117,7 @@ def materialize(
             keys_offered_online=result.keys_offered,
             keys_written_online=result.keys_written,
             seconds=result.seconds,
+            online_seconds=result.online_seconds,
             finished_at=datetime.now(UTC),
         )
         if record.arrival_watermark_us is None and interval.arrived_after_us is not None:

@@ -74,6 +74,7 @@ class ViewMaterialization:
     delta_version: int
     arrival_watermark_us: int | None
     seconds: float
+    online_seconds: float = 0.0
 
     @property
     def keys_skipped(self) -> int:
@@ -334,8 +335,10 @@ def materialize_view(
         if delta_path is not None:
             version, written_offline = merge_into_table(spark, per_event, view, delta_path)
         offered = written = 0
+        online_started = time.perf_counter()
         if writer is not None:
             offered, written = write_online(latest_per_entity(per_event, view), writer)
+        online_seconds = time.perf_counter() - online_started
         per_event.unpersist()
     finally:
         rows.unpersist()
@@ -350,4 +353,5 @@ def materialize_view(
         delta_version=version,
         arrival_watermark_us=None if arrival is None else int(arrival),
         seconds=time.perf_counter() - started,
+        online_seconds=online_seconds,
     )

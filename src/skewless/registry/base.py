@@ -91,6 +91,7 @@ class MaterializationRecord:
     keys_written_online: int  # the rest were already as new or newer online
     seconds: float
     finished_at: datetime
+    online_seconds: float = 0.0  # of `seconds`, the reduction to one row per entity + Redis
 
 
 class RegistryReader(Protocol):
