@@ -3,7 +3,7 @@ SHELL := /bin/bash
 VENV := .venv/bin
 PYTEST_ARGS ?=
 
-.PHONY: help setup demo test lint typecheck unit integration e2e bench clean
+.PHONY: help setup demo test lint typecheck unit integration e2e bench proto clean
 
 help: ## List the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -14,9 +14,13 @@ setup: ## Install everything (venv, dependencies, Delta jars); idempotent
 demo: setup ## Set up, then run the example feature_repo end to end
 	$(VENV)/python feature_repo/demo/run_demo.py
 
-lint: setup ## ruff (lint + format check)
+lint: setup ## ruff (lint + format check) and the generated gRPC stubs' drift check
 	$(VENV)/ruff check src tests feature_repo benchmarks
 	$(VENV)/ruff format --check src tests feature_repo benchmarks
+	@scripts/gen_proto.sh --check
+
+proto: setup ## Regenerate the gRPC stubs from proto/
+	@scripts/gen_proto.sh
 
 typecheck: setup ## mypy, strict on src/
 	$(VENV)/mypy

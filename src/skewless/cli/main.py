@@ -7,6 +7,7 @@ shows the traceback instead.
 from __future__ import annotations
 
 import json
+import logging
 import sys
 from collections.abc import Callable
 from functools import partial
@@ -211,6 +212,27 @@ def materialize_incremental(
 ) -> None:
     """Materialize what arrived since each view's last run, late rows included."""
     _materialize(repo, views, None, end, incremental=True)
+
+
+@app.command()
+def serve(
+    repo: RepoOption = Path(),
+    port: Annotated[int, typer.Option("--port", "-p", help="Port to listen on.")] = 6566,
+    host: Annotated[
+        str, typer.Option(help="Address to bind (0.0.0.0: every interface).")
+    ] = "127.0.0.1",
+) -> None:
+    """Serve online features over gRPC, with health checking and reflection, until Ctrl-C."""
+    from skewless.grpc import serve as serve_grpc  # noqa: PLC0415 - grpc loads on demand
+
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+
+    def started(bound: int) -> None:
+        out.print(f"Serving [bold]{repo}[/] on {host}:{bound} (Ctrl-C to stop)")
+
+    run(lambda: serve_grpc(repo, port, host, on_started=started))
 
 
 @app.command("online-stop")

@@ -26,8 +26,9 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from skewless.config import RepoConfig, load_config
-from skewless.errors import OnlineStoreNotConfiguredError, SkewlessError
+from skewless.errors import SkewlessError
 from skewless.grpc.catalog import Catalog, CatalogNotLoadedError, check_join_keys, load_catalog
+from skewless.online.embedded import EmbeddedServer
 from skewless.registry import RegistryReader, open_registry
 from skewless.serving.service import OnlineResponse, get_online_features_async
 from skewless.types import DType
@@ -90,9 +91,8 @@ class OnlineBackend:
     ) -> OnlineBackend:
         config = config or load_config(repo_path)
         store = config.online_store
-        if not store.url:
-            raise OnlineStoreNotConfiguredError()
-        url = store.url
+        # No URL: the repo's embedded server (started if need be), as materialize uses.
+        url = store.url or EmbeddedServer(repo_path.resolve() / "data" / "online").ensure_running()
         if store.ssl and url.startswith("redis://"):
             url = "rediss://" + url.removeprefix("redis://")
         client = aioredis.Redis.from_url(
