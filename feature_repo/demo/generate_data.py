@@ -29,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 ANCHOR = datetime(2026, 1, 1, tzinfo=timezone.utc)  # the first instant with feature data
@@ -420,8 +421,13 @@ def generate(
     days: int = 3,
     trip_count: int = 2000,
     seed: int = SEED,
+    anchor: datetime | None = None,
 ) -> dict[str, int]:
-    """Write the repo's data files under `repo_path/data`; returns rows per file."""
+    """Write the repo's data files under `repo_path/data`; returns rows per file.
+
+    `anchor` moves every timestamp so the data starts there instead of at ANCHOR (the
+    values stay the same): the demo anchors the data to end at the current hour, so
+    the online store serves fresh values rather than ones past their ttl."""
     if min(drivers, customers, days, trip_count) < 1:
         raise ValueError("drivers, customers, days and trip_count must be positive")
     data = repo_path / "data"
@@ -439,10 +445,23 @@ def generate(
         "zone_demand": zone_demand(zone, world, state),
         "trips": trips(trip, world, state, trip_count),
     }
+    if anchor is not None:
+        shift_us = int((anchor - ANCHOR).total_seconds()) * 1_000_000
+        tables = {name: _shift(table, shift_us) for name, table in tables.items()}
     return {
         f"data/{name}.parquet": _write(table, data / f"{name}.parquet")
         for name, table in tables.items()
     }
+
+
+def _shift(table: pa.Table, shift_us: int) -> pa.Table:
+    """Every timestamp column moved by `shift_us` microseconds."""
+    for i, field in enumerate(table.schema):
+        if pa.types.is_timestamp(field.type):
+            micros = pc.cast(table.column(i), pa.int64())
+            moved = pc.cast(pc.add(micros, shift_us), field.type)
+            table = table.set_column(i, field, moved)
+    return table
 
 
 def _parse_args() -> argparse.Namespace:

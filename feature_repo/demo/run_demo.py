@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import sys
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +23,8 @@ from rich.table import Table
 from rich.text import Text
 
 from skewless import FeatureService, FeatureStore
+from skewless.client import OnlineClient
+from skewless.grpc import running_server
 from skewless.plan import explain
 
 # generate_data.py sits next to this file; make it importable however we are started.
@@ -31,6 +34,7 @@ from generate_data import generate
 REPO = Path(__file__).resolve().parent.parent
 SERVICE = "trip_completion_model_v1"
 SAMPLE_ROWS = 8
+DAYS = 3
 
 # Piped into a file or a CI log, rich assumes 80 columns; the tables need a little more.
 console = Console()
@@ -95,7 +99,11 @@ def main(repo_path: Path | None = None) -> None:
     repo = (repo_path or REPO).resolve()
 
     console.rule("[bold]1. Generate data")
-    counts = generate(repo)
+    # Deterministic values; times anchored so the data ends at the current hour, so the
+    # online store below serves fresh values (not ones past their ttl).
+    now = datetime.now(UTC)
+    anchor = now.replace(minute=0, second=0, microsecond=0) - timedelta(days=DAYS)
+    counts = generate(repo, days=DAYS, anchor=anchor)
     for file, rows in counts.items():
         console.print(f"  {rows:>6,} rows  {file}")
 
@@ -168,6 +176,82 @@ def main(repo_path: Path | None = None) -> None:
     if not (same_rows and len(extra) == len(trips)):
         console.print("[red]the training set does not have one row per trip[/red]")
         raise SystemExit(1)
+
+    console.rule("[bold]6. Materialize into Delta and the online store")
+    records = store.materialize(None, datetime.now(UTC))
+    for r in records:
+        console.print(
+            f"  {r.view:<24} {r.rows_read:>6,} rows read, {r.rows_written_offline:>6,} written "
+            f"to Delta v{r.delta_version}, {r.keys_written_online:>5,} keys online "
+            f"({r.seconds:.1f}s)"
+        )
+    console.print(f"  online store: {store.config.online_store.url or 'embedded server'}")
+
+    console.rule("[bold]7. Online lookups over gRPC, next to the offline values")
+    if not compare_online_offline(store, trips):
+        raise SystemExit(1)
+    if not store.config.online_store.url:
+        console.print(
+            "  the embedded online server keeps running for the next commands "
+            "(`skewless serve --repo feature_repo`); stop it with "
+            "`skewless online-stop --repo feature_repo`"
+        )
+
+
+def compare_online_offline(store: FeatureStore, trips: pd.DataFrame) -> bool:
+    """Serve over gRPC, look a few entities up, and print them beside the offline
+    point-in-time values for the same entities at the same instant."""
+    rows = (
+        trips[trips["driver_id"] < 1_000_000][["driver_id", "customer_id", "city", "zone_id"]]
+        .drop_duplicates("driver_id")
+        .head(4)
+    )
+    entity_rows = [
+        {k: (v.item() if hasattr(v, "item") else v) for k, v in r.items()}
+        for r in rows.to_dict("records")
+    ]
+    with running_server(store.repo_path) as server, OnlineClient(server.target) as client:
+        started = time.perf_counter()
+        online = client.get_online_features(SERVICE, entity_rows)
+        millis = (time.perf_counter() - started) * 1000
+        at = datetime.now(UTC)
+    offline_df = rows.assign(event_timestamp=pd.Timestamp(at))
+    offline = store.get_historical_features(offline_df, SERVICE).to_pandas()
+    console.print(
+        f"  gRPC server on {server.target}; {len(entity_rows)} entities in {millis:.1f} ms"
+    )
+    table = Table(box=box.SIMPLE_HEAD, show_edge=False)
+    for col in ("driver", "feature", "online (gRPC)", "status", "offline (point-in-time)"):
+        table.add_column(col)
+    mismatches = 0
+    for i, entity in enumerate(entity_rows):
+        for feature in online.features:
+            got, want = online.values[feature][i], offline[feature].iloc[i]
+            same = _same(got, want)
+            mismatches += not same
+            table.add_row(
+                str(entity["driver_id"]) if feature == online.features[0] else "",
+                feature,
+                _cell(got),
+                online.statuses[feature][i].value,
+                _cell(want) if same else Text(str(want), style="red"),
+            )
+    console.print(table)
+    verdict = "[green]yes[/green]" if not mismatches else f"[red]NO ({mismatches})[/red]"
+    console.print(f"  online values equal the offline point-in-time values: {verdict}")
+    return not mismatches
+
+
+def _missing(value: object) -> bool:
+    return value is None or value is pd.NA or (isinstance(value, float) and np.isnan(value))
+
+
+def _same(online: object, offline: object) -> bool:
+    if _missing(online) or _missing(offline):
+        return _missing(online) and _missing(offline)
+    if isinstance(online, float) and isinstance(offline, float | np.floating):
+        return bool(np.float32(online) == np.float32(offline)) or online == offline
+    return bool(online == offline)
 
 
 if __name__ == "__main__":

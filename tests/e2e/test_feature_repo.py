@@ -19,6 +19,7 @@ import pytest
 from skewless import FeatureStore
 from skewless.batch import job
 from skewless.batch.jars import ensure_delta_jars
+from skewless.online.embedded import EmbeddedServer
 from tests.integration.redis_server import redis_server
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -205,5 +206,11 @@ def test_spark_submit_runs_the_materialization_job(repo: Path, redis_url: str) -
 
 
 def test_demo_script_runs(repo: Path) -> None:
+    """The README demo: generate, apply, train, materialize, serve over gRPC, compare."""
     demo = _module(repo / "demo" / "run_demo.py", "e2e_run_demo")
-    demo.main(repo)
+    server = EmbeddedServer(repo / "data" / "online")
+    try:
+        demo.main(repo)  # exits non-zero if online and offline values differ
+        assert server.running()  # no URL configured: it used the embedded server
+    finally:
+        server.stop()
