@@ -177,6 +177,10 @@ def main(repo_path: Path | None = None) -> None:
         console.print("[red]the training set does not have one row per trip[/red]")
         raise SystemExit(1)
 
+    materialize_and_serve(store, trips)
+
+
+def materialize_and_serve(store: FeatureStore, trips: pd.DataFrame) -> None:
     console.rule("[bold]6. Materialize into Delta and the online store")
     records = store.materialize(None, datetime.now(UTC))
     for r in records:
