@@ -57,9 +57,15 @@ OfflineStoreConfig = Annotated[DeltaOfflineStoreConfig, PydanticField(discrimina
 
 class RedisOnlineStoreConfig(_Strict):
     type: Literal["redis"] = "redis"
-    url: str | None = None  # None: skewless starts an embedded server (next release)
-    password: str | None = None
-    ssl: bool = False
+    url: str | None = None  # None: skewless starts an embedded server (online/embedded.py)
+    password: str | None = None  # AUTH; better given as ${ENV_VAR} than in the file
+    ssl: bool = False  # TLS: redis:// URLs are used as rediss://
+
+    def connection_url(self, url: str) -> str:
+        """`url` with TLS applied when `ssl` is set."""
+        if self.ssl and url.startswith("redis://"):
+            return "rediss://" + url.removeprefix("redis://")
+        return url
 
 
 OnlineStoreConfig = Annotated[RedisOnlineStoreConfig, PydanticField(discriminator="type")]

@@ -180,8 +180,9 @@ class FeatureStore:
     def online_store(self) -> RedisOnlineStore:
         from skewless.online.redis import RedisOnlineStore  # noqa: PLC0415
 
+        cfg = self.config.online_store
         return RedisOnlineStore.from_url(
-            self.online_url(), password=self.config.online_store.password
+            cfg.connection_url(self.online_url()), password=cfg.password
         )
 
     def materialize(

@@ -80,7 +80,7 @@ def materialize(
     *,
     incremental: bool,
 ) -> list[MaterializationRecord]:
-    url = store.online_url()
+    url = store.config.online_store.connection_url(store.online_url())
     end_us = utc_micros(end or datetime.now(UTC))
     start_us = None if start is None else utc_micros(start)
     offline_root = resolve_path(store.repo_path, store.config.offline_store.path)

@@ -67,3 +67,11 @@ def test_load_config_names_the_file(tmp_path: Path) -> None:
     (tmp_path / "feature_store.yaml").write_text("project: [unclosed")
     with pytest.raises(ConfigError, match="not valid YAML"):
         load_config(tmp_path)
+
+
+def test_config_ssl_turns_redis_urls_into_rediss() -> None:
+    cfg = parse_config({"project": "p", "online_store": {"ssl": True}}, "f", environ={})
+    assert cfg.online_store.connection_url("redis://h:1/0") == "rediss://h:1/0"
+    assert cfg.online_store.connection_url("unix:///s.sock") == "unix:///s.sock"
+    plain = parse_config({"project": "p"}, "f", environ={})
+    assert plain.online_store.connection_url("redis://h:1/0") == "redis://h:1/0"

@@ -25,10 +25,10 @@ from skewless.errors import (
 from skewless.feature_store import NothingAppliedError
 from skewless.grpc import convert
 from skewless.grpc.backend import OnlineAnswer, OnlineQuery, OnlineStoreUnavailableError
-from skewless.grpc.catalog import Catalog, check_join_keys
+from skewless.grpc.catalog import Catalog
 from skewless.grpc.errors import status_for
 from skewless.online.codec import CodecError
-from skewless.serving.service import FeatureStatus, OnlineResponse
+from skewless.serving.service import FeatureStatus, OnlineResponse, check_join_keys
 from skewless.types import (
     Array,
     Bool,

@@ -27,7 +27,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from skewless.config import RepoConfig, load_config
 from skewless.errors import SkewlessError
-from skewless.grpc.catalog import Catalog, CatalogNotLoadedError, check_join_keys, load_catalog
+from skewless.grpc.catalog import Catalog, CatalogNotLoadedError, load_catalog
 from skewless.online.embedded import EmbeddedServer
 from skewless.registry import RegistryReader, open_registry
 from skewless.serving.service import OnlineResponse, get_online_features_async
@@ -93,8 +93,7 @@ class OnlineBackend:
         store = config.online_store
         # No URL: the repo's embedded server (started if need be), as materialize uses.
         url = store.url or EmbeddedServer(repo_path.resolve() / "data" / "online").ensure_running()
-        if store.ssl and url.startswith("redis://"):
-            url = "rediss://" + url.removeprefix("redis://")
+        url = store.connection_url(url)
         client = aioredis.Redis.from_url(
             url,
             password=store.password,
@@ -165,7 +164,6 @@ class OnlineBackend:
         time (None: the default timeout)."""
         catalog = self.catalog
         requests = catalog.compile(query.features, full_feature_names=query.full_feature_names)
-        check_join_keys(requests, query.entity_rows)
         lookup = get_online_features_async(self._mget, catalog.project, requests, query.entity_rows)
         budget = self._budget(time_remaining_s)
         try:

@@ -8,24 +8,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from skewless.batch.compile import ViewRequest, compile_requests, service_refs
 from skewless.definitions import FeatureService, FeatureView
-from skewless.errors import EntityDataFrameError, RegistryError, SkewlessError
+from skewless.errors import RegistryError, SkewlessError
 from skewless.feature_store import NothingAppliedError
 from skewless.registry import RegistryReader
 
 # The Python types the online key encoding accepts (online/codec.py), per declared type.
-_KEY_TYPES: dict[str, type] = {
-    "int64": int,
-    "int32": int,
-    "unix_timestamp": int,
-    "string": str,
-    "bytes": bytes,
-    "bool": bool,
-}
-_ENCODABLE = (bool, int, str, bytes)
 
 
 class CatalogNotLoadedError(SkewlessError):
@@ -71,45 +61,3 @@ def load_catalog(registry: RegistryReader, project: str) -> Catalog:
             raise RegistryError(f"registry record '{record.name}' is not a feature service")
         services[service.name] = service
     return Catalog(project, version, views, services)
-
-
-def _type_name(value: Any) -> str:
-    return type(value).__name__
-
-
-def check_join_keys(
-    requests: Sequence[ViewRequest], entity_rows: Sequence[Mapping[str, Any]]
-) -> None:
-    """Every join key the requests need is in every row, with a value the online key
-    encoding takes (int, str, bytes, bool, or null, which finds nothing), of the type the
-    view's schema pins when it pins one. Raises EntityDataFrameError naming the key."""
-    checks: dict[str, tuple[str, type | None]] = {}
-    for req in requests:
-        pinned = {f.name: f.dtype.name for f in req.view.key_fields}
-        for key in req.join_keys:
-            if key not in checks:
-                checks[key] = (req.name, _KEY_TYPES.get(pinned.get(key, "")))
-    for i, row in enumerate(entity_rows):
-        for key, (view, expected) in checks.items():
-            if key not in row:
-                raise EntityDataFrameError(
-                    f"entity row {i} has no join key '{key}' (needed by feature view '{view}')",
-                    column=key,
-                )
-            value = row[key]
-            if value is None:
-                continue
-            if expected is not None:
-                ok = isinstance(value, expected) and (
-                    expected is bool or not isinstance(value, bool)
-                )
-                want = expected.__name__
-            else:
-                ok = isinstance(value, _ENCODABLE)
-                want = "int, str, bytes or bool"
-            if not ok:
-                raise EntityDataFrameError(
-                    f"entity row {i}: join key '{key}' of feature view '{view}' is a "
-                    f"{_type_name(value)} ({value!r}); expected {want}",
-                    column=key,
-                )

@@ -13,6 +13,7 @@ paths answer identically by construction.
 from __future__ import annotations
 
 import enum
+import numbers
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -69,15 +70,64 @@ def from_micros(us: int) -> datetime:
     return _EPOCH + timedelta(microseconds=us)
 
 
+_KEY_TYPES: dict[str, tuple[type, ...]] = {
+    "int64": (numbers.Integral,),
+    "int32": (numbers.Integral,),
+    "unix_timestamp": (numbers.Integral,),
+    "string": (str,),
+    "bytes": (bytes,),
+    "bool": (bool,),
+}
+_ENCODABLE = (bool, numbers.Integral, str, bytes)
+
+
+def check_join_keys(
+    requests: Sequence[ViewRequest], entity_rows: Sequence[Mapping[str, Any]]
+) -> None:
+    """Every join key the requests need is in every row, with a value the online key
+    encoding takes (an integer, str, bytes, bool, or null, which finds nothing), of the
+    type the view's schema pins when it pins one. Raises EntityDataFrameError naming the
+    key. In-process and gRPC lookups both go through here, so both refuse the same rows."""
+    checks: dict[str, tuple[str, tuple[type, ...] | None]] = {}
+    for req in requests:
+        pinned = {f.name: f.dtype.name for f in req.view.key_fields}
+        for key in req.join_keys:
+            if key not in checks:
+                checks[key] = (req.name, _KEY_TYPES.get(pinned.get(key, "")))
+    for i, row in enumerate(entity_rows):
+        for key, (view, expected) in checks.items():
+            if key not in row:
+                raise EntityDataFrameError(
+                    f"entity row {i} has no join key '{key}' (needed by feature view '{view}')",
+                    column=key,
+                )
+            value = row[key]
+            if value is None:
+                continue
+            if expected is None:
+                ok = isinstance(value, _ENCODABLE)
+            elif expected == (bool,):
+                ok = isinstance(value, bool)
+            else:  # a bool is an int to Python, not to the key encoding
+                ok = isinstance(value, expected) and not isinstance(value, bool)
+            if not ok:
+                want = "int, str, bytes or bool" if expected is None else _names(expected)
+                raise EntityDataFrameError(
+                    f"entity row {i}: join key '{key}' of feature view '{view}' is a "
+                    f"{type(value).__name__} ({value!r}); expected {want}",
+                    column=key,
+                )
+
+
+def _names(types: tuple[type, ...]) -> str:
+    return " or ".join("int" if t is numbers.Integral else t.__name__ for t in types)
+
+
 def lookup_keys(
     project: str, requests: Sequence[ViewRequest], entity_rows: Sequence[Mapping[str, Any]]
 ) -> list[list[bytes]]:
     """The Redis keys to read: one list per request (view), one key per entity row."""
-    needed = required_keys(requests)
-    for i, row in enumerate(entity_rows):
-        for key in needed:
-            if key not in row:
-                raise EntityDataFrameError(f"entity row {i} has no join key '{key}'", column=key)
+    check_join_keys(requests, entity_rows)
     return [
         [entity_key(project, req.name, [row[k] for k in req.join_keys]) for row in entity_rows]
         for req in requests
