@@ -303,7 +303,10 @@ class OnlineWriter:
 
 
 def write_online(latest: DataFrame, writer: OnlineWriter) -> tuple[int, int]:
-    counts = latest.mapInArrow(writer, "offered long, written long").agg(
+    # One writing task per core: each task pays a Python worker's imports and a Redis
+    # connection once, and pipelines many batches over it.
+    cores = max(1, latest.sparkSession.sparkContext.defaultParallelism)
+    counts = latest.coalesce(cores).mapInArrow(writer, "offered long, written long").agg(
         F.sum("offered").alias("offered"), F.sum("written").alias("written")
     )
     row = counts.collect()[0]
