@@ -203,6 +203,15 @@ class RegistryError(SkewlessError):
 # --- runtime -------------------------------------------------------------------------
 
 
+class OnlineStoreUnavailableError(SkewlessError):
+    """Redis did not answer (refused, timed out, loading, or past the call's deadline)."""
+
+    retryable = True
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(f"the online store is unavailable: {detail}")
+
+
 class OnlineStoreNotConfiguredError(SkewlessError):
     def __init__(self) -> None:
         super().__init__(

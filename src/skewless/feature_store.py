@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
+import redis
 
 from skewless.batch.compile import compile_requests, service_refs
 from skewless.config import RepoConfig, load_config
@@ -23,6 +24,7 @@ from skewless.errors import (
     FeatureViewNotFoundError,
     ObjectNotFoundError,
     OnlineStoreNotConfiguredError,
+    OnlineStoreUnavailableError,
     RegistryConflictError,
     SkewlessError,
 )
@@ -60,6 +62,10 @@ class FeatureStore:
         self.config = config or load_config(self.repo_path)
         self.registry: Registry = open_registry(self.config, self.repo_path)
         self._spark: SparkSession | None = None
+        self._online: RedisOnlineStore | None = None
+        # Applied views and services, cached per registry version (one cheap query to
+        # check the version instead of rebuilding every definition on each lookup).
+        self._applied: tuple[int, dict[str, FeatureView], dict[str, FeatureService]] | None = None
 
     @property
     def project(self) -> str:
@@ -98,6 +104,14 @@ class FeatureStore:
 
     def list_entities(self) -> list[Entity]:
         return [r.definition() for r in self._records("entity")]  # type: ignore[misc]
+
+    def _applied_objects(self) -> tuple[dict[str, FeatureView], dict[str, FeatureService]]:
+        version = self.registry.registry_version()
+        if self._applied is None or self._applied[0] != version:
+            views = {v.name: v for v in self.list_feature_views()}
+            services = {s.name: s for s in self.list_feature_services()}
+            self._applied = (version, views, services)
+        return self._applied[1], self._applied[2]
 
     def list_feature_views(self) -> list[FeatureView]:
         return [r.definition() for r in self._records("feature_view")]  # type: ignore[misc]
@@ -218,12 +232,20 @@ class FeatureStore:
         read from Redis with the same codec and rules the gRPC server uses."""
         from skewless.serving.service import get_online_features  # noqa: PLC0415
 
-        views = {v.name: v for v in self.list_feature_views()}
+        views, services = self._applied_objects()
         if not views:
             raise NothingAppliedError(self.project)
-        services = {s.name: s for s in self.list_feature_services()}
         refs = service_refs(features, services)
         requests = compile_requests(refs, views, full_feature_names=full_feature_names)
-        return get_online_features(
-            self.online_store().read, self.project, requests, entity_rows, request_time
-        )
+        for attempt in (1, 2):
+            if self._online is None:
+                self._online = self.online_store()
+            try:
+                return get_online_features(
+                    self._online.read, self.project, requests, entity_rows, request_time
+                )
+            except (redis.ConnectionError, redis.TimeoutError) as exc:
+                self._online = None  # reconnect (and restart an embedded server) once
+                if attempt == 2 or self.config.online_store.url:
+                    raise OnlineStoreUnavailableError(str(exc)) from exc
+        raise AssertionError("unreachable")  # pragma: no cover

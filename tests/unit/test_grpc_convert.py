@@ -19,12 +19,13 @@ from skewless.errors import (
     FeatureNotFoundError,
     FeatureServiceNotFoundError,
     InvalidFeatureRefError,
+    OnlineStoreUnavailableError,
     RegistryConflictError,
     SkewlessError,
 )
 from skewless.feature_store import NothingAppliedError
 from skewless.grpc import convert
-from skewless.grpc.backend import OnlineAnswer, OnlineQuery, OnlineStoreUnavailableError
+from skewless.grpc.backend import OnlineAnswer, OnlineQuery
 from skewless.grpc.catalog import Catalog
 from skewless.grpc.errors import status_for
 from skewless.online.codec import CodecError

@@ -306,8 +306,10 @@ def write_online(latest: DataFrame, writer: OnlineWriter) -> tuple[int, int]:
     # One writing task per core: each task pays a Python worker's imports and a Redis
     # connection once, and pipelines many batches over it.
     cores = max(1, latest.sparkSession.sparkContext.defaultParallelism)
-    counts = latest.coalesce(cores).mapInArrow(writer, "offered long, written long").agg(
-        F.sum("offered").alias("offered"), F.sum("written").alias("written")
+    counts = (
+        latest.coalesce(cores)
+        .mapInArrow(writer, "offered long, written long")
+        .agg(F.sum("offered").alias("offered"), F.sum("written").alias("written"))
     )
     row = counts.collect()[0]
     return int(row["offered"] or 0), int(row["written"] or 0)

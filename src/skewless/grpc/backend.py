@@ -26,7 +26,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from skewless.config import RepoConfig, load_config
-from skewless.errors import SkewlessError
+from skewless.errors import OnlineStoreUnavailableError
 from skewless.grpc.catalog import Catalog, CatalogNotLoadedError, load_catalog
 from skewless.online.embedded import EmbeddedServer
 from skewless.registry import RegistryReader, open_registry
@@ -37,15 +37,6 @@ log = logging.getLogger(__name__)
 
 # Answer UNAVAILABLE a little before the caller's deadline rather than let it expire.
 _DEADLINE_MARGIN_S = 0.02
-
-
-class OnlineStoreUnavailableError(SkewlessError):
-    """Redis did not answer (refused, timed out, loading, or past the call's deadline)."""
-
-    retryable = True
-
-    def __init__(self, detail: str) -> None:
-        super().__init__(f"the online store is unavailable: {detail}")
 
 
 @dataclass(frozen=True)
