@@ -11,8 +11,8 @@ cd "$(dirname "$0")/.."
 log() { printf '\033[1;34m[setup]\033[0m %s\n' "$*"; }
 
 PYTHON="${PYTHON:-python3}"
-if ! "$PYTHON" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else 1)'; then
-  log "Python 3.10+ is required (found $("$PYTHON" --version 2>&1))"; exit 1
+if ! "$PYTHON" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)'; then
+  log "Python 3.11+ is required (found $("$PYTHON" --version 2>&1))"; exit 1
 fi
 
 if [ ! -x .venv/bin/python ]; then

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import argparse
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -32,7 +32,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-ANCHOR = datetime(2026, 1, 1, tzinfo=timezone.utc)  # the first instant with feature data
+ANCHOR = datetime(2026, 1, 1, tzinfo=UTC)  # the first instant with feature data
 SEED = 20260101
 
 MINUTE_US = 60 * 1_000_000

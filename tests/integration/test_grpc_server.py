@@ -11,7 +11,7 @@ import textwrap
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +32,6 @@ from skewless.grpc.server import RunningServer
 from skewless.serving.service import FeatureStatus, OnlineResponse
 from tests.integration.redis_server import free_port
 
-UTC = timezone.utc
 NOW = datetime.now(UTC).replace(microsecond=0)
 SERVICE = "skewless.serving.v1.OnlineServing"
 POLL_S = 0.2  # the servers' health/registry poll in these tests (production: 1 s)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import textwrap
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +25,6 @@ from skewless.errors import (
     RejectedRowsError,
 )
 
-UTC = timezone.utc
 T0 = datetime(2024, 3, 1, 12, 0, tzinfo=UTC)
 
 

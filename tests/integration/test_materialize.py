@@ -11,7 +11,7 @@ import textwrap
 import threading
 import time
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +24,6 @@ from pyspark.sql import SparkSession
 from skewless import FeatureStore
 from skewless.serving.service import FeatureStatus
 
-UTC = timezone.utc
 T0 = datetime(2024, 5, 1, tzinfo=UTC)
 SCHEMA = pa.schema(
     [

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import textwrap
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pyarrow as pa
@@ -47,9 +47,7 @@ def write_repo(
         table = pa.table(
             {
                 "driver_id": pa.array([1], pa.int64()),
-                "ts": pa.array(
-                    [datetime(2024, 1, 1, tzinfo=timezone.utc)], pa.timestamp("us", tz="UTC")
-                ),
+                "ts": pa.array([datetime(2024, 1, 1, tzinfo=UTC)], pa.timestamp("us", tz="UTC")),
                 "rating": pa.array([4.5], pa.float64()),
                 "trips": pa.array([3], pa.int64()),
             }

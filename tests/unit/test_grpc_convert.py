@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import grpc
@@ -43,7 +43,6 @@ from skewless.types import (
     UnixTimestamp,
 )
 
-UTC = timezone.utc
 T0 = datetime(2024, 3, 1, 12, 0, tzinfo=UTC)
 T0_US = 1_709_294_400_000_000
 

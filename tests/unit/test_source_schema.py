@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pyarrow as pa
@@ -16,9 +16,7 @@ def test_parquet_schema_maps_types(tmp_path: Path) -> None:
     table = pa.table(
         {
             "id": pa.array([1], pa.int64()),
-            "ts": pa.array(
-                [datetime(2024, 1, 1, tzinfo=timezone.utc)], pa.timestamp("us", tz="UTC")
-            ),
+            "ts": pa.array([datetime(2024, 1, 1, tzinfo=UTC)], pa.timestamp("us", tz="UTC")),
             "tags": pa.array([["a"]], pa.list_(pa.string())),
             "tiny": pa.array([1], pa.int8()),
         }

@@ -134,7 +134,7 @@ class OnlineBackend:
     async def ping(self, timeout_s: float = 1.0) -> bool:
         try:
             return bool(await asyncio.wait_for(self._redis.ping(), timeout_s))
-        except (RedisConnectionError, RedisTimeoutError, asyncio.TimeoutError):
+        except (TimeoutError, RedisConnectionError, RedisTimeoutError):
             return False
 
     async def _mget(self, keys: list[bytes]) -> list[bytes | None]:
@@ -159,7 +159,7 @@ class OnlineBackend:
         budget = self._budget(time_remaining_s)
         try:
             response = await asyncio.wait_for(lookup, budget)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             raise OnlineStoreUnavailableError(
                 f"no answer within the call's deadline ({budget:.3f} s)"
             ) from None
