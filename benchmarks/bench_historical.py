@@ -153,7 +153,9 @@ stats = FeatureView(
 """
 
 
-def make_repo(folder: Path) -> Path:
+def make_repo(folder: Path, *, online_url: str | None = None, offline: Path | None = None) -> Path:
+    """The benchmark's feature repo over `folder`'s data (online and offline stores
+    optional: the historical benchmark needs neither)."""
     repo = folder / "repo"
     shutil.rmtree(repo, ignore_errors=True)
     repo.mkdir()
@@ -171,6 +173,12 @@ def make_repo(folder: Path) -> Path:
             """
         )
     )
+    if online_url:
+        with (repo / "feature_store.yaml").open("a") as f:
+            f.write(f"online_store:\n  type: redis\n  url: {online_url}\n")
+    if offline:
+        with (repo / "feature_store.yaml").open("a") as f:
+            f.write(f"offline_store:\n  type: delta\n  path: {offline}\n")
     (repo / "defs.py").write_text(REPO_DEFS.format(path=folder / "features.parquet"))
     return repo
 

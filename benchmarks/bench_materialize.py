@@ -5,9 +5,10 @@ same number of keys and value sizes as the same-run floor.
     .venv/bin/python -m benchmarks.bench_materialize --scale medium   # 100k entities, 10M rows
 
 Uses the historical benchmark's deterministic data (benchmarks/data/<scale>/, generated
-if missing) and a private redis-server on a free loopback port. Reports entity rows/s
-into Redis for the whole run (read, dedupe, Delta MERGE, reduce, write) and for the
-online phase alone, and writes benchmarks/results/<date>-materialize-<scale>.json.
+if missing) and a private redis-server on a free loopback port (the tests' helper).
+Reports entity rows/s into Redis for the whole run (read, dedupe, Delta MERGE, reduce,
+write) and for the online phase alone; writes
+benchmarks/results/<date>-materialize-<scale>.json.
 """
 
 from __future__ import annotations
@@ -15,23 +16,15 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import socket
-import subprocess
 import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 
 import redis
+from tests.integration.redis_server import redis_server
 
 from benchmarks.bench_historical import DATA, RESULTS, SCALES, generate, machine, make_repo
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def raw_pipeline_floor(url: str, keys: int, value_size: int, batch: int = 1000) -> float:
@@ -57,30 +50,14 @@ def main() -> None:
     args = parser.parse_args()
     folder = DATA / args.scale
     meta = generate(SCALES[args.scale], folder)
-    port = _free_port()
-    workdir = Path(tempfile.mkdtemp(prefix="bench-redis-"))
-    server = subprocess.Popen(
-        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-         "--appendonly", "no", "--dir", str(workdir)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    url = f"redis://127.0.0.1:{port}/0"
-    try:
-        for _ in range(200):
-            try:
-                redis.Redis.from_url(url).ping()
-                break
-            except redis.ConnectionError:
-                time.sleep(0.05)
+    with (
+        tempfile.TemporaryDirectory(prefix="bench-redis-") as workdir,
+        redis_server(Path(workdir)) as url,
+    ):
         from skewless import FeatureStore  # noqa: PLC0415
 
-        repo = make_repo(folder)
         shutil.rmtree(folder / "offline", ignore_errors=True)
-        yaml = (repo / "feature_store.yaml").read_text()
-        (repo / "feature_store.yaml").write_text(
-            yaml + f"online_store:\n  type: redis\n  url: {url}\n"
-            f"offline_store:\n  type: delta\n  path: {folder}/offline\n"
-        )
+        repo = make_repo(folder, online_url=url, offline=folder / "offline")
         store = FeatureStore(repo)
         store.apply()
         store.spark  # noqa: B018 - start the JVM outside the timings
@@ -94,10 +71,6 @@ def main() -> None:
         value_size = len(sample or b"")
         keys = runs["first"].keys_offered_online
         floor = raw_pipeline_floor(url, keys, value_size)
-    finally:
-        server.terminate()
-        server.wait(10)
-        shutil.rmtree(workdir, ignore_errors=True)
 
     first = runs["first"]
     report = {

@@ -16,9 +16,9 @@ benchmarks/results/<date>-online.json.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -30,8 +30,8 @@ from typing import Any
 
 import grpc
 import numpy as np
-import redis
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from tests.integration.redis_server import free_port, redis_server
 
 from benchmarks.bench_historical import (
     DATA,
@@ -65,13 +65,6 @@ async def main():
 
 asyncio.run(main())
 """
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def _stats(samples: list[float]) -> dict[str, float]:
@@ -138,33 +131,16 @@ def main() -> None:
     folder = DATA / "tiny"
     generate(SCALES["tiny"], folder)
     workdir = Path(tempfile.mkdtemp(prefix="bench-online-"))
-    redis_port, serve_port, echo_port = _free_port(), _free_port(), _free_port()
+    serve_port, echo_port = free_port(), free_port()
     procs: list[subprocess.Popen[bytes]] = []
+    stack = contextlib.ExitStack()
     try:
-        procs.append(
-            subprocess.Popen(
-                ["redis-server", "--port", str(redis_port), "--bind", "127.0.0.1", "--save", "",
-                 "--appendonly", "no", "--dir", str(workdir)],
-                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-            )
-        )  # fmt: skip
-        url = f"redis://127.0.0.1:{redis_port}/0"
-        for _ in range(200):
-            try:
-                redis.Redis.from_url(url).ping()
-                break
-            except redis.ConnectionError:
-                time.sleep(0.05)
+        url = stack.enter_context(redis_server(workdir))
         from skewless import FeatureStore  # noqa: PLC0415
         from skewless.grpc import convert  # noqa: PLC0415
         from skewless.grpc.backend import OnlineQuery  # noqa: PLC0415
 
-        repo = make_repo(folder)
-        yaml = (repo / "feature_store.yaml").read_text()
-        (repo / "feature_store.yaml").write_text(
-            yaml + f"online_store:\n  type: redis\n  url: {url}\n"
-            f"offline_store:\n  type: delta\n  path: {workdir}/offline\n"
-        )
+        repo = make_repo(folder, online_url=url, offline=workdir / "offline")
         store = FeatureStore(repo)
         store.apply()
         store.materialize(None, datetime(2027, 1, 1, tzinfo=UTC))
@@ -236,6 +212,7 @@ def main() -> None:
         for p in reversed(procs):
             p.terminate()
             p.wait(20)
+        stack.close()
         shutil.rmtree(workdir, ignore_errors=True)
 
     report = {

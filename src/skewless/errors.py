@@ -203,6 +203,14 @@ class RegistryError(SkewlessError):
 # --- runtime -------------------------------------------------------------------------
 
 
+class NothingAppliedError(SkewlessError):
+    def __init__(self, project: str) -> None:
+        self.project = project
+        super().__init__(
+            f"project '{project}' has no applied definitions: run `skewless apply` first"
+        )
+
+
 class OnlineStoreUnavailableError(SkewlessError):
     """Redis did not answer (refused, timed out, loading, or past the call's deadline)."""
 

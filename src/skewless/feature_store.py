@@ -22,11 +22,11 @@ from skewless.errors import (
     EntityNotFoundError,
     FeatureServiceNotFoundError,
     FeatureViewNotFoundError,
+    NothingAppliedError,
     ObjectNotFoundError,
     OnlineStoreNotConfiguredError,
     OnlineStoreUnavailableError,
     RegistryConflictError,
-    SkewlessError,
 )
 from skewless.plan import Plan, apply_plan, check_sources, make_plan
 from skewless.registry import (
@@ -44,13 +44,6 @@ if TYPE_CHECKING:
     from skewless.batch.retrieval import RetrievalJob
     from skewless.online.redis import RedisOnlineStore
     from skewless.serving.service import OnlineResponse
-
-
-class NothingAppliedError(SkewlessError):
-    def __init__(self, project: str) -> None:
-        super().__init__(
-            f"project '{project}' has no applied definitions: run `skewless apply` first"
-        )
 
 
 __all__ = ["FeatureStore", "NothingAppliedError", "OnlineStoreNotConfiguredError"]
@@ -189,7 +182,9 @@ class FeatureStore:
 
     @property
     def embedded_dir(self) -> Path:
-        return self.repo_path / "data" / "online"
+        from skewless.online.embedded import embedded_dir  # noqa: PLC0415
+
+        return embedded_dir(self.repo_path)
 
     def online_store(self) -> RedisOnlineStore:
         from skewless.online.redis import RedisOnlineStore  # noqa: PLC0415

@@ -16,10 +16,10 @@ import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import timedelta
 from typing import Any
 
 from skewless.definitions import DeltaSource, Entity, FeatureService, FeatureView, FileSource
+from skewless.timeutil import micros
 
 SCHEME = 1
 
@@ -72,7 +72,7 @@ def feature_view_fingerprint(view: FeatureView) -> Fingerprint:
         "entities": [e.data_hash for e in entities],
         "schema": [[f.name, f.dtype.name] for f in view.schema_],
         "source": source.data_hash,
-        "ttl_us": None if view.ttl is None else _micros(view.ttl),
+        "ttl_us": None if view.ttl is None else micros(view.ttl),
         "online": view.online,
     }
     meta = {
@@ -82,10 +82,6 @@ def feature_view_fingerprint(view: FeatureView) -> Fingerprint:
         "source": source.metadata_hash,
     }
     return Fingerprint(digest(data), digest(meta))
-
-
-def _micros(td: timedelta) -> int:
-    return (td.days * 86_400 + td.seconds) * 1_000_000 + td.microseconds
 
 
 def feature_service_fingerprint(

@@ -16,10 +16,10 @@ from typing import TYPE_CHECKING
 
 from skewless.batch.materialize import Interval, OnlineWriter, materialize_view, table_path
 from skewless.config import resolve_path
-from skewless.errors import FeatureViewNotFoundError, SkewlessError
+from skewless.errors import FeatureViewNotFoundError, NothingAppliedError, SkewlessError
 from skewless.fingerprint import feature_view_fingerprint
 from skewless.registry import MaterializationRecord
-from skewless.serving.service import utc_micros
+from skewless.timeutil import utc_micros
 
 if TYPE_CHECKING:
     from skewless.definitions import FeatureView
@@ -42,7 +42,7 @@ def parse_time(text: str) -> datetime:
 def _views(store: FeatureStore, names: Sequence[str] | None) -> list[FeatureView]:
     known = {v.name: v for v in store.list_feature_views()}
     if not known:
-        raise SkewlessError(f"project '{store.project}' has no applied feature views")
+        raise NothingAppliedError(store.project)
     chosen = sorted(known) if names is None else list(names)
     for name in chosen:
         if name not in known:

@@ -25,7 +25,8 @@ from skewless.batch.jars import ensure_delta_jars
 from skewless.client import OnlineClient
 from skewless.grpc import running_server
 from skewless.online.embedded import EmbeddedServer
-from skewless.serving.service import FeatureStatus, utc_micros
+from skewless.serving.service import FeatureStatus
+from skewless.timeutil import utc_micros
 from tests.integration.redis_server import redis_server
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -21,7 +21,8 @@ from pyspark.sql import SparkSession
 from skewless.batch.materialize import Interval, OnlineWriter, materialize_view
 from skewless.batch.retrieval import get_historical_features
 from skewless.online.redis import RedisOnlineStore
-from skewless.serving.service import FeatureStatus, from_micros, get_online_features
+from skewless.serving.service import FeatureStatus, get_online_features
+from skewless.timeutil import from_micros
 from tests.integration.helpers import columns_for, make_view, requests_for, write_rows
 from tests.integration.test_pit_properties import (
     A_FEATURES,

@@ -19,11 +19,11 @@ from skewless.errors import (
     FeatureNotFoundError,
     FeatureServiceNotFoundError,
     InvalidFeatureRefError,
+    NothingAppliedError,
     OnlineStoreUnavailableError,
     RegistryConflictError,
     SkewlessError,
 )
-from skewless.feature_store import NothingAppliedError
 from skewless.grpc import convert
 from skewless.grpc.backend import OnlineAnswer, OnlineQuery
 from skewless.grpc.catalog import Catalog

@@ -14,8 +14,8 @@ from skewless.serving.service import (
     assemble,
     get_online_features,
     lookup_keys,
-    utc_micros,
 )
+from skewless.timeutil import utc_micros
 
 driver = Entity("driver", join_keys=["driver_id"])
 zone = Entity("zone", join_keys=["city", "zone_id"])

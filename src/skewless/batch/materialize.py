@@ -25,7 +25,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import pyarrow as pa
@@ -37,6 +37,7 @@ from skewless.batch.sources import CTS, TS, read_raw, read_source
 from skewless.definitions import FeatureView
 from skewless.online.codec import Record, encode_value, entity_key
 from skewless.online.redis import RedisOnlineStore, expire_at_ms
+from skewless.timeutil import utc_micros
 from skewless.types import ArrayType, DType, ScalarType
 
 ARRIVAL = "__arrival"
@@ -172,10 +173,12 @@ def merge_into_table(
     ts = view.source.timestamp_field
     created = view.source.created_timestamp_column or "created_timestamp"
     on = " AND ".join(f"t.`{k}` = s.`{k}`" for k in [*view.join_keys, ts])
-    feats = ", ".join(f"`{f}`" for f in view.feature_names)
-    newer = f"struct(s.`{created}`, struct({_prefixed('s', feats)})) > " + (
-        f"struct(t.`{created}`, struct({_prefixed('t', feats)}))"
-    )
+
+    def rank(side: str) -> str:  # the same (created, values) order as _rank()
+        values = ", ".join(f"{side}.`{f}`" for f in view.feature_names)
+        return f"struct({side}.`{created}`, struct({values}))"
+
+    newer = f"{rank('s')} > {rank('t')}"
     for attempt in range(_MAX_COMMIT_ATTEMPTS):
         try:
             if not DeltaTable.isDeltaTable(spark, path):
@@ -202,10 +205,6 @@ def merge_into_table(
     if last["operation"] == "WRITE":
         written = int(metrics.get("numOutputRows", 0))
     return int(last["version"]), written
-
-
-def _prefixed(alias: str, columns: str) -> str:
-    return ", ".join(f"{alias}.{c.strip()}" for c in columns.split(","))
 
 
 def _retryable_conflict(exc: Exception) -> bool:
@@ -245,14 +244,8 @@ def _python_values(batch: pa.RecordBatch, name: str, dtype: DType) -> list[objec
     if dtype == _TIMESTAMP:
         return list(_micros(column))
     if isinstance(dtype, ArrayType) and dtype.element == _TIMESTAMP:
-        epoch = datetime(1970, 1, 1, tzinfo=UTC)
         return [
-            None
-            if v is None
-            else [
-                None if x is None else (x.replace(tzinfo=UTC) - epoch) // timedelta(microseconds=1)
-                for x in v
-            ]
+            None if v is None else [None if x is None else utc_micros(x) for x in v]
             for v in column.to_pylist()
         ]
     values: list[object] = column.to_pylist()

@@ -22,7 +22,6 @@ feature that is null in the latest row stays null: it is never filled from older
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import timedelta
 
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F  # noqa: N812
@@ -30,6 +29,7 @@ from pyspark.sql import functions as F  # noqa: N812
 from skewless.batch.compile import ViewRequest
 from skewless.batch.sources import CTS, TS
 from skewless.errors import EntityDataFrameError
+from skewless.timeutil import micros
 
 ROW = "__row"  # the entity row's identity: a unique, collision-free long
 ETS = "__ets"  # the entity row's timestamp, UTC
@@ -39,10 +39,6 @@ _FTS = "__fts"
 _M = "__m"
 
 _INTEGRAL = {"tinyint", "smallint", "int", "bigint"}
-
-
-def ttl_micros(ttl: timedelta) -> int:
-    return (ttl.days * 86_400 + ttl.seconds) * 1_000_000 + ttl.microseconds
 
 
 def _align_keys(
@@ -84,7 +80,7 @@ def view_features(
         low, high = bounds
         rows = rows.where(F.unix_micros(F.col(TS)) <= F.lit(high))
         if req.ttl is not None:
-            rows = rows.where(F.unix_micros(F.col(TS)) >= F.lit(low - ttl_micros(req.ttl)))
+            rows = rows.where(F.unix_micros(F.col(TS)) >= F.lit(low - micros(req.ttl)))
     # Every feature of the view, in schema order, whatever was requested: the values
     # break (event_ts, created_ts) ties, and the chosen row must not depend on which
     # features a caller asked for (nor differ from the row the online store holds).
@@ -120,7 +116,7 @@ def view_features(
     match = F.col(_M)
     if req.ttl is not None:
         fresh = F.unix_micros(F.col(f"{_M}.{_FTS}")) >= F.unix_micros(F.col(TS)) - F.lit(
-            ttl_micros(req.ttl)
+            micros(req.ttl)
         )
         match = F.when(fresh, F.col(_M))
     filled = filled.withColumn(_M, match)

@@ -43,12 +43,11 @@ def read_source(
     spark: SparkSession,
     view: FeatureView,
     repo_path: Path,
-    features: list[str] | None = None,
     *,
     raw: DataFrame | None = None,
     extra: Sequence[str] = (),
 ) -> DataFrame:
-    """The view's rows: keys, __ts, __cts and the chosen features (all by default), plus
+    """The view's rows: keys, __ts, __cts and every feature, plus
     the `extra` columns of `raw` (the source as read, by default) as they are."""
     src = view.source
     raw = read_raw(spark, view, repo_path) if raw is None else raw
@@ -61,8 +60,7 @@ def read_source(
     if src.created_timestamp_column:
         wanted.append((src.created_timestamp_column, CTS, _TIMESTAMP))
     wanted += [(k, k, pinned.get(k)) for k in view.join_keys]
-    chosen = view.feature_names if features is None else features
-    wanted += [(f, f, view.feature(f).dtype) for f in chosen]
+    wanted += [(f.name, f.name, f.dtype) for f in view.features]
 
     problems = []
     for column, _, declared in wanted:

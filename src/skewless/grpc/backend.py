@@ -28,7 +28,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from skewless.config import RepoConfig, load_config
 from skewless.errors import OnlineStoreUnavailableError
 from skewless.grpc.catalog import Catalog, CatalogNotLoadedError, load_catalog
-from skewless.online.embedded import EmbeddedServer
+from skewless.online.embedded import EmbeddedServer, embedded_dir
 from skewless.registry import RegistryReader, open_registry
 from skewless.serving.service import OnlineResponse, get_online_features_async
 from skewless.types import DType
@@ -83,7 +83,7 @@ class OnlineBackend:
         config = config or load_config(repo_path)
         store = config.online_store
         # No URL: the repo's embedded server (started if need be), as materialize uses.
-        url = store.url or EmbeddedServer(repo_path.resolve() / "data" / "online").ensure_running()
+        url = store.url or EmbeddedServer(embedded_dir(repo_path)).ensure_running()
         url = store.connection_url(url)
         client = aioredis.Redis.from_url(
             url,

@@ -11,8 +11,7 @@ from dataclasses import dataclass
 
 from skewless.batch.compile import ViewRequest, compile_requests, service_refs
 from skewless.definitions import FeatureService, FeatureView
-from skewless.errors import RegistryError, SkewlessError
-from skewless.feature_store import NothingAppliedError
+from skewless.errors import NothingAppliedError, RegistryError, SkewlessError
 from skewless.registry import RegistryReader
 
 # The Python types the online key encoding accepts (online/codec.py), per declared type.

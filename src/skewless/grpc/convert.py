@@ -26,7 +26,8 @@ from skewless._proto.skewless.serving.v1 import serving_pb2 as pb
 from skewless._proto.skewless.serving.v1 import serving_pb2_grpc as pb_grpc
 from skewless.errors import EntityDataFrameError, InvalidFeatureRefError
 from skewless.grpc.backend import OnlineAnswer, OnlineQuery
-from skewless.serving.service import FeatureStatus, OnlineResponse, from_micros, utc_micros
+from skewless.serving.service import FeatureStatus, OnlineResponse
+from skewless.timeutil import from_micros, utc_micros
 from skewless.types import ArrayType, DType
 
 # Re-exported for server.py, servicer.py and client.py, which never import the stubs.

@@ -23,10 +23,10 @@ from skewless.errors import (
     FeatureServiceNotFoundError,
     FeatureViewNotFoundError,
     InvalidFeatureRefError,
+    NothingAppliedError,
     OnlineStoreUnavailableError,
     SkewlessError,
 )
-from skewless.feature_store import NothingAppliedError
 from skewless.grpc.catalog import CatalogNotLoadedError
 from skewless.online.codec import CodecError
 

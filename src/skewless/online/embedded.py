@@ -27,6 +27,11 @@ from skewless.errors import SkewlessError
 _MAX_SOCKET_PATH = 100  # the kernel allows 107 bytes for a unix socket path
 
 
+def embedded_dir(repo_path: Path) -> Path:
+    """Where a repo's embedded server keeps its socket, append-only file and log."""
+    return repo_path.resolve() / "data" / "online"
+
+
 class EmbeddedServerError(SkewlessError):
     retryable = True
 

@@ -16,17 +16,15 @@ import enum
 import numbers
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import pandas as pd
 
 from skewless.batch.compile import ViewRequest, output_columns
-from skewless.batch.pit_join import ttl_micros
 from skewless.errors import EntityDataFrameError
 from skewless.online.codec import decode_value, entity_key
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+from skewless.timeutil import from_micros, micros, utc_micros
 
 
 class FeatureStatus(enum.Enum):
@@ -56,18 +54,6 @@ class OnlineResponse:
 
     def to_pandas(self) -> pd.DataFrame:
         return pd.DataFrame(self.to_dict())
-
-
-def utc_micros(t: datetime) -> int:
-    """Microseconds since the epoch; a naive datetime means UTC."""
-    if t.tzinfo is None:
-        t = t.replace(tzinfo=UTC)
-    delta = t - _EPOCH
-    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
-
-
-def from_micros(us: int) -> datetime:
-    return _EPOCH + timedelta(microseconds=us)
 
 
 _KEY_TYPES: dict[str, tuple[type, ...]] = {
@@ -161,7 +147,7 @@ def assemble(
             record = None if data is None else decode_value(data, dtypes)
             if record is None:
                 status = FeatureStatus.NOT_FOUND
-            elif req.ttl is not None and record.event_ts_us < now_us - ttl_micros(req.ttl):
+            elif req.ttl is not None and record.event_ts_us < now_us - micros(req.ttl):
                 status = FeatureStatus.OUTSIDE_MAX_AGE
             else:
                 status = FeatureStatus.PRESENT
