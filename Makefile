@@ -37,8 +37,9 @@ integration: setup ## Integration tests (real Spark + Delta)
 e2e: setup ## End-to-end tests over feature_repo/
 	@scripts/pytest.sh tests/e2e $(PYTEST_ARGS)
 
-bench: setup ## Historical retrieval benchmark (see benchmarks/README.md)
-	$(VENV)/python -m benchmarks.bench_historical --scale small
+SCALE ?= small
+bench: setup ## skewless vs Feast vs the floors, one run: make bench SCALE=small|medium
+	$(VENV)/python -m benchmarks.run --scale $(SCALE)
 
 clean: ## Remove generated data (keeps .venv and the jar cache)
 	rm -rf feature_repo/data benchmarks/data .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -1,0 +1,519 @@
+"""skewless side by side with Feast and with the physical floors, in one run.
+
+    make bench SCALE=small            # or: .venv/bin/python -m benchmarks.run --scale small
+
+Generates deterministic data (benchmarks/data.py), starts one private redis-server on
+loopback, then runs, on the same data and the same Redis:
+
+1. historical retrieval: DuckDB's ASOF JOIN (the floor and the reference), skewless on
+   Spark local[2], Feast 0.67's local (file) and Spark offline stores; every training set
+   compared with the reference row by row;
+2. materialization into Redis: skewless (to Delta and Redis), Feast (to Redis), and the
+   floors (redis-benchmark and a raw redis-py pipeline);
+3. online lookups: 1 and 100 entities x 10 and 50 features through skewless's gRPC
+   server and in process, Feast's gRPC server and SDK, a bare grpc.aio echo server and
+   Redis GET/MGET; throughput at 1, 8 and 32 clients; each server's memory after a
+   sustained run.
+
+Feast is installed on demand into its own virtual environment under
+~/.cache/skewless/bench/ (never a dependency of skewless) and runs in worker processes
+bounded in time and memory. Writes benchmarks/results/<date>-<scale>.{json,md} and PNG
+plots; every server started is stopped, also on failure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import threading
+import time
+import traceback
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+from tests.integration.redis_server import redis_server
+
+from benchmarks import compare, floors, loadgen, report, skewless_side
+from benchmarks.data import FEATURES, RESULTS, SCALES, describe, generate
+from benchmarks.skewless_side import WORKLOADS
+
+if TYPE_CHECKING:
+    from benchmarks import feast_env
+
+HERE = Path(__file__).resolve().parent
+CLIENTS = (1, 8, 32)
+COLUMNS = ["entity_id", "label", *FEATURES]
+
+
+def log(message: str) -> None:
+    print(f"[bench {datetime.now(UTC):%H:%M:%S}] {message}", flush=True)
+
+
+class PeakRss:
+    """Peak resident memory of this process and its children (e.g. the Spark JVM)."""
+
+    def __init__(self, pid: int | None = None) -> None:
+        self.pid = pid or os.getpid()
+        self.peak = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._poll, daemon=True)
+
+    def _poll(self) -> None:
+        while not self._stop.is_set():
+            self.peak = max(self.peak, loadgen.rss_bytes(self.pid))
+            self._stop.wait(0.25)
+
+    def __enter__(self) -> PeakRss:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def machine() -> dict[str, Any]:
+    import duckdb  # noqa: PLC0415
+    import grpc  # noqa: PLC0415
+    import pyspark  # noqa: PLC0415
+    import redis  # noqa: PLC0415
+
+    java = subprocess.run(["java", "-version"], capture_output=True, text=True, check=False)
+    server = subprocess.run(
+        ["redis-server", "--version"], capture_output=True, text=True, check=False
+    )
+    mem = Path("/proc/meminfo").read_text().splitlines()[0].split()[1]
+    cpu = [line for line in Path("/proc/cpuinfo").read_text().splitlines() if "model name" in line]
+    from importlib.metadata import version  # noqa: PLC0415
+
+    return {
+        "cpus": os.cpu_count(),
+        "cpu_model": cpu[0].split(":", 1)[1].strip() if cpu else "?",
+        "memory_gib": round(int(mem) / 1024 / 1024, 1),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "java": (java.stderr.splitlines() or ["?"])[0],
+        "versions": {
+            "skewless": version("skewless"),
+            "pyspark": pyspark.__version__,
+            "delta-spark": version("delta-spark"),
+            "grpcio": grpc.__version__,
+            "redis-py": redis.__version__,
+            "redis-server": server.stdout.split()[2] if server.stdout else "?",
+            "duckdb": duckdb.__version__,
+            "pyarrow": pa.__version__,
+        },
+    }
+
+
+@contextlib.contextmanager
+def process(
+    proc: subprocess.Popen[bytes], stop: Callable[[subprocess.Popen[bytes]], None]
+) -> Iterator[subprocess.Popen[bytes]]:
+    try:
+        yield proc
+    finally:
+        stop(proc)
+
+
+def stop_group(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, 15)
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, 9)
+            proc.wait(20)
+
+
+class Suite:
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self.scale = args.scale
+        self.work = HERE / ".work" / args.scale
+        self.results: dict[str, Any] = {
+            "scale": args.scale,
+            "data": describe(args.scale),
+            "command": f"make bench SCALE={args.scale}",
+            "started": datetime.now(UTC).isoformat(timespec="seconds"),
+        }
+        self.feast_py: Path | None = None
+        self.samples: dict[str, dict[str, list[float]]] = {}
+
+    # -- helpers ---------------------------------------------------------------------
+
+    def feast(self, command: list[str], timeout_s: float) -> feast_env.WorkerResult:
+        assert self.feast_py is not None
+        gib = self.args.feast_memory_gib
+        return feast_env.run(command, timeout_s=timeout_s, mem_limit_bytes=int(gib * 2**30))
+
+    def loadgen(
+        self, command: str, target: str, method: str, payload: bytes, **opts: Any
+    ) -> dict[str, Any]:
+        """Run the shared load generator in its own process (the same client for every
+        server)."""
+        stem = self.work / f"loadgen-{time.monotonic_ns()}"
+        stem.with_suffix(".bin").write_bytes(payload)
+        argv = [sys.executable, str(Path(loadgen.__file__)), command, "--target", target]
+        argv += ["--method", method, "--payload", str(stem.with_suffix(".bin"))]
+        argv += ["--out", str(stem.with_suffix(".json"))]
+        for key, value in opts.items():
+            argv += [f"--{key}", str(value)]
+        subprocess.run(argv, check=True, timeout=900)
+        result: dict[str, Any] = json.loads(stem.with_suffix(".json").read_text())
+        return result
+
+    def latency(self, system: str, workload: str, command: dict[str, Any]) -> dict[str, Any]:
+        samples = command.pop("samples_s")
+        self.samples.setdefault(workload, {})[system] = samples
+        return command
+
+    # -- stages ----------------------------------------------------------------------
+
+    def run(self) -> None:
+        started = time.perf_counter()
+        shutil.rmtree(self.work, ignore_errors=True)
+        self.work.mkdir(parents=True)
+        t = time.perf_counter()
+        self.data = generate(self.scale)
+        self.results["data_seconds"] = time.perf_counter() - t
+        self.results["machine"] = machine()
+        log(f"data ready in {self.data} ({self.results['data_seconds']:.1f} s)")
+        if not self.args.skip_feast:
+            global feast_env  # noqa: PLW0603 - imported only when Feast takes part
+            from benchmarks import feast_env  # noqa: PLC0415
+
+            t = time.perf_counter()
+            self.feast_py = feast_env.ensure_venv()
+            self.results["feast_install_s"] = time.perf_counter() - t
+            self.results["machine"]["versions"]["feast_venv"] = feast_env.versions(self.feast_py)
+        with contextlib.ExitStack() as stack:
+            (self.work / "redis").mkdir()
+            self.redis_url = stack.enter_context(redis_server(self.work / "redis"))
+            self.redis_port = int(self.redis_url.rsplit(":", 1)[1].split("/")[0])
+            self.repo = skewless_side.make_repo(self.data, self.work, online_url=self.redis_url)
+            self.store = skewless_side.open_store(self.repo)
+            if not self.args.skip_feast:
+                self.feast_repos = {store: self.feast_setup(store) for store in ("local", "spark")}
+            stages = self.args.stages.split(",")
+            for stage in ("historical", "materialize", "online"):
+                if stage in stages:
+                    log(f"stage {stage}")
+                    t = time.perf_counter()
+                    getattr(self, stage)()
+                    self.results.setdefault("stage_seconds", {})[stage] = time.perf_counter() - t
+        self.results["total_seconds"] = time.perf_counter() - started
+        self.results["finished"] = datetime.now(UTC).isoformat(timespec="seconds")
+
+    def feast_setup(self, offline: str) -> Path:
+        out = self.work / f"feast_{offline}"
+        res = self.feast(
+            [
+                "setup",
+                "--data",
+                str(self.data),
+                "--workdir",
+                str(out),
+                "--redis",
+                f"127.0.0.1:{self.redis_port}",
+                "--offline",
+                offline,
+            ],
+            timeout_s=300,
+        )
+        if res.status != "ok" or res.result is None:
+            raise RuntimeError(f"Feast setup ({offline}) failed: {res.status}\n{res.stderr_tail}")
+        return Path(res.result["repo"])
+
+    def historical(self) -> None:
+        entity = skewless_side.entity_table(self.data)
+        ref, duck_s = floors.duckdb_asof(self.data, entity)
+        log(f"DuckDB ASOF JOIN {duck_s:.2f} s")
+        out: dict[str, Any] = {"duckdb_asof": {"seconds": duck_s, "rows": ref.num_rows}}
+        with PeakRss() as rss:
+            got, timings = skewless_side.historical(self.store, self.data, self.work)
+        out["skewless"] = {**timings, "peak_rss_bytes": rss.peak, "status": "ok"}
+        out["skewless"]["correctness"] = compare.compare(got, ref, COLUMNS)
+        log(f"skewless {out['skewless']}")
+        if not self.args.skip_feast:
+            for store in ("local", "spark"):
+                result_file = self.work / f"feast_{store}_training_set.parquet"
+                res = self.feast(
+                    [
+                        "historical",
+                        "--repo",
+                        str(self.feast_repos[store]),
+                        "--data",
+                        str(self.data),
+                        "--result",
+                        str(result_file),
+                    ],
+                    timeout_s=self.args.feast_timeout_s,
+                )
+                entry: dict[str, Any] = {
+                    "status": res.status,
+                    "seconds": res.seconds,
+                    "peak_rss_bytes": res.peak_rss_bytes,
+                    **(res.result or {}),
+                }
+                if res.status == "ok" and result_file.exists():
+                    entry["correctness"] = compare.compare(pq.read_table(result_file), ref, COLUMNS)
+                else:
+                    entry["error"] = res.stderr_tail[-2000:]
+                out[f"feast_{store}"] = entry
+                log(f"feast {store}: {res.status} {entry.get('warm_s')} {entry.get('correctness')}")
+        self.results["historical"] = out
+
+    def materialize(self) -> None:
+        out: dict[str, Any] = {}
+        with PeakRss() as rss:
+            out["skewless"] = skewless_side.materialize(self.store)
+        out["skewless"]["peak_rss_bytes"] = rss.peak
+        log(f"skewless materialize {out['skewless']}")
+        client = __import__("redis").Redis.from_url(self.redis_url)
+        key = next(client.scan_iter(match=b"sk1|bench|stats|*", count=1000))
+        value_size = len(client.get(key) or b"")
+        keys = out["skewless"]["stats"]["keys_written_online"]
+        out["value_bytes"] = value_size
+        out["floor_redis_py_pipeline_keys_per_s"] = floors.redis_pipeline_writes(
+            self.redis_port, max(keys, 100_000), value_size
+        )
+        out["floor_redis_benchmark"] = floors.redis_benchmark_writes(self.redis_port, value_size)
+        if not self.args.skip_feast:
+            res = self.feast(
+                [
+                    "materialize",
+                    "--repo",
+                    str(self.feast_repos["local"]),
+                    "--end",
+                    skewless_side.MATERIALIZE_END.isoformat(),
+                ],
+                timeout_s=self.args.feast_timeout_s,
+            )
+            out["feast"] = {
+                "status": res.status,
+                "seconds": res.seconds,
+                "peak_rss_bytes": res.peak_rss_bytes,
+                **(res.result or {}),
+            }
+            if res.status != "ok":
+                out["feast"]["error"] = res.stderr_tail[-2000:]
+        self.results["materialize"] = out
+
+    def online(self) -> None:
+        args = self.args
+        out: dict[str, Any] = {"calls": args.calls, "warmup": args.warmup}
+        py = sys.executable
+        ports = {name: loadgen.free_port() for name in ("skewless", "echo", "feast", "feast_http")}
+        targets = {name: f"127.0.0.1:{port}" for name, port in ports.items()}
+        payloads = skewless_side.grpc_payloads()
+        with contextlib.ExitStack() as stack:
+            server = stack.enter_context(
+                process(
+                    skewless_side.start_server(
+                        self.repo, ports["skewless"], self.work / "serve.log"
+                    ),
+                    stop_group,
+                )
+            )
+            loadgen.wait_for_port("127.0.0.1", ports["skewless"], 120)
+            echo = stack.enter_context(process(floors.start_echo(py, ports["echo"]), stop_group))
+            out["skewless_answers"] = skewless_side.check_grpc_answers(
+                targets["skewless"], payloads
+            )
+            feast_payloads: dict[str, bytes] = {}
+            feast_grpc = None
+            if not args.skip_feast:
+                repo = self.feast_repos["local"]
+                feast_grpc = stack.enter_context(
+                    process(feast_env.start_grpc_server(repo, ports["feast"]), feast_env.stop)
+                )
+                stack.enter_context(
+                    process(feast_env.start_http_server(repo, ports["feast_http"]), feast_env.stop)
+                )
+                req_dir = self.work / "feast_requests"
+                res = self.feast(
+                    [
+                        "requests",
+                        "--repo",
+                        str(repo),
+                        "--out-dir",
+                        str(req_dir),
+                        "--target",
+                        targets["feast"],
+                        "--http-target",
+                        targets["feast_http"],
+                        "--calls",
+                        str(args.calls),
+                    ],
+                    timeout_s=900,
+                )
+                if res.status != "ok" or res.result is None:
+                    raise RuntimeError(f"Feast requests failed: {res.status}\n{res.stderr_tail}")
+                out["feast_answers"] = res.result.get("answers")
+                feast_method = res.result["method"]
+                for name in WORKLOADS:
+                    feast_payloads[name] = (req_dir / f"feast_grpc_{name}.bin").read_bytes()
+                http = res.result.get("http")
+                if http:
+                    self.samples.setdefault("1x10", {})["feast_http"] = http.pop("samples_s")
+                    out.setdefault("latency", {}).setdefault("1x10", {})["feast_http"] = http
+
+            latency = out.setdefault("latency", {})
+            opts = {"calls": args.calls, "warmup": args.warmup}
+            for name in WORKLOADS:
+                row = latency.setdefault(name, {})
+                log(f"online {name}")
+                row["skewless_grpc"] = self.latency(
+                    "skewless_grpc",
+                    name,
+                    self.loadgen(
+                        "latency",
+                        targets["skewless"],
+                        skewless_side.GRPC_METHOD,
+                        payloads[name],
+                        **opts,
+                    ),
+                )
+                size = out["skewless_answers"][name]["response_bytes"]
+                row["echo_floor"] = self.latency(
+                    "echo_floor",
+                    name,
+                    self.loadgen(
+                        "latency", targets["echo"], loadgen.ECHO_METHOD, str(size).encode(), **opts
+                    ),
+                )
+                if feast_payloads:
+                    row["feast_grpc"] = self.latency(
+                        "feast_grpc",
+                        name,
+                        self.loadgen(
+                            "latency", targets["feast"], feast_method, feast_payloads[name], **opts
+                        ),
+                    )
+            # In process: skewless's FeatureStore here, Feast's SDK in its worker.
+            for name, call in skewless_side.in_process_calls(self.store).items():
+                samples = loadgen.latencies(call, args.calls, args.warmup)
+                self.samples[name]["skewless_in_process"] = samples
+                latency[name]["skewless_in_process"] = loadgen.stats(samples)
+            reads = floors.redis_read_calls(
+                self.redis_port, self.results.get("materialize", {}).get("value_bytes", 200)
+            )
+            for name, key in (("1x10", "get_1"), ("100x10", "mget_100")):
+                samples = loadgen.latencies(reads[key], args.calls, args.warmup)
+                self.samples[name][f"redis_{key}_floor"] = samples
+                latency[name][f"redis_{key}_floor"] = loadgen.stats(samples)
+            if not args.skip_feast:
+                res = self.feast(
+                    [
+                        "online-sdk",
+                        "--repo",
+                        str(self.feast_repos["local"]),
+                        "--calls",
+                        str(args.calls),
+                    ],
+                    timeout_s=1800,
+                )
+                if res.status == "ok" and res.result is not None:
+                    for name, entry in res.result["workloads"].items():
+                        self.samples[name]["feast_sdk"] = entry.pop("samples_s")
+                        latency[name]["feast_sdk"] = entry
+                else:
+                    out["feast_sdk_error"] = f"{res.status}: {res.stderr_tail[-2000:]}"
+
+            # Throughput and memory under a sustained load, 1 entity x 10 features.
+            servers = {
+                "skewless_grpc": (
+                    targets["skewless"],
+                    skewless_side.GRPC_METHOD,
+                    payloads["1x10"],
+                    server,
+                )
+            }
+            servers["echo_floor"] = (
+                targets["echo"],
+                loadgen.ECHO_METHOD,
+                str(out["skewless_answers"]["1x10"]["response_bytes"]).encode(),
+                echo,
+            )
+            if feast_grpc is not None:
+                servers["feast_grpc"] = (
+                    targets["feast"],
+                    feast_method,
+                    feast_payloads["1x10"],
+                    feast_grpc,
+                )
+            throughput = out.setdefault("throughput", {})
+            for system, (target, method, payload, _) in servers.items():
+                for clients in CLIENTS:
+                    log(f"throughput {system} x{clients}")
+                    throughput.setdefault(system, {})[str(clients)] = self.loadgen(
+                        "throughput",
+                        target,
+                        method,
+                        payload,
+                        concurrency=clients,
+                        seconds=args.throughput_seconds,
+                    )
+            memory = out.setdefault("memory", {})
+            for system, (target, method, payload, proc) in servers.items():
+                if system == "echo_floor":
+                    continue
+                before = loadgen.rss_bytes(proc.pid)
+                log(f"sustained {args.sustain_seconds:.0f} s on {system}")
+                run = self.loadgen(
+                    "throughput",
+                    target,
+                    method,
+                    payload,
+                    concurrency=8,
+                    seconds=args.sustain_seconds,
+                )
+                memory[system] = {
+                    "rss_before_bytes": before,
+                    "rss_after_bytes": loadgen.rss_bytes(proc.pid),
+                    "sustained_seconds": run["seconds"],
+                    "calls": run["calls"],
+                    "errors": run["errors"],
+                }
+        self.results["online"] = out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--scale", choices=sorted(SCALES), default="small")
+    parser.add_argument("--stages", default="historical,materialize,online")
+    parser.add_argument("--skip-feast", action="store_true", help="skewless and floors only")
+    parser.add_argument("--calls", type=int, default=2000, help="timed calls per latency figure")
+    parser.add_argument("--warmup", type=int, default=200)
+    parser.add_argument("--throughput-seconds", type=float, default=10.0)
+    parser.add_argument("--sustain-seconds", type=float, default=60.0)
+    parser.add_argument("--feast-timeout-s", type=float, default=1800.0)
+    parser.add_argument("--feast-memory-gib", type=float, default=16.0)
+    parser.add_argument("--out-dir", type=Path, default=RESULTS)
+    args = parser.parse_args()
+    suite = Suite(args)
+    try:
+        suite.run()
+    except BaseException:
+        suite.results["failed"] = traceback.format_exc()
+        raise
+    finally:
+        if "machine" in suite.results:
+            paths = report.write(suite.results, suite.samples, args.out_dir)
+            log("report: " + ", ".join(str(p) for p in paths))
+
+
+if __name__ == "__main__":
+    main()

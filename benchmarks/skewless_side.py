@@ -1,0 +1,214 @@
+"""The skewless side of the benchmark suite: its feature repo over the shared data, and
+one function per workload. The orchestrator (benchmarks/run.py) times and compares."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import textwrap
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from benchmarks.data import FEATURES, HERE, WIDE_FEATURES
+
+if TYPE_CHECKING:
+    from skewless import FeatureStore
+
+REPO_DEFS = """
+from datetime import timedelta
+from skewless import *
+
+entity = Entity("entity", join_keys=["entity_id"])
+MIXED = [
+    Field("f_int", Int64), Field("f_int32", Int32), Field("f_float", Float64),
+    Field("f_float32", Float32), Field("f_bool", Bool), Field("f_str", String),
+    Field("f_rate", Float64), Field("f_count", Int64), Field("f_score", Float64),
+    Field("f_flag", Bool),
+]
+stats = FeatureView(
+    "stats",
+    entities=[entity],
+    schema=[Field("entity_id", Int64), *MIXED],
+    source=FileSource("{data}/features.parquet", timestamp_field="event_ts",
+                      created_timestamp_column="created_ts"),
+    ttl=timedelta(days=7),
+)
+online = FileSource("{data}/online.parquet", timestamp_field="event_ts",
+                    created_timestamp_column="created_ts")
+online10 = FeatureView("online10", entities=[entity], schema=MIXED, source=online)
+online50 = FeatureView(
+    "online50",
+    entities=[entity],
+    schema=[Field(f"w{{i:02d}}", Int64 if i % 2 else Float64) for i in range(50)],
+    source=online,
+)
+"""
+
+# Online workloads: name -> (view, features, entity count).
+WORKLOADS: dict[str, tuple[str, list[str], int]] = {
+    "1x10": ("online10", FEATURES, 1),
+    "100x10": ("online10", FEATURES, 100),
+    "1x50": ("online50", WIDE_FEATURES, 1),
+    "100x50": ("online50", WIDE_FEATURES, 100),
+}
+GRPC_METHOD = "/skewless.serving.v1.OnlineServing/GetOnlineFeatures"
+MATERIALIZE_END = datetime(2027, 1, 1, tzinfo=UTC)
+
+
+def make_repo(data: Path, workdir: Path, *, online_url: str) -> Path:
+    """A repo with the `stats`, `online10` and `online50` views over `data`, its registry
+    and Delta tables under `workdir`, Spark local[2] and the given Redis."""
+    repo = workdir / "skewless_repo"
+    shutil.rmtree(repo, ignore_errors=True)
+    repo.mkdir(parents=True)
+    (repo / "feature_store.yaml").write_text(
+        textwrap.dedent(
+            f"""\
+            project: bench
+            registry: {workdir}/skewless_registry.db
+            spark:
+              master: local[2]
+              conf_file: {HERE.parent}/spark-conf/spark-defaults.conf
+              conf:
+                spark.driver.memory: 12g
+                spark.sql.shuffle.partitions: 16
+            online_store:
+              type: redis
+              url: {online_url}
+            offline_store:
+              type: delta
+              path: {workdir}/skewless_offline
+            """
+        )
+    )
+    (repo / "defs.py").write_text(REPO_DEFS.format(data=data))
+    return repo
+
+
+def open_store(repo: Path) -> FeatureStore:
+    from skewless import FeatureStore  # noqa: PLC0415 - imported once the data exists
+
+    store = FeatureStore(repo)
+    store.apply()
+    return store
+
+
+def entity_table(data: Path) -> pa.Table:
+    """entity.parquet plus `row_id` (the row's position), which every system passes
+    through so results can be matched row by row."""
+    table = pq.read_table(data / "entity.parquet")
+    return table.append_column("row_id", pa.array(range(table.num_rows), pa.int64()))
+
+
+def historical(store: FeatureStore, data: Path, workdir: Path) -> tuple[pa.Table, dict[str, float]]:
+    t = time.perf_counter()
+    spark = store.spark
+    timings = {"spark_startup_s": time.perf_counter() - t}
+    entity = entity_table(data).to_pandas()
+    refs = [f"stats:{f}" for f in FEATURES]
+    result = None
+    for attempt in ("cold", "warm"):
+        t = time.perf_counter()
+        result = store.get_historical_features(entity, refs).to_arrow()
+        timings[f"{attempt}_s"] = time.perf_counter() - t
+    # The path for training sets too large for the driver: a Spark entity dataframe in,
+    # a Delta table out, nothing collected.
+    t = time.perf_counter()
+    sdf = spark.read.parquet(str(data / "entity.parquet"))
+    out = workdir / "skewless_training_set"
+    store.get_historical_features(sdf, refs).to_delta(str(out), mode="overwrite")
+    timings["spark_df_to_delta_s"] = time.perf_counter() - t
+    assert result is not None
+    return result, timings
+
+
+def materialize(store: FeatureStore) -> dict[str, Any]:
+    """Full runs of every view, then a rerun of `stats` (which must write nothing)."""
+    out: dict[str, Any] = {}
+    for view in ("stats", "online10", "online50"):
+        t = time.perf_counter()
+        (record,) = store.materialize(None, MATERIALIZE_END, views=[view])
+        wall = time.perf_counter() - t
+        out[view] = {
+            "wall_s": wall,
+            "seconds": record.seconds,
+            "online_seconds": record.online_seconds,
+            "rows_read": record.rows_read,
+            "rows_written_offline": record.rows_written_offline,
+            "keys_written_online": record.keys_written_online,
+            "delta_version": record.delta_version,
+        }
+    t = time.perf_counter()
+    (rerun,) = store.materialize(None, MATERIALIZE_END, views=["stats"])
+    out["stats_rerun"] = {
+        "wall_s": time.perf_counter() - t,
+        "rows_written_offline": rerun.rows_written_offline,
+        "keys_written_online": rerun.keys_written_online,
+    }
+    return out
+
+
+def _rows(n: int) -> list[dict[str, Any]]:
+    return [{"entity_id": i} for i in range(n)]
+
+
+def grpc_payloads() -> dict[str, bytes]:
+    """Serialized GetOnlineFeatures requests per workload."""
+    from skewless.grpc import convert  # noqa: PLC0415
+    from skewless.grpc.backend import OnlineQuery  # noqa: PLC0415
+
+    out = {}
+    for name, (view, features, n) in WORKLOADS.items():
+        query = OnlineQuery([f"{view}:{f}" for f in features], _rows(n), False)
+        out[name] = convert.query_to_proto(query).SerializeToString()
+    return out
+
+
+def check_grpc_answers(target: str, payloads: dict[str, bytes]) -> dict[str, dict[str, int]]:
+    """Send each payload once; the response size and how many values came back PRESENT,
+    so a benchmark of empty answers cannot pass unnoticed."""
+    import grpc  # noqa: PLC0415
+
+    from skewless.grpc import convert  # noqa: PLC0415
+    from skewless.serving.service import FeatureStatus  # noqa: PLC0415
+
+    out = {}
+    with grpc.insecure_channel(target) as channel:
+        stub = convert.OnlineServingStub(channel)
+        for name, payload in payloads.items():
+            request = convert.pb.GetOnlineFeaturesRequest.FromString(payload)
+            reply = stub.GetOnlineFeatures(request, timeout=30)
+            response = convert.response_from_proto(reply, _rows(WORKLOADS[name][2]))
+            statuses = [s for column in response.statuses.values() for s in column]
+            out[name] = {
+                "response_bytes": reply.ByteSize(),
+                "values": len(statuses),
+                "present": sum(s is FeatureStatus.PRESENT for s in statuses),
+            }
+    return out
+
+
+def in_process_calls(store: FeatureStore) -> dict[str, Any]:
+    """Zero-argument callables per workload: `FeatureStore.get_online_features`."""
+    calls = {}
+    for name, (view, features, n) in WORKLOADS.items():
+        refs, rows = [f"{view}:{f}" for f in features], _rows(n)
+        calls[name] = lambda refs=refs, rows=rows: store.get_online_features(refs, rows)
+    return calls
+
+
+def start_server(repo: Path, port: int, log: Path) -> subprocess.Popen[bytes]:
+    binary = str(Path(sys.executable).parent / "skewless")
+    with log.open("wb") as sink:
+        return subprocess.Popen(
+            [binary, "serve", "--repo", str(repo), "--port", str(port), "--host", "127.0.0.1"],
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
