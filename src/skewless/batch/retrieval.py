@@ -136,13 +136,16 @@ class RetrievalJob:
 
 def _prepare_pandas(
     spark: SparkSession, entity_df: pd.DataFrame, keys: list[str], ts_col: str
-) -> DataFrame:
-    frame = pd.DataFrame(
-        {
-            ROW: np.arange(len(entity_df), dtype="int64"),
-            ETS: utc_timestamps(entity_df[ts_col], ts_col).to_numpy(),
-        }
-    )
+) -> tuple[DataFrame, tuple[int, int] | None]:
+    """The entity rows as a Spark frame, and their time bounds computed here on the
+    driver (a Spark job over a local frame would ship it to the executors once more)."""
+    ets = utc_timestamps(entity_df[ts_col], ts_col)
+    frame = pd.DataFrame({ROW: np.arange(len(entity_df), dtype="int64"), ETS: ets.to_numpy()})
+    valid = ets.dropna()
+    bounds = None
+    if len(valid):
+        us = valid.to_numpy().astype("datetime64[us]").astype(np.int64)
+        bounds = int(us.min()), int(us.max())
     for key in keys:
         col = entity_df[key]
         frame[key] = (
@@ -150,7 +153,7 @@ def _prepare_pandas(
             if not isinstance(col.dtype, pd.api.extensions.ExtensionDtype)
             else col.array
         )
-    return spark.createDataFrame(frame)
+    return spark.createDataFrame(frame), bounds
 
 
 def _prepare_spark(entity_df: DataFrame, ts_col: str) -> DataFrame:
@@ -179,7 +182,7 @@ def get_historical_features(
     for req in requests:
         keys.extend(k for k in req.join_keys if k not in keys)
     if isinstance(entity_df, pd.DataFrame):
-        entity = _prepare_pandas(spark, entity_df, keys, timestamp_column)
+        entity, bounds = _prepare_pandas(spark, entity_df, keys, timestamp_column)
         entity_full = entity
         pandas_input: pd.DataFrame | None = entity_df
     else:
@@ -187,7 +190,7 @@ def get_historical_features(
         entity = entity_full.select(ROW, ETS, *keys)
         entity_full = entity_full.drop(ETS)
         pandas_input = None
-    bounds = _bounds(entity)
+        bounds = _bounds(entity)
     sources = {req.name: read_source(spark, req.view, repo_path) for req in requests}
     features = pit_join(entity, requests, sources, bounds)
     return RetrievalJob(spark, requests, features, entity_full, pandas_input)
