@@ -93,7 +93,7 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
             _ratio(best[1], warm) if best else None,
             5.0,
             True,
-            f"Feast {best[0]} warm / skewless warm"
+            f"Feast {best[0].removeprefix('feast_')} store warm / skewless warm"
             if best
             else "no Feast store returned a correct result",
         )
@@ -348,7 +348,7 @@ def _online_md(results: dict[str, Any]) -> list[str]:
             "",
             f"skewless answers {mine.get('response_bytes')} bytes with {mine.get('present')} "
             f"of {mine.get('values')} values present; Feast {theirs.get('response_bytes')} "
-            f"bytes with {theirs.get('present', theirs.get('non_null'))} of "
+            f"bytes with {theirs.get('present_values')} of "
             f"{theirs.get('values')}.",
             "",
         ]
