@@ -335,6 +335,13 @@ _PACK_FLOAT: Final = struct.Struct("<f").pack
 _INT_TAGS: Final = {"int64": 0x08, "int32": 0x38, "unix_timestamp": 0x40}  # Value fields
 _LEN_TAGS: Final = {"string": b"\x1a", "bytes": b"\x2a"}
 _INT32: Final = (-(2**31), 2**31 - 1)
+_FEW: Final = 4
+# Value field number -> FeatureColumn.values tag, length of the Value, Value field tag,
+# indexed by the length of the varint that follows
+_INT_HEADS: Final = {
+    name: [b"\x12" + _BYTE[1 + n] + _BYTE[tag] for n in range(11)]
+    for name, tag in _INT_TAGS.items()
+}
 _STATUS_CODES: Final = dict(_STATUS_TO_PROTO)
 
 
@@ -358,14 +365,21 @@ def _int_values(values: Sequence[Any], name: str) -> list[bytes]:
     present = [v for v in values if v is not None]
     if name == "int32" and present and (min(present) < _INT32[0] or max(present) > _INT32[1]):
         raise ValueError(f"Value out of range for int32: {min(present)}..{max(present)}")
+    heads = _INT_HEADS[name]
+    if len(present) <= _FEW:  # a few: varints in Python beat a upb round trip
+        return [_NULL if v is None else heads[len(b := _int64_varint(v))] + b for v in values]
     packed = pb.Int64List(values=present).SerializeToString()  # varints by upb
     start = 1  # past the tag of Int64List.values, then past the length
-    while packed and packed[start] & 0x80:
+    while packed[start] & 0x80:
         start += 1
-    varints = iter(_VARINT.findall(packed, start + 1 if packed else 0))
-    tag = _INT_TAGS[name]
-    heads = [b"\x12" + _BYTE[1 + n] + _BYTE[tag] for n in range(11)]
+    varints = iter(_VARINT.findall(packed, start + 1))
     return [_NULL if v is None else heads[len(b := next(varints))] + b for v in values]
+
+
+def _int64_varint(v: int) -> bytes:
+    if not -(2**63) <= v < 2**63:
+        raise ValueError(f"Value out of range: {v}")
+    return _varint(v)
 
 
 def _encoded_values(values: Sequence[Any], dtype: DType) -> list[bytes]:
