@@ -43,6 +43,7 @@ if TYPE_CHECKING:
 
     from skewless.batch.retrieval import RetrievalJob
     from skewless.online.redis import RedisOnlineStore
+    from skewless.serving.plan import LookupPlan
     from skewless.serving.service import OnlineResponse
 
 
@@ -59,6 +60,8 @@ class FeatureStore:
         # Applied views and services, cached per registry version (one cheap query to
         # check the version instead of rebuilding every definition on each lookup).
         self._applied: tuple[int, dict[str, FeatureView], dict[str, FeatureService]] | None = None
+        # Compiled online lookups of the applied definitions, per (refs, full names).
+        self._plans: dict[tuple[tuple[str, ...], bool], LookupPlan] = {}
 
     @property
     def project(self) -> str:
@@ -104,6 +107,7 @@ class FeatureStore:
             views = {v.name: v for v in self.list_feature_views()}
             services = {s.name: s for s in self.list_feature_services()}
             self._applied = (version, views, services)
+            self._plans = {}
         return self._applied[1], self._applied[2]
 
     def list_feature_views(self) -> list[FeatureView]:
@@ -174,6 +178,26 @@ class FeatureStore:
 
     # --- online -----------------------------------------------------------------------
 
+    def _lookup_plan(
+        self, features: Sequence[str] | FeatureService | str, full_feature_names: bool
+    ) -> LookupPlan:
+        """The compiled lookup of `features`, cached per registry version."""
+        from skewless.serving.plan import LookupPlan  # noqa: PLC0415
+
+        views, services = self._applied_objects()
+        if not views:
+            raise NothingAppliedError(self.project)
+        refs = service_refs(features, services)
+        key = (tuple(refs), full_feature_names)
+        plan = self._plans.get(key)
+        if plan is None:
+            requests = compile_requests(refs, views, full_feature_names=full_feature_names)
+            plan = LookupPlan(self.project, requests)
+            if len(self._plans) >= 1024:
+                self._plans.clear()
+            self._plans[key] = plan
+        return plan
+
     def online_url(self) -> str:
         """The configured Redis URL, or the embedded server's (started if need be)."""
         from skewless.online.embedded import EmbeddedServer  # noqa: PLC0415
@@ -225,20 +249,14 @@ class FeatureStore:
     ) -> OnlineResponse:
         """The latest materialized values for each entity row (a dict of join keys),
         read from Redis with the same codec and rules the gRPC server uses."""
-        from skewless.serving.service import get_online_features  # noqa: PLC0415
+        from skewless.serving.service import lookup  # noqa: PLC0415
 
-        views, services = self._applied_objects()
-        if not views:
-            raise NothingAppliedError(self.project)
-        refs = service_refs(features, services)
-        requests = compile_requests(refs, views, full_feature_names=full_feature_names)
+        plan = self._lookup_plan(features, full_feature_names)
         for attempt in (1, 2):
             if self._online is None:
                 self._online = self.online_store()
             try:
-                return get_online_features(
-                    self._online.read, self.project, requests, entity_rows, request_time
-                )
+                return lookup(plan, self._online.read, entity_rows, request_time)
             except (redis.ConnectionError, redis.TimeoutError) as exc:
                 self._online = None  # reconnect (and restart an embedded server) once
                 if attempt == 2 or self.config.online_store.url:

@@ -13,6 +13,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from skewless.batch.compile import compile_requests
 from skewless.definitions import Entity, FeatureView, Field, FileSource
 from skewless.errors import (
     EntityDataFrameError,
@@ -25,13 +26,16 @@ from skewless.errors import (
     SkewlessError,
 )
 from skewless.grpc import convert
-from skewless.grpc.backend import OnlineAnswer, OnlineQuery
+from skewless.grpc.backend import Lookup, OnlineAnswer, OnlineQuery
 from skewless.grpc.catalog import Catalog
 from skewless.grpc.errors import status_for
-from skewless.online.codec import CodecError
+from skewless.online.codec import CodecError, Record, encode_value
+from skewless.serving.plan import LookupPlan
 from skewless.serving.service import FeatureStatus, OnlineResponse, check_join_keys
+from skewless.timeutil import utc_micros
 from skewless.types import (
     Array,
+    ArrayType,
     Bool,
     Bytes,
     DType,
@@ -414,3 +418,80 @@ def test_status_table_maps_errors_to_codes(error: Exception, code: str, names: s
     got, details = status_for(error)
     assert got is getattr(grpc.StatusCode, code)
     assert names in details
+
+
+# --- responses encoded by hand ------------------------------------------------------------
+
+ALL_TYPES: list[DType] = [*SCALARS, *(Array(s) for s in SCALARS)]  # type: ignore[arg-type]
+
+
+def wide_view(ttl: timedelta | None) -> FeatureView:
+    schema = [Field("driver_id", Int64)]
+    schema += [Field(f"f{i}", dtype) for i, dtype in enumerate(ALL_TYPES)]
+    source = FileSource("data/x.parquet", timestamp_field="ts")
+    return FeatureView("wide", entities=[DRIVER], schema=schema, source=source, ttl=ttl)
+
+
+@st.composite
+def lookups(draw: st.DrawFn) -> tuple[Any, list[Any], int]:
+    """A plan over some features of a view of every type, what Redis holds for some
+    rows (stored, stale or missing) and a registry version."""
+    view = wide_view(draw(st.sampled_from([None, timedelta(hours=1)])))
+    names = draw(st.permutations([f.name for f in view.features]))[: draw(st.integers(0, 4))]
+    if not names:
+        names = ["f0"]
+    full = draw(st.booleans())
+    plan = LookupPlan(
+        "p", compile_requests([f"wide:{n}" for n in names], {"wide": view}, full_feature_names=full)
+    )
+    raw: list[bytes | None] = []
+    for _ in range(draw(st.integers(0, 4))):
+        if draw(st.integers(0, 3)) == 0:
+            raw.append(None)
+            continue
+        values = []
+        for f in view.features:
+            strategy = (
+                st.lists(st.none() | SCALARS[f.dtype.element], max_size=3)
+                if isinstance(f.dtype, ArrayType)
+                else SCALARS[f.dtype]
+            )
+            values.append(draw(st.none() | strategy))
+        age = timedelta(minutes=draw(st.sampled_from([1, 59, 61, 10_000])))
+        raw.append(
+            encode_value(
+                Record(utc_micros(T0 - age), None, tuple(values)), [f.dtype for f in view.features]
+            )
+        )
+    version = draw(st.sampled_from([0, 1, 300, 2**40]))
+    return plan, raw, version
+
+
+@given(case=lookups())
+def test_encode_lookup_is_byte_for_byte_the_generated_serialization(
+    case: tuple[LookupPlan, list[bytes | None], int],
+) -> None:
+    plan, raw, version = case
+    views = plan.assemble(raw, len(raw), utc_micros(T0))
+    rows = [{"driver_id": i} for i in range(len(raw))]
+    reference = convert.answer_to_proto(
+        OnlineAnswer(plan.response(rows, views), plan.dtypes, registry_version=version)
+    )
+    encoded = convert.encode_lookup(Lookup(plan, len(raw), views, version))
+    assert encoded == reference.SerializeToString()
+
+
+def test_encode_lookup_refuses_an_int32_out_of_range_as_upb_does() -> None:
+    view = FeatureView(
+        "v",
+        entities=[DRIVER],
+        schema=[Field("n", Int32)],
+        source=FileSource("x.parquet", timestamp_field="ts"),
+    )
+    plan = LookupPlan("p", compile_requests(["v:n"], {"v": view}, full_feature_names=False))
+    raw = [encode_value(Record(0, None, (2**40,)), [Int32])]
+    views = plan.assemble(raw, 1, 0)
+    with pytest.raises(ValueError, match="out of range"):
+        convert.answer_to_proto(OnlineAnswer(plan.response([{}], views), plan.dtypes, 1))
+    with pytest.raises(ValueError, match="out of range"):
+        convert.encode_lookup(Lookup(plan, 1, views, 1))

@@ -1,36 +1,35 @@
 """What the gRPC servicer delegates to: domain types in, domain types out, no protobuf.
 
-It holds the live Catalog (reloaded when the registry version changes) and an asyncio
-Redis client, and answers with the serving core (skewless.serving.service), the same code
-FeatureStore.get_online_features runs, so both answer identically by construction.
+It holds the live Catalog (reloaded when the registry version changes) and a Redis
+reader (grpc/redis_reader.py), and answers with the serving core's compiled lookups
+(skewless.serving.plan, cached per catalog), the same code FeatureStore.get_online_features
+runs, so both answer identically by construction.
 
 Redis failures become OnlineStoreUnavailableError (retryable) quickly: every call is
-bounded by the socket timeouts and by the caller's deadline, redis-py retries once
-without backoff (so a pooled connection that died with a Redis restart is replaced on the
-next call), and nothing is cached across calls, so the server recovers on its own.
+bounded by the socket timeout and by the caller's deadline, a connection that died (say
+with a Redis restart) is replaced on the next call (a call that meets it dead retries once
+on a new one), and no value is cached across calls, so the server recovers on its own.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-
-import redis.asyncio as aioredis
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from skewless.config import RepoConfig, load_config
 from skewless.errors import OnlineStoreUnavailableError
 from skewless.grpc.catalog import Catalog, CatalogNotLoadedError, load_catalog
+from skewless.grpc.redis_reader import RedisReader, redis_reader
 from skewless.online.embedded import EmbeddedServer, embedded_dir
 from skewless.registry import RegistryReader, open_registry
-from skewless.serving.service import OnlineResponse, get_online_features_async
+from skewless.serving.plan import LookupPlan, ViewColumns
+from skewless.serving.service import OnlineResponse
+from skewless.timeutil import utc_micros
 from skewless.types import DType
 
 log = logging.getLogger(__name__)
@@ -55,18 +54,28 @@ class OnlineAnswer:
     registry_version: int
 
 
+@dataclass(frozen=True)
+class Lookup:
+    """A lookup's answer, column-major, as the gRPC response is laid out."""
+
+    plan: LookupPlan
+    rows: int
+    views: list[ViewColumns]
+    registry_version: int
+
+
 class OnlineBackend:
     def __init__(
         self,
         registry: RegistryReader,
         project: str,
-        client: aioredis.Redis,
+        reader: RedisReader,
         *,
         default_timeout_s: float = 5.0,
     ) -> None:
         self._registry = registry
         self._project = project
-        self._redis = client
+        self._redis = reader
         self._default_timeout_s = default_timeout_s
         self._catalog: Catalog | None = None
         self._load_error = "not read yet"
@@ -85,14 +94,13 @@ class OnlineBackend:
         # No URL: the repo's embedded server (started if need be), as materialize uses.
         url = store.url or EmbeddedServer(embedded_dir(repo_path)).ensure_running()
         url = store.connection_url(url)
-        client = aioredis.Redis.from_url(
+        reader = redis_reader(
             url,
             password=store.password,
-            socket_timeout=socket_timeout_s,
-            socket_connect_timeout=connect_timeout_s,
-            retry=Retry(NoBackoff(), retries=1),
+            socket_timeout_s=socket_timeout_s,
+            connect_timeout_s=connect_timeout_s,
         )
-        return cls(open_registry(config, repo_path), config.project, client)
+        return cls(open_registry(config, repo_path), config.project, reader)
 
     # --- definitions -------------------------------------------------------------------
 
@@ -132,41 +140,50 @@ class OnlineBackend:
     # --- online store ------------------------------------------------------------------
 
     async def ping(self, timeout_s: float = 1.0) -> bool:
-        try:
-            return bool(await asyncio.wait_for(self._redis.ping(), timeout_s))
-        except (TimeoutError, RedisConnectionError, RedisTimeoutError):
-            return False
-
-    async def _mget(self, keys: list[bytes]) -> list[bytes | None]:
-        if not keys:
-            return []
-        values = await self._redis.mget(keys)
-        return [v.encode() if isinstance(v, str) else v for v in values]
+        return await self._redis.ping(timeout_s)
 
     async def close(self) -> None:
-        await self._redis.aclose()
+        await self._redis.close()
 
     # --- lookups -----------------------------------------------------------------------
+
+    async def lookup(
+        self,
+        features: Sequence[str] | str,
+        entity_columns: Mapping[str, Sequence[Any]],
+        rows: int,
+        *,
+        full_feature_names: bool = False,
+        time_remaining_s: float | None = None,
+    ) -> Lookup:
+        """Look up `features` for `rows` entity rows given as columns (join key ->
+        values) with the current definitions, within the caller's remaining time (None:
+        the default timeout)."""
+        catalog = self.catalog
+        plan = catalog.plan(features, full_feature_names=full_feature_names)
+        raw = await self._read(plan.keys_from_columns(entity_columns, rows), time_remaining_s)
+        views = plan.assemble(raw, rows, utc_micros(datetime.now(UTC)))
+        return Lookup(plan, rows, views, catalog.registry_version)
 
     async def get_online_features(
         self, query: OnlineQuery, *, time_remaining_s: float | None = None
     ) -> OnlineAnswer:
-        """Look up `query` with the current definitions, within the caller's remaining
-        time (None: the default timeout)."""
+        """lookup() of entity rows, as the OnlineResponse FeatureStore returns."""
         catalog = self.catalog
-        requests = catalog.compile(query.features, full_feature_names=query.full_feature_names)
-        lookup = get_online_features_async(self._mget, catalog.project, requests, query.entity_rows)
+        plan = catalog.plan(query.features, full_feature_names=query.full_feature_names)
+        rows = query.entity_rows
+        raw = await self._read(plan.keys(rows), time_remaining_s)
+        views = plan.assemble(raw, len(rows), utc_micros(datetime.now(UTC)))
+        return OnlineAnswer(plan.response(rows, views), plan.dtypes, catalog.registry_version)
+
+    async def _read(self, keys: list[bytes], time_remaining_s: float | None) -> list[bytes | None]:
         budget = self._budget(time_remaining_s)
         try:
-            response = await asyncio.wait_for(lookup, budget)
+            return await self._redis.mget(keys, budget)
         except TimeoutError:
             raise OnlineStoreUnavailableError(
                 f"no answer within the call's deadline ({budget:.3f} s)"
             ) from None
-        except (RedisConnectionError, RedisTimeoutError) as exc:
-            raise OnlineStoreUnavailableError(str(exc)) from exc
-        dtypes = {c.output: c.dtype for req in requests for c in req.columns}
-        return OnlineAnswer(response, dtypes, catalog.registry_version)
 
     def _budget(self, time_remaining_s: float | None) -> float:
         if time_remaining_s is None:

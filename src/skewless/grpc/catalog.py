@@ -7,12 +7,15 @@ call in flight keeps the snapshot it started with, so it never sees half an appl
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from skewless.batch.compile import ViewRequest, compile_requests, service_refs
 from skewless.definitions import FeatureService, FeatureView
 from skewless.errors import NothingAppliedError, RegistryError, SkewlessError
 from skewless.registry import RegistryReader
+from skewless.serving.plan import LookupPlan
+
+_MAX_PLANS = 1024  # distinct (refs, full_feature_names) kept per snapshot
 
 # The Python types the online key encoding accepts (online/codec.py), per declared type.
 
@@ -32,6 +35,23 @@ class Catalog:
     registry_version: int
     views: Mapping[str, FeatureView]
     services: Mapping[str, FeatureService]
+    _plans: dict[tuple[tuple[str, ...] | str, bool], LookupPlan] = field(
+        default_factory=dict, compare=False, repr=False
+    )
+
+    def plan(self, features: Sequence[str] | str, *, full_feature_names: bool) -> LookupPlan:
+        """The compiled lookup of compile()'s requests, cached: the snapshot never
+        changes, so neither does the plan of the same refs."""
+        key = (features if isinstance(features, str) else tuple(features), full_feature_names)
+        plan = self._plans.get(key)
+        if plan is None:
+            plan = LookupPlan(
+                self.project, self.compile(features, full_feature_names=full_feature_names)
+            )
+            if len(self._plans) >= _MAX_PLANS:
+                self._plans.clear()
+            self._plans[key] = plan
+        return plan
 
     def compile(
         self, features: Sequence[str] | str, *, full_feature_names: bool

@@ -15,6 +15,8 @@ unix_timestamp microseconds (naive means UTC).
 
 from __future__ import annotations
 
+import re
+import struct
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, Final
@@ -25,7 +27,7 @@ import pandas as pd
 from skewless._proto.skewless.serving.v1 import serving_pb2 as pb
 from skewless._proto.skewless.serving.v1 import serving_pb2_grpc as pb_grpc
 from skewless.errors import EntityDataFrameError, InvalidFeatureRefError
-from skewless.grpc.backend import OnlineAnswer, OnlineQuery
+from skewless.grpc.backend import Lookup, OnlineAnswer, OnlineQuery
 from skewless.serving.service import FeatureStatus, OnlineResponse
 from skewless.timeutil import from_micros, utc_micros
 from skewless.types import ArrayType, DType
@@ -182,31 +184,52 @@ def query_to_proto(query: OnlineQuery) -> pb.GetOnlineFeaturesRequest:
     return msg
 
 
-def query_from_proto(msg: pb.GetOnlineFeaturesRequest) -> OnlineQuery:
-    features: list[str] | str
+def features_from_proto(msg: pb.GetOnlineFeaturesRequest) -> list[str] | str:
+    """The feature refs, or the feature service's name, a request asks for."""
     if msg.feature_service:
         if msg.features:
             raise InvalidFeatureRefError(
                 msg.feature_service, "give either features or feature_service, not both"
             )
-        features = msg.feature_service
-    else:
-        features = list(msg.features)
-    return OnlineQuery(features, entity_rows_from_proto(msg.entity_columns), msg.full_feature_names)
+        return msg.feature_service
+    return list(msg.features)
 
 
-def entity_rows_from_proto(columns: Mapping[str, pb.ValueColumn]) -> list[dict[str, Any]]:
+def query_from_proto(msg: pb.GetOnlineFeaturesRequest) -> OnlineQuery:
+    return OnlineQuery(
+        features_from_proto(msg), entity_rows_from_proto(msg.entity_columns), msg.full_feature_names
+    )
+
+
+def entity_columns_from_proto(
+    columns: Mapping[str, pb.ValueColumn],
+) -> tuple[dict[str, list[Any]], int]:
+    """Each entity column's Python values, and the number of rows."""
     decoded: dict[str, list[Any]] = {}
     for name, column in columns.items():
+        values: list[Any] = []
+        add = values.append
         try:
-            decoded[name] = [from_value(v) for v in column.values]
+            for v in column.values:
+                field = v.WhichOneof("kind")
+                if field is None:
+                    add(None)
+                elif field in _SCALAR_FIELDS:
+                    add(getattr(v, field))
+                else:
+                    add(from_value(v))
         except ValueError as exc:
             raise EntityDataFrameError(f"column '{name}': {exc}", column=name) from None
+        decoded[name] = values
     lengths = {name: len(values) for name, values in decoded.items()}
     if len(set(lengths.values())) > 1:
         shortest = min(lengths, key=lambda n: lengths[n])
         raise EntityDataFrameError(f"entity columns differ in length ({lengths})", column=shortest)
-    rows = max(lengths.values(), default=0)
+    return decoded, max(lengths.values(), default=0)
+
+
+def entity_rows_from_proto(columns: Mapping[str, pb.ValueColumn]) -> list[dict[str, Any]]:
+    decoded, rows = entity_columns_from_proto(columns)
     return [{name: values[i] for name, values in decoded.items()} for i in range(rows)]
 
 
@@ -290,3 +313,127 @@ def response_from_proto(
         statuses,
         times,
     )
+
+
+# --- responses, encoded by hand ------------------------------------------------------------
+#
+# Filling a GetOnlineFeaturesResponse costs about a microsecond per Value message (one
+# Python call into upb each), which made response building the largest cost of a lookup
+# of many entities. encode_lookup() writes the same bytes directly: protobuf's wire
+# format for these few messages is simple, the event times and statuses of a view are
+# shared by all its features (packed once, by upb), and the integer values' varints come
+# from one packed upb serialization per column. tests/unit/test_grpc_convert.py checks
+# the bytes are exactly what answer_to_proto(...).SerializeToString() produces.
+
+_BYTE: Final = [bytes([i]) for i in range(256)]
+_VARINT: Final = re.compile(rb"[\x80-\xff]*[\x00-\x7f]", re.DOTALL)
+_NULL: Final = b"\x12\x00"  # FeatureColumn.values: an empty Value
+_TRUE: Final = b"\x12\x02\x20\x01"
+_FALSE: Final = b"\x12\x02\x20\x00"
+_PACK_DOUBLE: Final = struct.Struct("<d").pack
+_PACK_FLOAT: Final = struct.Struct("<f").pack
+_INT_TAGS: Final = {"int64": 0x08, "int32": 0x38, "unix_timestamp": 0x40}  # Value fields
+_LEN_TAGS: Final = {"string": b"\x1a", "bytes": b"\x2a"}
+_INT32: Final = (-(2**31), 2**31 - 1)
+_FEW: Final = 4
+# Value field number -> FeatureColumn.values tag, length of the Value, Value field tag,
+# indexed by the length of the varint that follows
+_INT_HEADS: Final = {
+    name: [b"\x12" + _BYTE[1 + n] + _BYTE[tag] for n in range(11)]
+    for name, tag in _INT_TAGS.items()
+}
+_STATUS_CODES: Final = dict(_STATUS_TO_PROTO)
+
+
+def _varint(n: int) -> bytes:
+    if 0 <= n < 0x80:
+        return _BYTE[n]
+    n &= 0xFFFF_FFFF_FFFF_FFFF  # negative int64: ten bytes of two's complement
+    out = bytearray()
+    while n > 0x7F:
+        out.append((n & 0x7F) | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out)
+
+
+def _field(tag: bytes, payload: bytes) -> bytes:
+    return tag + _varint(len(payload)) + payload
+
+
+def _int_values(values: Sequence[Any], name: str) -> list[bytes]:
+    present = [v for v in values if v is not None]
+    if name == "int32" and present and (min(present) < _INT32[0] or max(present) > _INT32[1]):
+        raise ValueError(f"Value out of range for int32: {min(present)}..{max(present)}")
+    heads = _INT_HEADS[name]
+    if len(present) <= _FEW:  # a few: varints in Python beat a upb round trip
+        return [_NULL if v is None else heads[len(b := _int64_varint(v))] + b for v in values]
+    packed = pb.Int64List(values=present).SerializeToString()  # varints by upb
+    start = 1  # past the tag of Int64List.values, then past the length
+    while packed[start] & 0x80:
+        start += 1
+    varints = iter(_VARINT.findall(packed, start + 1))
+    return [_NULL if v is None else heads[len(b := next(varints))] + b for v in values]
+
+
+def _int64_varint(v: int) -> bytes:
+    if not -(2**63) <= v < 2**63:
+        raise ValueError(f"Value out of range: {v}")
+    return _varint(v)
+
+
+def _encoded_values(values: Sequence[Any], dtype: DType) -> list[bytes]:
+    """FeatureColumn.values entries (tag, length, Value) of values of type `dtype`."""
+    name = dtype.name
+    if isinstance(dtype, ArrayType):
+        return [
+            _NULL if v is None else _field(b"\x12", to_value(v, dtype).SerializeToString())
+            for v in values
+        ]
+    if name == "float64":
+        return [_NULL if v is None else b"\x12\x09\x11" + _PACK_DOUBLE(v) for v in values]
+    if name == "float32":
+        return [_NULL if v is None else b"\x12\x05\x35" + _PACK_FLOAT(v) for v in values]
+    if name == "bool":
+        return [_NULL if v is None else _TRUE if v else _FALSE for v in values]
+    if name in _INT_TAGS:
+        return _int_values(values, name)
+    tag = _LEN_TAGS[name]
+    out = []
+    for v in values:
+        if v is None:
+            out.append(_NULL)
+            continue
+        raw = v.encode() if name == "string" else bytes(v)
+        if len(raw) < 0x7E:
+            out.append(b"\x12" + _BYTE[len(raw) + 2] + tag + _BYTE[len(raw)] + raw)
+        else:
+            out.append(_field(b"\x12", _field(tag, raw)))
+    return out
+
+
+def encode_lookup(lookup: Lookup) -> bytes:
+    """The serialized GetOnlineFeaturesResponse of a lookup."""
+    plan = lookup.plan
+    out = [_field(b"\x0a", key.encode()) for key in plan.join_keys]
+    where: dict[str, tuple[bytes, list[Any]]] = {}
+    for view, got in zip(plan.views, lookup.views, strict=True):
+        tail = pb.FeatureColumn(
+            statuses=[_STATUS_CODES[s] for s in got.statuses],
+            event_timestamps=[0 if t is None else t for t in got.event_ts_us],
+        ).SerializeToString()
+        for name, column in zip(view.outputs, got.columns, strict=True):
+            where[name] = (tail, column)
+    for name in plan.features:
+        tail, column = where[name]
+        head = _field(b"\x0a", name.encode()) if name else b""
+        body = b"".join([head, *_encoded_values(column, plan.dtypes[name]), tail])
+        out.append(_field(b"\x12", body))
+    if lookup.registry_version:
+        out.append(b"\x18" + _varint(lookup.registry_version))
+    return b"".join(out)
+
+
+def serialize_response(response: pb.GetOnlineFeaturesResponse | bytes) -> bytes:
+    """The response serializer: encode_lookup()'s bytes go out as they are."""
+    return response if isinstance(response, bytes) else response.SerializeToString()

@@ -1,8 +1,10 @@
-"""Domain errors -> gRPC status codes: the one table, applied by one interceptor.
+"""Domain errors -> gRPC status codes: the one table, applied by one wrapper.
 
-Handlers contain no try/except: whatever a skewless RPC raises reaches the interceptor,
-which looks its type up here (first match wins) and aborts the call with that code and
-the error's message, which names the offending feature, view, service or join key.
+Handlers contain no try/except: whatever a skewless RPC raises reaches the wrapper that
+server.py puts around each handler when it registers it (once, not per call as a server
+interceptor would), which looks its type up here (first match wins) and aborts the call
+with that code and the error's message, which names the offending feature, view, service
+or join key.
 Errors not in the table: a retryable SkewlessError is UNAVAILABLE, any other INTERNAL
 (logged with its traceback).
 """
@@ -11,7 +13,7 @@ from __future__ import annotations
 
 import inspect
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any, Final
 
 import grpc
@@ -63,7 +65,9 @@ def status_for(exc: Exception) -> tuple[grpc.StatusCode, str]:
 Handler = Callable[[Any, Any], Any]  # (request, context) -> response or its awaitable
 
 
-def _with_status(method: str, handler: Handler) -> Handler:
+def with_status(method: str, handler: Handler) -> Handler:
+    """`handler` with STATUS_TABLE applied to what it raises."""
+
     async def call(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
         try:
             result = handler(request, context)
@@ -77,32 +81,3 @@ def _with_status(method: str, handler: Handler) -> Handler:
             await context.abort(code, details)
 
     return call
-
-
-class StatusInterceptor(grpc.aio.ServerInterceptor):
-    """Applies STATUS_TABLE to the unary methods of the services it is given."""
-
-    def __init__(self, services: tuple[str, ...]) -> None:
-        self._prefixes = tuple(f"/{s}/" for s in services)
-        self._wrapped: dict[str, grpc.RpcMethodHandler[Any, Any]] = {}
-
-    async def intercept_service(
-        self,
-        continuation: Callable[
-            [grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Any, Any] | None]
-        ],
-        handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler[Any, Any] | None:
-        handler = await continuation(handler_call_details)
-        method = handler_call_details.method
-        if handler is None or handler.unary_unary is None or not method.startswith(self._prefixes):
-            return handler
-        wrapped = self._wrapped.get(method)
-        if wrapped is None:  # once per method: handlers do not change while serving
-            wrapped = grpc.unary_unary_rpc_method_handler(
-                _with_status(method, handler.unary_unary),
-                request_deserializer=handler.request_deserializer,
-                response_serializer=handler.response_serializer,
-            )
-            self._wrapped[method] = wrapped
-        return wrapped

@@ -31,7 +31,7 @@ from grpc_reflection.v1alpha import reflection
 from skewless.config import RepoConfig
 from skewless.grpc import convert
 from skewless.grpc.backend import OnlineBackend
-from skewless.grpc.errors import StatusInterceptor
+from skewless.grpc.errors import with_status
 from skewless.grpc.servicer import OnlineServingServicer
 
 log = logging.getLogger(__name__)
@@ -45,6 +45,20 @@ _NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
 
 def _address(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host and not host.startswith("[") else f"{host}:{port}"
+
+
+def _add_online_serving(servicer: OnlineServingServicer, server: grpc.aio.Server) -> None:
+    """Register OnlineServing as the generated code would, with the status table around
+    each method and responses that may already be serialized (convert.encode_lookup)."""
+    handlers = {
+        "GetOnlineFeatures": grpc.unary_unary_rpc_method_handler(
+            with_status(f"/{SERVICE_NAME}/GetOnlineFeatures", servicer.GetOnlineFeatures),
+            request_deserializer=convert.GetOnlineFeaturesRequest.FromString,
+            response_serializer=convert.serialize_response,
+        )
+    }
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE_NAME, handlers),))
+    server.add_registered_method_handlers(SERVICE_NAME, handlers)
 
 
 class OnlineServer:
@@ -72,12 +86,11 @@ class OnlineServer:
         (useful with port 0). The server starts even if Redis or the registry is not
         ready: health says NOT_SERVING until they are."""
         server = grpc.aio.server(
-            interceptors=[StatusInterceptor((SERVICE_NAME,))],
             # never share the port silently with another server started on it
             options=[("grpc.so_reuseport", 0)],
         )
         self._health = health.aio.HealthServicer()
-        convert.add_servicer_to_server(OnlineServingServicer(self.backend), server)
+        _add_online_serving(OnlineServingServicer(self.backend), server)
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
         reflection.enable_server_reflection(
             (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server

@@ -5,9 +5,10 @@ and a status: PRESENT, NOT_FOUND (no value stored for the entity), or OUTSIDE_MA
 (a value is stored but its event time is older than request time minus the view's ttl,
 the same rule the offline join applies; its value is then withheld as null).
 
-The logic is pure (`lookup_keys`, `assemble`); `get_online_features` (blocking) and
-`get_online_features_async` (for the grpc.aio server) only add the Redis reads, so both
-paths answer identically by construction.
+The logic is pure and compiled once per list of feature refs into a LookupPlan
+(serving/plan.py: keys of every view, read with one MGET, decoded straight into columns);
+`lookup`/`get_online_features` (blocking) and the gRPC server (grpc/backend.py) only add
+the Redis read, so both paths answer identically by construction.
 """
 
 from __future__ import annotations
@@ -21,10 +22,11 @@ from typing import Any
 
 import pandas as pd
 
-from skewless.batch.compile import ViewRequest, output_columns
+from skewless.batch.compile import ViewRequest
 from skewless.errors import EntityDataFrameError
-from skewless.online.codec import decode_value, entity_key
-from skewless.timeutil import from_micros, micros, utc_micros
+from skewless.online.codec import entity_key
+from skewless.serving.plan import LookupPlan
+from skewless.timeutil import utc_micros
 
 
 class FeatureStatus(enum.Enum):
@@ -134,38 +136,30 @@ def assemble(
     request_time: datetime | None = None,
 ) -> OnlineResponse:
     """Decode what Redis returned (one list per request) into the response."""
+    plan = LookupPlan("", requests)  # no keys are built here: the project is not needed
+    flat = [value for values in raw for value in values]
+    return _answer(plan, entity_rows, flat, request_time)
+
+
+def _answer(
+    plan: LookupPlan,
+    entity_rows: Sequence[Mapping[str, Any]],
+    raw: Sequence[bytes | None],
+    request_time: datetime | None,
+) -> OnlineResponse:
     now_us = utc_micros(request_time or datetime.now(UTC))
-    values: dict[str, list[Any]] = {}
-    statuses: dict[str, list[FeatureStatus]] = {}
-    times: dict[str, list[datetime | None]] = {}
-    for req, stored_values in zip(requests, raw, strict=True):
-        dtypes = [f.dtype for f in req.view.features]
-        position = {name: i for i, name in enumerate(req.view.feature_names)}
-        for col in req.columns:
-            values[col.output], statuses[col.output], times[col.output] = [], [], []
-        for data in stored_values:
-            record = None if data is None else decode_value(data, dtypes)
-            if record is None:
-                status = FeatureStatus.NOT_FOUND
-            elif req.ttl is not None and record.event_ts_us < now_us - micros(req.ttl):
-                status = FeatureStatus.OUTSIDE_MAX_AGE
-            else:
-                status = FeatureStatus.PRESENT
-            stored: tuple[Any, ...] = () if record is None else record.values
-            when = None if record is None else from_micros(record.event_ts_us)
-            for col in req.columns:
-                present = status is FeatureStatus.PRESENT
-                values[col.output].append(stored[position[col.feature]] if present else None)
-                statuses[col.output].append(status)
-                times[col.output].append(when)
-    return OnlineResponse(
-        required_keys(requests),
-        [dict(r) for r in entity_rows],
-        output_columns(requests),
-        values,
-        statuses,
-        times,
-    )
+    return plan.response(entity_rows, plan.assemble(raw, len(entity_rows), now_us))
+
+
+def lookup(
+    plan: LookupPlan,
+    read: Callable[[list[bytes]], list[bytes | None]],
+    entity_rows: Sequence[Mapping[str, Any]],
+    request_time: datetime | None = None,
+) -> OnlineResponse:
+    """A blocking lookup with a compiled plan: one `read` (an MGET) for every view."""
+    keys = plan.keys(entity_rows)
+    return _answer(plan, entity_rows, read(keys) if keys else [], request_time)
 
 
 def get_online_features(
@@ -176,9 +170,7 @@ def get_online_features(
     request_time: datetime | None = None,
 ) -> OnlineResponse:
     """Blocking lookup; `read` is an MGET (e.g. RedisOnlineStore.read)."""
-    keys = lookup_keys(project, requests, entity_rows)
-    raw = [read(k) for k in keys]
-    return assemble(requests, entity_rows, raw, request_time)
+    return lookup(LookupPlan(project, requests), read, entity_rows, request_time)
 
 
 async def get_online_features_async(
@@ -189,6 +181,7 @@ async def get_online_features_async(
     request_time: datetime | None = None,
 ) -> OnlineResponse:
     """The same lookup for asyncio servers; `read` is an async MGET."""
-    keys = lookup_keys(project, requests, entity_rows)
-    raw = [await read(k) for k in keys]
-    return assemble(requests, entity_rows, raw, request_time)
+    plan = LookupPlan(project, requests)
+    keys = plan.keys(entity_rows)
+    raw = await read(keys) if keys else []
+    return _answer(plan, entity_rows, raw, request_time)

@@ -10,10 +10,13 @@ from hypothesis import strategies as st
 from skewless.online.codec import (
     CodecError,
     Record,
+    column_decoder,
     decode_value,
     encode_entity_key,
     encode_value,
     entity_key,
+    entity_keys,
+    key_prefix,
     order_bytes,
 )
 from skewless.types import Array, Bool, Bytes, Float32, Float64, Int32, Int64, String, UnixTimestamp
@@ -109,3 +112,94 @@ def test_codec_rejects_bad_input() -> None:
         decode_value(b"\x09" + good[1:], [Int64])
     with pytest.raises(CodecError, match="join key value 1.5"):
         encode_entity_key([1.5])
+
+
+# --- batch decoding and keys ------------------------------------------------------------
+
+
+@st.composite
+def stored_batches(draw: st.DrawFn) -> tuple[list[Any], list[bytes | None], list[int]]:
+    """A view's dtypes, a batch of its encoded values (None: not stored) and positions."""
+    dtypes, _ = draw(typed_rows())
+    if draw(st.booleans()):  # often a view of fixed-width features (the one-struct path)
+        fixed = [Int64, Int32, Float64, Float32, Bool, UnixTimestamp]
+        dtypes = draw(st.lists(st.sampled_from(fixed), min_size=1, max_size=8))
+    batch: list[bytes | None] = []
+    for _ in range(draw(st.integers(0, 6))):
+        if draw(st.integers(0, 4)) == 0:
+            batch.append(None)
+            continue
+        values = []
+        for dtype in dtypes:
+            strategy = (
+                st.lists(st.none() | SCALARS[dtype.element], max_size=3)
+                if hasattr(dtype, "element")
+                else SCALARS[dtype]
+            )
+            values.append(draw(st.none() | strategy) if draw(st.booleans()) else draw(strategy))
+        record = Record(draw(TS), draw(st.none() | TS), tuple(values))
+        batch.append(encode_value(record, dtypes))
+    positions = draw(st.permutations(range(len(dtypes))))[: draw(st.integers(0, len(dtypes)))]
+    return dtypes, batch, list(positions)
+
+
+@given(case=stored_batches())
+def test_column_decoder_equals_decode_value_row_by_row(
+    case: tuple[list[Any], list[bytes | None], list[int]],
+) -> None:
+    dtypes, batch, positions = case
+    event_ts, columns = column_decoder(dtypes, positions)(batch)
+    assert len(event_ts) == len(batch)
+    assert len(columns) == len(positions)
+    for row, data in enumerate(batch):
+        if data is None:
+            assert event_ts[row] is None
+            assert all(column[row] is None for column in columns)
+            continue
+        record = decode_value(data, dtypes)
+        assert event_ts[row] == record.event_ts_us
+        for column, pos in zip(columns, positions, strict=True):
+            assert same(column[row], record.values[pos]), (pos, dtypes[pos])
+
+
+@given(case=stored_batches(), cut=st.integers(0, 40), junk=st.binary(min_size=1, max_size=3))
+def test_column_decoder_refuses_what_decode_value_refuses(
+    case: tuple[list[Any], list[bytes | None], list[int]], cut: int, junk: bytes
+) -> None:
+    dtypes, batch, positions = case
+    stored = [d for d in batch if d is not None]
+    if not stored:
+        return
+    for bad in (stored[0][: max(0, len(stored[0]) - 1 - cut)], stored[0] + junk):
+        with pytest.raises(CodecError) as alone:
+            decode_value(bad, dtypes)
+        with pytest.raises(CodecError) as batched:
+            column_decoder(dtypes, positions)([*stored, bad])
+        assert str(batched.value) == str(alone.value)
+
+
+def test_column_decoder_refuses_another_codec_version() -> None:
+    data = bytearray(encode_value(Record(1, None, (1.5,)), [Float64]))
+    data[0] = 2
+    with pytest.raises(CodecError, match="codec version 2"):
+        column_decoder([Float64], [0])([bytes(data)])
+
+
+def test_column_decoder_reads_a_bool_byte_as_decode_value_does() -> None:
+    data = bytearray(encode_value(Record(1, None, (True, 1)), [Bool, Int64]))
+    data[21] = 2  # not a bool the encoder writes: decode_value reads it as False
+    assert decode_value(bytes(data), [Bool, Int64]).values == (False, 1)
+    assert column_decoder([Bool, Int64], [0, 1])([bytes(data)])[1] == [[False], [1]]
+
+
+KEY_VALUES = st.none() | st.booleans() | I64 | st.text(max_size=5) | st.binary(max_size=5)
+
+
+@given(
+    rows=st.lists(st.lists(KEY_VALUES, min_size=3, max_size=3), max_size=5), width=st.integers(0, 3)
+)
+def test_entity_keys_equal_entity_key_per_row(rows: list[list[Any]], width: int) -> None:
+    rows = [row[:width] for row in rows]
+    columns = [[row[i] for row in rows] for i in range(width)]
+    keys = entity_keys(key_prefix("p", "v"), columns, len(rows))
+    assert keys == [entity_key("p", "v", row) for row in rows]

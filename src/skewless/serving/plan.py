@@ -1,0 +1,203 @@
+"""A compiled online lookup: the per-view work of a list of feature refs, resolved once.
+
+compile_requests() turns feature refs into per-view requests (validated and named);
+LookupPlan adds what every lookup with those requests needs and nothing in it depends
+on the entity rows: each view's key prefix, join-key type checks, ttl in microseconds and
+a column decoder for its dtypes (online/codec.py). Callers cache plans per definitions
+snapshot (the server's Catalog, FeatureStore per registry version), so a lookup does only
+per-row work: build the keys of every view (one MGET for all of them), decode straight
+into columns, compare event times with the ttl once per row and view.
+
+The rules are those of serving/service.py (which now runs on plans): a stored value is
+PRESENT, or OUTSIDE_MAX_AGE when its event time is older than request time minus the
+view's ttl (its values withheld as null, its event time still reported), and NOT_FOUND
+when nothing is stored.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from skewless.batch.compile import ViewRequest, output_columns
+from skewless.online.codec import ColumnDecoder, column_decoder, entity_keys, key_prefix
+from skewless.timeutil import from_micros, micros
+
+if TYPE_CHECKING:
+    from skewless.serving.service import FeatureStatus, OnlineResponse
+    from skewless.types import DType
+
+# The exact Python types a join key may have without a closer look (the general check,
+# service.check_join_keys, also takes numpy integers and the like, and names the culprit
+# of a refusal), per declared type; None means any type the key encoding takes.
+_PLAIN_KEY_TYPES: Mapping[str | None, frozenset[type]] = {
+    "int64": frozenset({int, type(None)}),
+    "int32": frozenset({int, type(None)}),
+    "unix_timestamp": frozenset({int, type(None)}),
+    "string": frozenset({str, type(None)}),
+    "bytes": frozenset({bytes, type(None)}),
+    "bool": frozenset({bool, type(None)}),
+    None: frozenset({int, str, bytes, bool, type(None)}),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class ViewPlan:
+    """One view of a lookup: how to build its keys and read its stored values."""
+
+    request: ViewRequest
+    prefix: bytes
+    join_keys: tuple[str, ...]
+    ttl_us: int | None
+    outputs: tuple[str, ...]  # output names of the selected features, in request order
+    decode: ColumnDecoder
+
+
+@dataclass(frozen=True, slots=True)
+class ViewColumns:
+    """What one view answered, column-major: per row a status and an event time (None
+    when not found), per selected feature a column (None when not PRESENT or null)."""
+
+    statuses: list[FeatureStatus]
+    event_ts_us: list[int | None]
+    columns: list[list[Any]]
+
+
+class LookupPlan:
+    """Everything about a lookup that does not depend on the entity rows."""
+
+    def __init__(self, project: str, requests: Sequence[ViewRequest]) -> None:
+        from skewless.serving.service import required_keys  # noqa: PLC0415 - no cycle
+
+        self.requests = list(requests)
+        self.views = tuple(_view_plan(project, req) for req in self.requests)
+        self.join_keys = required_keys(self.requests)
+        self.features = output_columns(self.requests)
+        self.dtypes: dict[str, DType] = {
+            c.output: c.dtype for r in self.requests for c in r.columns
+        }
+        # join key -> the Python types accepted at a glance (the intersection over views)
+        plain: dict[str, frozenset[type]] = {}
+        for req in self.requests:
+            pinned = {f.name: f.dtype.name for f in req.view.key_fields}
+            for key in req.join_keys:
+                types = _PLAIN_KEY_TYPES.get(pinned.get(key), frozenset())
+                plain[key] = plain.get(key, types) & types
+        self._plain_key_types = plain
+
+    # --- keys ---------------------------------------------------------------------------
+
+    def keys(self, entity_rows: Sequence[Mapping[str, Any]]) -> list[bytes]:
+        """The Redis keys of every view (view after view, a key per row in row order),
+        after the join-key checks of service.check_join_keys (which raises
+        EntityDataFrameError naming the key)."""
+        try:
+            columns = {k: [row[k] for row in entity_rows] for k in self._plain_key_types}
+        except KeyError:
+            columns = None
+        if columns is None or not self._plainly_typed(columns):
+            from skewless.serving.service import check_join_keys  # noqa: PLC0415
+
+            check_join_keys(self.requests, entity_rows)  # raises, or accepts odd types
+            columns = {k: [row[k] for row in entity_rows] for k in self._plain_key_types}
+        return self._keys(columns, len(entity_rows))
+
+    def keys_from_columns(self, columns: Mapping[str, Sequence[Any]], rows: int) -> list[bytes]:
+        """keys() of entity rows given as columns (each of length `rows`)."""
+        needed = self._plain_key_types
+        if rows and not (needed.keys() <= columns.keys() and self._plainly_typed(columns)):
+            entity_rows = [{k: col[i] for k, col in columns.items()} for i in range(rows)]
+            return self.keys(entity_rows)
+        return self._keys({k: columns.get(k, ()) for k in needed}, rows)
+
+    def _plainly_typed(self, columns: Mapping[str, Sequence[Any]]) -> bool:
+        return all(set(map(type, columns[k])) <= ok for k, ok in self._plain_key_types.items())
+
+    def _keys(self, columns: Mapping[str, Sequence[Any]], rows: int) -> list[bytes]:
+        keys: list[bytes] = []
+        for view in self.views:
+            keys.extend(entity_keys(view.prefix, [columns[k] for k in view.join_keys], rows))
+        return keys
+
+    # --- values -------------------------------------------------------------------------
+
+    def assemble(self, raw: Sequence[bytes | None], rows: int, now_us: int) -> list[ViewColumns]:
+        """Decode what Redis returned for keys() (of `rows` entity rows) at request time
+        `now_us` (microseconds since the epoch)."""
+        from skewless.serving.service import FeatureStatus  # noqa: PLC0415
+
+        present, missing, stale = (
+            FeatureStatus.PRESENT,
+            FeatureStatus.NOT_FOUND,
+            FeatureStatus.OUTSIDE_MAX_AGE,
+        )
+        if len(raw) != rows * len(self.views):
+            raise ValueError(f"{len(raw)} stored values for {rows} rows of {len(self.views)} views")
+        out: list[ViewColumns] = []
+        for i, view in enumerate(self.views):
+            event_ts, columns = view.decode(raw[i * rows : (i + 1) * rows])
+            if view.ttl_us is None:
+                statuses = [missing if t is None else present for t in event_ts]
+            else:
+                oldest = now_us - view.ttl_us
+                statuses = [
+                    missing if t is None else stale if t < oldest else present for t in event_ts
+                ]
+                if stale in statuses:  # withhold the values of stale rows
+                    columns = [
+                        [v if s is present else None for v, s in zip(col, statuses, strict=True)]
+                        for col in columns
+                    ]
+            out.append(ViewColumns(statuses, event_ts, columns))
+        return out
+
+    def response(
+        self, entity_rows: Sequence[Mapping[str, Any]], answered: Sequence[ViewColumns]
+    ) -> OnlineResponse:
+        """The OnlineResponse of assemble()'s answer for `entity_rows`."""
+        from skewless.serving.service import OnlineResponse  # noqa: PLC0415
+
+        values: dict[str, list[Any]] = {}
+        statuses: dict[str, list[FeatureStatus]] = {}
+        times: dict[str, list[datetime | None]] = {}
+        shared: dict[int, datetime] = {}  # one datetime per distinct event time
+        for view, got in zip(self.views, answered, strict=True):
+            when: list[datetime | None] = []
+            for t in got.event_ts_us:
+                if t is None:
+                    when.append(None)
+                    continue
+                at = shared.get(t)
+                if at is None:
+                    at = shared[t] = from_micros(t)
+                when.append(at)
+            for name, column in zip(view.outputs, got.columns, strict=True):
+                values[name] = column  # a list of its own (decoder, withholding)
+                statuses[name] = list(got.statuses)
+                times[name] = list(when)
+        return OnlineResponse(
+            list(self.join_keys),
+            [dict(r) for r in entity_rows],
+            list(self.features),
+            values,
+            statuses,
+            times,
+        )
+
+
+def _view_plan(project: str, req: ViewRequest) -> ViewPlan:
+    view = req.view
+    features = view.features
+    position = {f.name: i for i, f in enumerate(features)}
+    return ViewPlan(
+        request=req,
+        prefix=key_prefix(project, req.name),
+        join_keys=tuple(req.join_keys),
+        ttl_us=None if req.ttl is None else micros(req.ttl),
+        outputs=tuple(c.output for c in req.columns),
+        decode=column_decoder(
+            [f.dtype for f in features], [position[c.feature] for c in req.columns]
+        ),
+    )
