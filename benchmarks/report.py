@@ -384,6 +384,9 @@ def _online_md(results: dict[str, Any]) -> list[str]:
         header = ["server", "RSS before", "RSS after", "sustained s", "calls", "errors"]
         lines += ["### Server memory after a sustained run (8 clients)", ""]
         lines += _table(header, rows)
+    for name, text in (online.get("profiles") or {}).items():
+        lines += [f"### Where the time goes in process, {name} (cProfile, top by own time)", ""]
+        lines += ["```", text, "```", ""]
     return lines
 
 

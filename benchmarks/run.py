@@ -137,6 +137,27 @@ def stop_group(proc: subprocess.Popen[bytes]) -> None:
             proc.wait(20)
 
 
+def profile_in_process(calls: dict[str, Callable[[], Any]], n: int = 300) -> dict[str, str]:
+    """cProfile of the in-process lookups (the same planning, Redis and decoding code the
+    gRPC server runs, minus the transport): the top functions by own time."""
+    import cProfile  # noqa: PLC0415
+    import io  # noqa: PLC0415
+    import pstats  # noqa: PLC0415
+
+    out = {}
+    for name in ("1x10", "100x50"):
+        profiler = cProfile.Profile()
+        profiler.enable()
+        for _ in range(n):
+            calls[name]()
+        profiler.disable()
+        text = io.StringIO()
+        pstats.Stats(profiler, stream=text).sort_stats("tottime").print_stats(12)
+        body = text.getvalue()
+        out[name] = body[body.find("   ncalls") :].rstrip()
+    return out
+
+
 class Suite:
     def __init__(self, args: argparse.Namespace) -> None:
         self.args = args
@@ -412,6 +433,7 @@ class Suite:
                 samples = loadgen.latencies(call, args.calls, args.warmup)
                 self.samples[name]["skewless_in_process"] = samples
                 latency[name]["skewless_in_process"] = loadgen.stats(samples)
+            out["profiles"] = profile_in_process(skewless_side.in_process_calls(self.store))
             reads = floors.redis_read_calls(
                 self.redis_port, self.results.get("materialize", {}).get("value_bytes", 200)
             )
