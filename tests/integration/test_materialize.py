@@ -23,6 +23,7 @@ from pyspark.sql import SparkSession
 
 from skewless import FeatureStore
 from skewless.serving.service import FeatureStatus
+from skewless.timeutil import utc_micros
 
 T0 = datetime(2024, 5, 1, tzinfo=UTC)
 SCHEMA = pa.schema(
@@ -287,3 +288,40 @@ def test_materialize_killed_half_way_then_rerun_equals_a_clean_run(
     assert by_entity(redis_dump(redis_url, "kill_rerun")) == by_entity(
         redis_dump(redis_url, "kill_clean")
     )
+
+
+def test_materialize_rerun_commits_once_and_rewrites_no_file(
+    repo: FeatureStore, spark: SparkSession
+) -> None:
+    from delta.tables import DeltaTable  # noqa: PLC0415 - needs the JVM
+
+    (first,) = repo.materialize(at(0), at(3))
+    (again,) = repo.materialize(at(0), at(3))
+    last = DeltaTable.forPath(spark, again.delta_path).history(1).collect()[0]
+    assert (last["version"], last["operation"]) == (first.delta_version + 1, "MERGE")
+    metrics = last["operationMetrics"]
+    assert (metrics["numTargetFilesRemoved"], metrics["numTargetFilesAdded"]) == ("0", "0")
+
+
+def test_materialize_deduplicate_equals_per_event_then_per_entity(
+    repo: FeatureStore, spark: SparkSession
+) -> None:
+    from skewless.batch.materialize import (  # noqa: PLC0415
+        ARRIVAL,
+        Interval,
+        deduplicate,
+        interval_rows,
+        latest_per_entity,
+        latest_per_event,
+    )
+
+    add_file(repo.repo_path, [row(2, 2, 21, created=2), row(4, 1, 40), row(4, 1, 39)], "part-1")
+    (view,) = repo.list_feature_views()
+    rows = interval_rows(spark, view, repo.repo_path, Interval(end_us=utc_micros(at(6))))
+    flagged = deduplicate(rows, view)
+    per_event = latest_per_event(rows.drop(ARRIVAL), view)
+    columns = per_event.columns
+    assert sorted(flagged.select(columns).collect()) == sorted(per_event.collect())
+    latest = flagged.where("__latest").select(columns)
+    assert sorted(latest.collect()) == sorted(latest_per_entity(per_event, view).collect())
+    assert flagged.agg({"__rows": "sum"}).collect()[0][0] == rows.count()
