@@ -23,6 +23,7 @@ from pyspark.sql import SparkSession
 
 from skewless import FeatureStore
 from skewless.serving.service import FeatureStatus
+from skewless.timeutil import utc_micros
 
 T0 = datetime(2024, 5, 1, tzinfo=UTC)
 SCHEMA = pa.schema(
@@ -188,6 +189,21 @@ def test_materialize_correction_arriving_later_wins_offline_and_online(
     assert [r[3] for r in table_rows(spark, run.delta_path) if r[0] == 2] == [20, 99]
 
 
+def test_materialize_correction_after_an_idempotent_rerun_is_not_served_from_cache(
+    repo: FeatureStore, spark: SparkSession
+) -> None:
+    # A rerun that changes nothing must not leave a cached plan behind that a later run
+    # over the same (now larger) source folder would be answered from.
+    repo.materialize(at(0), at(3))
+    (again,) = repo.materialize(at(0), at(3))
+    assert again.rows_written_offline == 0
+    add_file(repo.repo_path, [row(2, 2, 99, created=4)], "part-1")
+    (fix,) = repo.materialize(at(0), at(3))
+    assert fix.rows_written_offline == 1
+    assert online(repo, [2]) == [(99, FeatureStatus.PRESENT, at(2))]
+    assert [r[3] for r in table_rows(spark, fix.delta_path) if r[0] == 2] == [20, 99]
+
+
 def test_materialize_incremental_picks_up_late_rows(
     repo: FeatureStore, spark: SparkSession
 ) -> None:
@@ -287,3 +303,40 @@ def test_materialize_killed_half_way_then_rerun_equals_a_clean_run(
     assert by_entity(redis_dump(redis_url, "kill_rerun")) == by_entity(
         redis_dump(redis_url, "kill_clean")
     )
+
+
+def test_materialize_rerun_commits_once_and_rewrites_no_file(
+    repo: FeatureStore, spark: SparkSession
+) -> None:
+    from delta.tables import DeltaTable  # noqa: PLC0415 - needs the JVM
+
+    (first,) = repo.materialize(at(0), at(3))
+    (again,) = repo.materialize(at(0), at(3))
+    last = DeltaTable.forPath(spark, again.delta_path).history(1).collect()[0]
+    assert (last["version"], last["operation"]) == (first.delta_version + 1, "MERGE")
+    metrics = last["operationMetrics"]
+    assert (metrics["numTargetFilesRemoved"], metrics["numTargetFilesAdded"]) == ("0", "0")
+
+
+def test_materialize_deduplicate_equals_per_event_then_per_entity(
+    repo: FeatureStore, spark: SparkSession
+) -> None:
+    from skewless.batch.materialize import (  # noqa: PLC0415
+        ARRIVAL,
+        Interval,
+        deduplicate,
+        interval_rows,
+        latest_per_entity,
+        latest_per_event,
+    )
+
+    add_file(repo.repo_path, [row(2, 2, 21, created=2), row(4, 1, 40), row(4, 1, 39)], "part-1")
+    (view,) = repo.list_feature_views()
+    rows = interval_rows(spark, view, repo.repo_path, Interval(end_us=utc_micros(at(6))))
+    flagged = deduplicate(rows, view)
+    per_event = latest_per_event(rows.drop(ARRIVAL), view)
+    columns = per_event.columns
+    assert sorted(flagged.select(columns).collect()) == sorted(per_event.collect())
+    latest = flagged.where("__latest").select(columns)
+    assert sorted(latest.collect()) == sorted(latest_per_entity(per_event, view).collect())
+    assert flagged.agg({"__rows": "sum"}).collect()[0][0] == rows.count()

@@ -22,28 +22,36 @@ the online writes are ordered and idempotent.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import Column, DataFrame, SparkSession, Window
 from pyspark.sql import functions as F  # noqa: N812
 
 from skewless.batch.sources import CTS, TS, read_raw, read_source
 from skewless.definitions import FeatureView
-from skewless.online.codec import Record, encode_value, entity_key
-from skewless.online.redis import RedisOnlineStore, expire_at_ms
-from skewless.timeutil import utc_micros
-from skewless.types import ArrayType, DType, ScalarType
+from skewless.online.codec import arrow_entity_keys, encode_values
+from skewless.online.redis import RedisOnlineStore, expire_at_ms_many
+from skewless.types import DType
 
 ARRIVAL = "__arrival"
 _WIN = "__win"
 _VALUES = "__values"
-_TIMESTAMP = ScalarType("unix_timestamp")
+_ROWS = "__rows"  # source rows a deduplicated row stands for
+_ARRIVED_US = "__arrived_us"  # the latest arrival among them
+_LATEST = "__latest"  # the entity's row with the greatest event time
+# Delta skips commits that change nothing; a run commits once even then (see
+# _recording_empty_commits). Session settings are shared: one MERGE at a time sets it.
+_SKIP_EMPTY_COMMITS = "spark.databricks.delta.skipRecordingEmptyCommits"
+_merge_lock = threading.Lock()
 _MAX_COMMIT_ATTEMPTS = 5
 # Files modified up to this long before the last run's newest file are read again, so a
 # file written while that run was listing files is never skipped (re-reading is harmless).
@@ -113,6 +121,34 @@ def latest_per_entity(rows: DataFrame, view: FeatureView) -> DataFrame:
     )
 
 
+def deduplicate(rows: DataFrame, view: FeatureView) -> DataFrame:
+    """latest_per_event() of `rows` with three more columns: _ROWS (the source rows each
+    row stands for), _ARRIVED_US (their latest ARRIVAL, in microseconds) and _LATEST
+    (true on each entity's row with the greatest event time: the row latest_per_entity()
+    picks, as a row's (created, values) already win within its event time).
+
+    One shuffle: the rows are clustered by the join keys, then the per-event reduction
+    and the per-entity flag both run within each partition (hash partitioning on the
+    keys satisfies the (keys, event time) grouping and the keys' window)."""
+    keys = list(view.join_keys)
+    clustered = rows.repartition(*[F.col(f"`{k}`") for k in keys])
+    best = clustered.groupBy(*keys, TS).agg(
+        F.max(_rank(view)).alias(_WIN),
+        F.count(F.lit(1)).alias(_ROWS),
+        F.max(F.unix_micros(F.col(ARRIVAL))).alias(_ARRIVED_US),
+    )
+    newest = F.max(F.col(TS)).over(Window.partitionBy(*keys))
+    return best.select(
+        *keys,
+        TS,
+        F.col(f"{_WIN}.{CTS}").alias(CTS),
+        *[F.col(f"{_WIN}.{_VALUES}").getField(f).alias(f) for f in view.feature_names],
+        _ROWS,
+        _ARRIVED_US,
+        (F.col(TS) == newest).alias(_LATEST),
+    )
+
+
 def arrival_filter(interval: Interval) -> Column:
     """Rows an incremental run must take: arrived since the last run (minus an overlap),
     or with an event time past the last run's end (they were left for a later run)."""
@@ -166,37 +202,89 @@ def merge_into_table(
     spark: SparkSession, frame: DataFrame, view: FeatureView, path: str
 ) -> tuple[int, int]:
     """MERGE `frame` (one row per key and event time) into the table at `path`; returns
-    (Delta version written, rows inserted or updated). Concurrent writers retry."""
+    (Delta version written, rows inserted or updated). Concurrent writers retry.
+
+    Only the rows that change the table (a new key, or a higher rank than the stored
+    row: `changes()`) go into the MERGE, so that Delta rewrites only the files holding
+    them instead of every file a key of `frame` matches; the MERGE still checks the rank
+    against the table as it is at commit time. One commit per run, even an empty one."""
     from delta.tables import DeltaTable  # noqa: PLC0415 - needs the JVM
 
     source = _to_table_columns(frame, view)
     ts = view.source.timestamp_field
-    created = view.source.created_timestamp_column or "created_timestamp"
     on = " AND ".join(f"t.`{k}` = s.`{k}`" for k in [*view.join_keys, ts])
-
-    def rank(side: str) -> str:  # the same (created, values) order as _rank()
-        values = ", ".join(f"{side}.`{f}`" for f in view.feature_names)
-        return f"struct({side}.`{created}`, struct({values}))"
-
-    newer = f"{rank('s')} > {rank('t')}"
+    newer = f"{_table_rank(view, 's')} > {_table_rank(view, 't')}"
     for attempt in range(_MAX_COMMIT_ATTEMPTS):
         try:
             if not DeltaTable.isDeltaTable(spark, path):
                 source.write.format("delta").mode("errorifexists").save(path)
-            else:
-                (
-                    DeltaTable.forPath(spark, path)
-                    .alias("t")
-                    .merge(source.alias("s"), on)
-                    .whenMatchedUpdateAll(condition=newer)
-                    .whenNotMatchedInsertAll()
-                    .execute()
-                )
-            break
+                return _last_commit(spark, path)
+            cached = changes(source, spark.read.format("delta").load(path), view).cache()
+            try:
+                # Nothing to change: an empty frame, so the MERGE skips reading the table.
+                update = cached if cached.count() else spark.createDataFrame([], source.schema)
+                with _recording_empty_commits(spark):
+                    (
+                        DeltaTable.forPath(spark, path)
+                        .alias("t")
+                        .merge(update.alias("s"), on)
+                        .whenMatchedUpdateAll(condition=newer)
+                        .whenNotMatchedInsertAll()
+                        .execute()
+                    )
+                    return _last_commit(spark, path)
+            finally:
+                # Always the cached frame: a cached plan left behind would be served to
+                # the next run's identical plan over a source folder with new files.
+                cached.unpersist()
         except Exception as exc:
             if attempt == _MAX_COMMIT_ATTEMPTS - 1 or not _retryable_conflict(exc):
                 raise
             time.sleep(0.2 * (attempt + 1))
+    raise AssertionError("unreachable: the last attempt returns or raises")  # pragma: no cover
+
+
+def _table_rank(view: FeatureView, side: str) -> str:
+    """The (created, values) order of _rank(), on the table's column names."""
+    created = view.source.created_timestamp_column or "created_timestamp"
+    values = ", ".join(f"{side}.`{f}`" for f in view.feature_names)
+    return f"struct({side}.`{created}`, struct({values}))"
+
+
+def changes(source: DataFrame, table: DataFrame, view: FeatureView) -> DataFrame:
+    """The rows of `source` (table columns) the MERGE would insert or update: keys the
+    table lacks, and rows that rank higher than the table's row for their key. The rows
+    left out can never change the table: a stored row is only ever replaced by a higher
+    ranking one."""
+    ts = view.source.timestamp_field
+    keys = [*view.join_keys, ts]
+    stored = table.select(*[F.col(f"`{c}`") for c in source.columns]).alias("t")
+    matched = source.alias("s").join(
+        stored, on=[F.col(f"s.`{k}`") == F.col(f"t.`{k}`") for k in keys], how="left"
+    )
+    newer = F.col(f"t.`{ts}`").isNull() | F.expr(
+        f"{_table_rank(view, 's')} > {_table_rank(view, 't')}"
+    )
+    return matched.where(newer).select("s.*")
+
+
+@contextmanager
+def _recording_empty_commits(spark: SparkSession) -> Iterator[None]:
+    """Delta commits even when nothing changes (an idempotent rerun), then restores the
+    session's setting. One MERGE at a time in this process holds the setting."""
+    with _merge_lock:
+        before = spark.conf.get(_SKIP_EMPTY_COMMITS) or "true"
+        spark.conf.set(_SKIP_EMPTY_COMMITS, "false")
+        try:
+            yield
+        finally:
+            spark.conf.set(_SKIP_EMPTY_COMMITS, before)
+
+
+def _last_commit(spark: SparkSession, path: str) -> tuple[int, int]:
+    """(version, rows inserted or updated) of the table's last commit."""
+    from delta.tables import DeltaTable  # noqa: PLC0415 - needs the JVM
+
     last = DeltaTable.forPath(spark, path).history(1).collect()[0]
     metrics = last["operationMetrics"] or {}
     written = int(metrics.get("numTargetRowsInserted", 0)) + int(
@@ -232,24 +320,9 @@ def _retryable_conflict(exc: Exception) -> bool:
 # --- online: the Redis writer ----------------------------------------------------------
 
 
-def _micros(column: pa.ChunkedArray | pa.Array) -> list[int | None]:
-    if pa.types.is_timestamp(column.type):
-        column = pc.cast(pc.cast(column, pa.timestamp("us")), pa.int64())
-    result: list[int | None] = column.to_pylist()
-    return result
-
-
-def _python_values(batch: pa.RecordBatch, name: str, dtype: DType) -> list[object]:
-    column = batch.column(name)
-    if dtype == _TIMESTAMP:
-        return list(_micros(column))
-    if isinstance(dtype, ArrayType) and dtype.element == _TIMESTAMP:
-        return [
-            None if v is None else [None if x is None else utc_micros(x) for x in v]
-            for v in column.to_pylist()
-        ]
-    values: list[object] = column.to_pylist()
-    return values
+def _event_micros(column: pa.Array) -> np.ndarray:
+    micros = pc.cast(pc.cast(column, pa.timestamp("us")), pa.int64())
+    return np.asarray(micros.to_numpy(zero_copy_only=False), dtype=np.int64)
 
 
 @dataclass(frozen=True)
@@ -264,29 +337,28 @@ class OnlineWriter:
     url: str
     password: str | None = None
 
-    def _items(self, batch: pa.RecordBatch, now_ms: int) -> Iterator[tuple[bytes, bytes, int]]:
-        dtypes = [d for _, d in self.features]
-        key_cols = [batch.column(k).to_pylist() for k in self.keys]
-        ts = _micros(batch.column(TS))
-        cts = _micros(batch.column(CTS))
-        cols = [_python_values(batch, name, dtype) for name, dtype in self.features]
-        for i in range(batch.num_rows):
-            event = ts[i]
-            if event is None:  # filtered out upstream; never write an undated value
-                continue
-            record = Record(event, cts[i], tuple(col[i] for col in cols))
-            yield (
-                entity_key(self.project, self.view, [kc[i] for kc in key_cols]),
-                encode_value(record, dtypes),
-                expire_at_ms(event, self.ttl, now_ms),
-            )
+    def items(self, batch: pa.RecordBatch, now_ms: int) -> list[tuple[bytes, bytes, int]]:
+        """(key, value, expire_at_ms) of every row, encoded column by column."""
+        events = batch.column(TS)
+        if events.null_count:  # filtered out upstream; never write an undated value
+            batch = batch.filter(events.is_valid())
+            events = batch.column(TS)
+        keys = arrow_entity_keys(self.project, self.view, [batch.column(k) for k in self.keys])
+        values = encode_values(
+            events,
+            batch.column(CTS),
+            [batch.column(name) for name, _ in self.features],
+            [dtype for _, dtype in self.features],
+        )
+        expire = expire_at_ms_many(_event_micros(events), self.ttl, now_ms)
+        return list(zip(keys, values, expire, strict=True))
 
     def __call__(self, batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         store = RedisOnlineStore.from_url(self.url, password=self.password)
         offered = written = 0
         now = store.now_ms()
         for batch in batches:
-            result = store.write(self._items(batch, now))
+            result = store.write(self.items(batch, now))
             offered += result.offered
             written += result.written
         yield pa.RecordBatch.from_pydict(
@@ -321,29 +393,31 @@ def materialize_view(
     delta_path: str | None,
 ) -> ViewMaterialization:
     """Run the job for one view: Delta first (when `delta_path`), then Redis (when
-    `writer`). Rows are read once and cached for both."""
+    `writer`). The source is read once, deduplicated and flagged in one shuffle
+    (`deduplicate`), and cached for the counts, the Delta write and the online rows."""
     started = time.perf_counter()
-    rows = interval_rows(spark, view, repo_path, interval).cache()
+    rows = interval_rows(spark, view, repo_path, interval)
+    deduplicated = deduplicate(rows, view).cache()
     try:
-        stats = rows.agg(
-            F.count(F.lit(1)).alias("n"), F.max(F.unix_micros(F.col(ARRIVAL))).alias("arrival")
+        stats = deduplicated.agg(
+            F.sum(_ROWS).alias("n"), F.max(_ARRIVED_US).alias("arrival")
         ).collect()[0]
-        per_event = latest_per_event(rows.drop(ARRIVAL), view).cache()
+        per_event = deduplicated.drop(_ROWS, _ARRIVED_US, _LATEST)
         version, written_offline = -1, 0
         if delta_path is not None:
             version, written_offline = merge_into_table(spark, per_event, view, delta_path)
         offered = written = 0
         online_started = time.perf_counter()
         if writer is not None:
-            offered, written = write_online(latest_per_entity(per_event, view), writer)
+            latest = deduplicated.where(F.col(_LATEST)).select(per_event.columns)
+            offered, written = write_online(latest, writer)
         online_seconds = time.perf_counter() - online_started
-        per_event.unpersist()
     finally:
-        rows.unpersist()
+        deduplicated.unpersist()
     arrival = stats["arrival"]
     return ViewMaterialization(
         view=view.name,
-        rows_read=int(stats["n"]),
+        rows_read=int(stats["n"] or 0),
         rows_written_offline=written_offline,
         keys_offered=offered,
         keys_written=written,

@@ -27,7 +27,13 @@ from __future__ import annotations
 import struct
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from skewless.types import ArrayType, DType
 
@@ -373,3 +379,209 @@ def entity_keys(prefix: bytes, columns: Sequence[Sequence[Any]], rows: int) -> l
         else:
             add(prefix + encode_entity_key((v,)))
     return keys
+
+
+# --- column-wise encoding ---------------------------------------------------------------
+#
+# The same bytes as entity_key() and encode_value(), built for a whole Arrow batch at once
+# with numpy instead of row by row in Python (the online writer's hot path). Each column
+# becomes "segments": every row's byte length and all rows' bytes concatenated in row
+# order; _interleave() lays the columns' segments side by side, row by row.
+
+_Lengths = npt.NDArray[np.int64]
+_Bytes = npt.NDArray[np.uint8]
+_Segments = tuple[_Lengths, _Bytes]
+_HEADER_START = np.frombuffer(struct.pack(">BBH", CODEC_VERSION, 0, 0), dtype=np.uint8)
+_SIGN = np.uint64(_OFFSET)
+_F32_QUIET = np.uint32(0x00400000)
+
+
+def _interleave(parts: Sequence[_Segments], rows: int) -> _Segments:
+    """Row i of the result is row i of every part, in order."""
+    lengths = np.zeros(rows, dtype=np.int64)
+    for part_lengths, _ in parts:
+        lengths += part_lengths
+    out = np.empty(int(lengths.sum()), dtype=np.uint8)
+    cursor = np.cumsum(lengths) - lengths  # where each row's next part goes
+    for part_lengths, data in parts:
+        if data.size:
+            source = np.cumsum(part_lengths) - part_lengths
+            out[np.repeat(cursor - source, part_lengths) + np.arange(data.size)] = data
+        cursor += part_lengths
+    return lengths, out
+
+
+def _split(segments: _Segments) -> list[bytes]:
+    lengths, data = segments
+    raw = data.tobytes()
+    ends = np.cumsum(lengths).tolist()
+    starts = [0, *ends[:-1]] if ends else []
+    return [raw[a:b] for a, b in zip(starts, ends, strict=True)]
+
+
+def _fixed(rows: npt.NDArray[Any]) -> _Segments:
+    """Segments of a (rows, width) or big-endian 1-D array: every row the same width."""
+    width = rows.itemsize * (rows.shape[1] if rows.ndim == 2 else 1)
+    data = np.ascontiguousarray(rows).view(np.uint8).reshape(-1)
+    return np.full(len(rows), width, dtype=np.int64), data
+
+
+def _constant(value: bytes, rows: int) -> _Segments:
+    return _fixed(np.tile(np.frombuffer(value, dtype=np.uint8), (rows, 1)))
+
+
+def _binary(values: pa.Array) -> _Segments:
+    """Lengths and bytes of a null-free string or binary array (no length prefix)."""
+    cast = pc.cast(values, pa.large_binary())
+    rows = len(cast)
+    data_buffer = cast.buffers()[2]
+    if rows == 0 or data_buffer is None:
+        return np.zeros(rows, dtype=np.int64), np.zeros(0, dtype=np.uint8)
+    offsets = np.frombuffer(cast.buffers()[1], dtype=np.int64)[cast.offset : cast.offset + rows + 1]
+    data = np.frombuffer(data_buffer, dtype=np.uint8)[offsets[0] : offsets[-1]]
+    return np.diff(offsets), data
+
+
+def _u32(values: npt.NDArray[Any]) -> _Segments:
+    return _fixed(values.astype(">u4"))
+
+
+def _int64s(values: pa.Array) -> npt.NDArray[np.int64]:
+    if pa.types.is_timestamp(values.type):
+        values = pc.cast(pc.cast(values, pa.timestamp("us")), pa.int64())
+    result: npt.NDArray[np.int64] = np.asarray(
+        values.to_numpy(zero_copy_only=False), dtype=np.int64
+    )
+    return result
+
+
+def _scalars(values: pa.Array, name: str) -> _Segments:
+    """The encodings of a null-free column of scalars, as _scalar() writes them."""
+    if name in ("int64", "int32", "unix_timestamp"):
+        return _fixed(_int64s(values).astype(">i8"))
+    if name == "float64":
+        return _fixed(values.to_numpy(zero_copy_only=False).astype(">f8"))
+    if name == "float32":
+        # _scalar() packs float(v): a float32 widened to a double and narrowed back,
+        # which quiets a signalling NaN; the bits are otherwise unchanged.
+        bits = values.to_numpy(zero_copy_only=False).astype(np.float32).view(np.uint32)
+        nan = (bits & np.uint32(0x7FFFFFFF)) > np.uint32(0x7F800000)
+        bits = np.where(nan, bits | _F32_QUIET, bits)
+        return _fixed(bits.astype(">u4"))
+    if name == "bool":
+        return _fixed(values.to_numpy(zero_copy_only=False).astype(np.uint8))
+    if name in ("string", "bytes"):
+        lengths, data = _binary(values)
+        return _interleave([_u32(lengths), (lengths, data)], len(values))
+    raise CodecError(f"no encoding for {name}")  # pragma: no cover - names are closed
+
+
+def _valid(column: pa.Array) -> npt.NDArray[np.bool_]:
+    if column.null_count == 0:
+        return np.ones(len(column), dtype=np.bool_)
+    return np.asarray(column.is_valid().to_numpy(zero_copy_only=False), dtype=np.bool_)
+
+
+def _only_valid(
+    column: pa.Array, valid: npt.NDArray[np.bool_], encode: Callable[[pa.Array], _Segments]
+) -> _Segments:
+    """`encode` applied to the valid rows; null rows get no bytes."""
+    values = column if column.null_count == 0 else column.filter(pa.array(valid))
+    encoded_lengths, data = encode(values)
+    lengths = np.zeros(len(column), dtype=np.int64)
+    lengths[valid] = encoded_lengths
+    return lengths, data
+
+
+def _present(column: pa.Array, encode: Callable[[pa.Array], _Segments]) -> _Segments:
+    """A presence byte per row, then (for valid rows) `encode(valid values)`."""
+    valid = _valid(column)
+    presence = _fixed(valid.astype(np.uint8))
+    return _interleave([presence, _only_valid(column, valid, encode)], len(column))
+
+
+def _array_values(values: pa.Array, element: str) -> _Segments:
+    """A null-free list column: a 4-byte count, then each element with a presence byte."""
+    counts = np.asarray(pc.list_value_length(values).to_numpy(zero_copy_only=False), dtype=np.int64)
+    element_lengths, data = _present(values.flatten(), partial(_scalars, name=element))
+    ends = np.concatenate([np.zeros(1, dtype=np.int64), np.cumsum(element_lengths)])
+    stops = np.cumsum(counts)
+    return _interleave([_u32(counts), (ends[stops] - ends[stops - counts], data)], len(values))
+
+
+def encode_values(
+    event_ts_us: pa.Array,
+    created_ts_us: pa.Array,
+    columns: Sequence[pa.Array],
+    dtypes: Sequence[DType],
+) -> list[bytes]:
+    """encode_value() of every row of Arrow columns, byte for byte, column by column.
+
+    `event_ts_us` and `created_ts_us` are microseconds (int64 or timestamps); created
+    times may be null (stored as the lowest), event times may not. `columns` hold the
+    features in the view's schema order, as Arrow arrays of the dtypes' types."""
+    if len(columns) != len(dtypes):
+        raise CodecError(f"{len(columns)} columns for {len(dtypes)} features")
+    rows = len(event_ts_us)
+    if event_ts_us.null_count:
+        raise CodecError("an event time is null")
+    header = np.empty((rows, HEADER_SIZE), dtype=np.uint8)
+    header[:, :4] = _HEADER_START
+    events = _int64s(event_ts_us).view(np.uint64) ^ _SIGN
+    header[:, 4:12] = events.astype(">u8").view(np.uint8).reshape(rows, 8)
+    created = _int64s(pc.fill_null(created_ts_us, 0)).view(np.uint64) ^ _SIGN
+    created[~_valid(created_ts_us)] = _NULL_CREATED
+    header[:, 12:20] = created.astype(">u8").view(np.uint8).reshape(rows, 8)
+    parts = [_fixed(header)]
+    for column, dtype in zip(columns, dtypes, strict=True):
+        if len(column) != rows:
+            raise CodecError(f"a column of {len(column)} rows in a batch of {rows}")
+        if isinstance(dtype, ArrayType):
+            element = dtype.element.name
+            parts.append(_present(column, partial(_array_values, element=element)))
+        else:
+            parts.append(_present(column, partial(_scalars, name=dtype.name)))
+    return _split(_interleave(parts, rows))
+
+
+def _int_key(values: pa.Array) -> _Segments:
+    length = np.tile(np.frombuffer(_U32.pack(8), dtype=np.uint8), (len(values), 1))
+    number = _int64s(values).astype(">i8").view(np.uint8).reshape(len(values), 8)
+    return _fixed(np.concatenate([length, number], axis=1))
+
+
+def _bool_key(values: pa.Array) -> _Segments:
+    return _fixed(values.to_numpy(zero_copy_only=False).astype(np.uint8))
+
+
+def _key_part(column: pa.Array) -> _Segments | None:
+    """One join key column's encode_entity_key() parts, or None for types that only
+    the row-wise encoder handles (its checks and errors then apply)."""
+    kind = column.type
+    encode: Callable[[pa.Array], _Segments]
+    if pa.types.is_integer(kind) and kind != pa.uint64():  # uint64 may not fit an int64
+        tag, encode = b"i", _int_key
+    elif pa.types.is_boolean(kind):
+        tag, encode = b"t", _bool_key
+    elif pa.types.is_string(kind) or pa.types.is_large_string(kind):
+        tag, encode = b"s", partial(_scalars, name="string")
+    elif pa.types.is_binary(kind) or pa.types.is_large_binary(kind):
+        tag, encode = b"b", partial(_scalars, name="bytes")
+    else:
+        return None
+    valid = _valid(column)
+    tags = np.where(valid, np.uint8(tag[0]), np.uint8(ord("n"))).astype(np.uint8)
+    return _interleave([_fixed(tags), _only_valid(column, valid, encode)], len(column))
+
+
+def arrow_entity_keys(project: str, view: str, columns: Sequence[pa.Array]) -> list[bytes]:
+    """entity_key() of every row of Arrow join key columns (in join-key order)."""
+    rows = len(columns[0]) if columns else 0
+    parts = [_constant(key_prefix(project, view), rows)]
+    for column in columns:
+        part = _key_part(column)
+        if part is None:
+            rows_of_values = zip(*(c.to_pylist() for c in columns), strict=True)
+            return [entity_key(project, view, values) for values in rows_of_values]
+        parts.append(part)
+    return _split(_interleave(parts, rows))

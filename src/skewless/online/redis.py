@@ -19,6 +19,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import timedelta
 
+import numpy as np
+import numpy.typing as npt
 import redis
 
 # Compares bytes 5..20 (event_ts, created_ts as offset-binary uint64) as four uint32
@@ -68,6 +70,18 @@ def expire_at_ms(event_ts_us: int, ttl: timedelta | None, now_ms: int) -> int:
         return 0
     ttl_ms = int(ttl.total_seconds() * 1000)
     return max(event_ts_us // 1000 + ttl_ms, now_ms + ttl_ms) + ttl_ms
+
+
+def expire_at_ms_many(
+    event_ts_us: npt.NDArray[np.int64], ttl: timedelta | None, now_ms: int
+) -> list[int]:
+    """expire_at_ms() of every event time."""
+    if ttl is None:
+        return [0] * len(event_ts_us)
+    ttl_ms = int(ttl.total_seconds() * 1000)
+    expire = np.maximum(event_ts_us // 1000 + ttl_ms, now_ms + ttl_ms) + ttl_ms
+    result: list[int] = expire.tolist()
+    return result
 
 
 class RedisOnlineStore:
