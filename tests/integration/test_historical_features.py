@@ -278,6 +278,30 @@ def test_spark_entity_df_gives_rows_in_order(store: FeatureStore, spark: SparkSe
     assert values(out["trips"]) == [3, 11, None, 13]
 
 
+def test_spark_entity_df_over_a_growing_folder_is_read_afresh(
+    store: FeatureStore, spark: SparkSession, tmp_path: Path
+) -> None:
+    # The entity rows of one call must not be served to a later call's identical plan
+    # (Spark matches cached data by plan, and a folder's plan ignores new files).
+    folder = tmp_path / "entity_rows"
+    folder.mkdir()
+    schema = pa.schema([("driver_id", pa.int64()), ("event_timestamp", pa.timestamp("us"))])
+    naive = ts(10).replace(tzinfo=None)
+    pq.write_table(
+        pa.table({"driver_id": [1], "event_timestamp": [naive]}, schema), folder / "a.parquet"
+    )
+    job = store.get_historical_features(spark.read.parquet(str(folder)), ["stats:trips"])
+    assert len(job.to_pandas()) == 1
+    naive = ts(6).replace(tzinfo=None)
+    pq.write_table(
+        pa.table({"driver_id": [3], "event_timestamp": [naive]}, schema), folder / "b.parquet"
+    )
+    again = store.get_historical_features(spark.read.parquet(str(folder)), ["stats:trips"])
+    out = again.to_pandas().sort_values("driver_id")
+    assert out["driver_id"].tolist() == [1, 3]
+    assert values(out["trips"]) == [11, 3]
+
+
 def test_feature_service_by_object_and_by_name(store: FeatureStore) -> None:
     df = pd.DataFrame(
         {"driver_id": [1], "city": ["paris"], "zone": [1], "event_timestamp": [ts(15)]}

@@ -186,7 +186,10 @@ def get_historical_features(
         entity_full = entity
         pandas_input: pd.DataFrame | None = entity_df
     else:
-        entity_full = _prepare_spark(entity_df, timestamp_column).cache()
+        # Row ids must be computed once (the join and the result both use them). A
+        # checkpoint, not a cache: Spark hands cached data to any later plan that looks
+        # the same, and a plan over a folder looks the same after new files arrive.
+        entity_full = _prepare_spark(entity_df, timestamp_column).localCheckpoint()
         entity = entity_full.select(ROW, ETS, *keys)
         entity_full = entity_full.drop(ETS)
         pandas_input = None
