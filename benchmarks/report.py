@@ -312,7 +312,10 @@ def _materialize_md(results: dict[str, Any]) -> list[str]:
         f"Floors, values of {mat.get('value_bytes')} bytes: a raw redis-py pipeline of plain "
         f"SETs wrote {_n(mat.get('floor_redis_py_pipeline_keys_per_s'))} keys/s; "
         f"`redis-benchmark {rb.get('command', '')}` {_n(rb.get('keys_per_s'))} keys/s.",
-        "The online phase is the reduction to one row per entity plus the ordered writes.",
+        "The online phase is the Spark job that keeps each entity's latest row plus the "
+        "ordered writes from its Python workers. The writer alone (the same rows and code, "
+        "in one process, no Spark) wrote "
+        f"{_n(_get(s, 'stats', 'writer_alone', 'keys_per_s'))} keys/s.",
         f"skewless rerun of `stats` over the same interval: {_f(rerun.get('wall_s'))} s, "
         f"{rerun.get('rows_written_offline')} rows written to Delta, "
         f"{rerun.get('keys_written_online')} keys to Redis.",

@@ -16,6 +16,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from benchmarks.data import FEATURES, HERE, WIDE_FEATURES
+from benchmarks.floors import FLOOR_DB
 
 if TYPE_CHECKING:
     from skewless import FeatureStore
@@ -144,6 +145,7 @@ def materialize(store: FeatureStore) -> dict[str, Any]:
             "keys_written_online": record.keys_written_online,
             "delta_version": record.delta_version,
         }
+    out["stats"]["writer_alone"] = writer_alone(store, "stats")
     t = time.perf_counter()
     (rerun,) = store.materialize(None, MATERIALIZE_END, views=["stats"])
     out["stats_rerun"] = {
@@ -152,6 +154,39 @@ def materialize(store: FeatureStore) -> dict[str, Any]:
         "keys_written_online": rerun.keys_written_online,
     }
     return out
+
+
+def writer_alone(store: FeatureStore, view_name: str) -> dict[str, Any]:
+    """The online writer by itself, in this process, on the view's latest row per entity
+    (read back from its Delta table): column-wise encoding plus the ordered Lua writes,
+    into the floors' own Redis database (emptied afterwards). Set against the raw
+    pipeline floor, it separates the write path from the Spark job around it."""
+    import redis  # noqa: PLC0415
+
+    from skewless.batch.materialize import OnlineWriter, latest_per_entity  # noqa: PLC0415
+    from skewless.batch.sources import CTS, TS  # noqa: PLC0415
+
+    view = store.get_feature_view(view_name)
+    record = store.registry.materializations(view_name)[-1]
+    created = view.source.created_timestamp_column or "created_timestamp"
+    table = store.spark.read.format("delta").load(record.delta_path)
+    frame = table.withColumnRenamed(view.source.timestamp_field, TS)
+    latest = latest_per_entity(frame.withColumnRenamed(created, CTS), view).toArrow()
+    url = store.online_url().rsplit("/", 1)[0] + f"/{FLOOR_DB}"
+    writer = OnlineWriter(
+        project=store.project,
+        view=view.name,
+        keys=view.join_keys,
+        features=tuple((f.name, f.dtype) for f in view.features),
+        ttl=view.ttl,
+        url=url,
+    )
+    started = time.perf_counter()
+    (counts,) = writer(iter(latest.to_batches(max_chunksize=10_000)))
+    elapsed = time.perf_counter() - started
+    redis.Redis.from_url(url).flushdb()
+    written = int(counts.column("written")[0].as_py())
+    return {"keys_written": written, "seconds": elapsed, "keys_per_s": written / elapsed}
 
 
 def _rows(n: int) -> list[dict[str, Any]]:
