@@ -35,19 +35,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import loadgen
+from data import FEATURES, WIDE_FEATURES
 
-FEATURES = [
-    "f_int",
-    "f_int32",
-    "f_float",
-    "f_float32",
-    "f_bool",
-    "f_str",
-    "f_rate",
-    "f_count",
-    "f_score",
-    "f_flag",
-]
 # Feast type names for FEATURES, as skewless declares them.
 FEATURE_TYPES = {
     "f_int": "Int64",
@@ -61,7 +50,6 @@ FEATURE_TYPES = {
     "f_score": "Float64",
     "f_flag": "Bool",
 }
-WIDE_FEATURES = [f"w{i:02d}" for i in range(50)]
 WIDE_TYPES = {f: ("Float64" if i % 2 == 0 else "Int64") for i, f in enumerate(WIDE_FEATURES)}
 MATERIALIZE_START = datetime(2025, 12, 1, tzinfo=UTC)
 VIEWS = ("stats", "online10", "online50")
