@@ -131,7 +131,7 @@ def throughput(
     payload: bytes,
     concurrency: int,
     seconds: float,
-    warmup_s: float = 2.0,
+    warmup_s: float = 1.0,
 ) -> dict[str, Any]:
     """Completed calls per second with `concurrency` clients each calling back to back."""
     return asyncio.run(_throughput(target, method, payload, concurrency, seconds, warmup_s))

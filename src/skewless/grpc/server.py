@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import signal
 import threading
@@ -166,6 +167,12 @@ async def serve_async(
             loop.add_signal_handler(sig, stopping.set)
     try:
         bound = await server.start()
+        # What is loaded by now (modules, definitions, the plan caches' owners) lives as
+        # long as the process: take it out of the collector's reach. Otherwise every
+        # full collection walks ~100k start-up objects (about 35 ms on this project's
+        # machine), which shows up as a stall in the latency tail.
+        gc.collect()
+        gc.freeze()
         if on_started is not None:
             on_started(bound)
         await stopping.wait()
