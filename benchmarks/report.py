@@ -309,7 +309,6 @@ def _materialize_md(results: dict[str, Any]) -> list[str]:
     header = ["system / view", "source rows", "keys written", "seconds", "keys/s"]
     header += ["online phase s", "online phase keys/s"]
     rb = mat.get("floor_redis_benchmark") or {}
-    rerun = s.get("stats_rerun") or {}
     rates = {k: round(x) if x else x for k, x in materialize_rates(mat).items()}
     notes = [
         f"Floors, values of {mat.get('value_bytes')} bytes: a raw redis-py pipeline of plain "
@@ -319,9 +318,6 @@ def _materialize_md(results: dict[str, Any]) -> list[str]:
         "ordered writes from its Python workers. The writer alone (the same rows and code, "
         "in one process, no Spark) wrote "
         f"{_n(_get(s, 'stats', 'writer_alone', 'keys_per_s'))} keys/s.",
-        f"skewless rerun of `stats` over the same interval: {_f(rerun.get('wall_s'))} s, "
-        f"{rerun.get('rows_written_offline')} rows written to Delta, "
-        f"{rerun.get('keys_written_online')} keys to Redis.",
         f"Rates: `{json.dumps(rates)}`.",
     ]
     return [
