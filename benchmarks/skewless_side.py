@@ -170,14 +170,7 @@ def writer_alone(store: FeatureStore, view_name: str) -> dict[str, Any]:
     frame = table.withColumnRenamed(view.source.timestamp_field, TS)
     latest = latest_per_entity(frame.withColumnRenamed(created, CTS), view).toArrow()
     url = store.online_url().rsplit("/", 1)[0] + f"/{FLOOR_DB}"
-    writer = OnlineWriter(
-        project=store.project,
-        view=view.name,
-        keys=view.join_keys,
-        features=tuple((f.name, f.dtype) for f in view.features),
-        ttl=view.ttl,
-        url=url,
-    )
+    writer = OnlineWriter.for_view(store.project, view, url)
     started = time.perf_counter()
     (counts,) = writer(iter(latest.to_batches(max_chunksize=10_000)))
     elapsed = time.perf_counter() - started

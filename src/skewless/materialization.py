@@ -90,15 +90,8 @@ def materialize(
         interval = _interval(store, view, data_hash, (start_us, end_us), incremental=incremental)
         writer = None
         if view.online:
-            writer = OnlineWriter(
-                project=store.project,
-                view=view.name,
-                keys=view.join_keys,
-                features=tuple((f.name, f.dtype) for f in view.features),
-                ttl=view.ttl,
-                url=url,
-                password=store.config.online_store.password,
-            )
+            password = store.config.online_store.password
+            writer = OnlineWriter.for_view(store.project, view, url, password)
         path = table_path(offline_root, store.project, view, data_hash)
         result = materialize_view(
             store.spark, view, store.repo_path, interval, writer=writer, delta_path=path

@@ -337,6 +337,20 @@ class OnlineWriter:
     url: str
     password: str | None = None
 
+    @classmethod
+    def for_view(
+        cls, project: str, view: FeatureView, url: str, password: str | None = None
+    ) -> OnlineWriter:
+        return cls(
+            project=project,
+            view=view.name,
+            keys=view.join_keys,
+            features=tuple((f.name, f.dtype) for f in view.features),
+            ttl=view.ttl,
+            url=url,
+            password=password,
+        )
+
     def items(self, batch: pa.RecordBatch, now_ms: int) -> list[tuple[bytes, bytes, int]]:
         """(key, value, expire_at_ms) of every row, encoded column by column."""
         events = batch.column(TS)
