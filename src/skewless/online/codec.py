@@ -216,25 +216,26 @@ def decode_value(data: bytes, dtypes: Sequence[DType]) -> Record:
 #
 # decode_value() reads one value through a generic reader; a lookup of 100 entities of a
 # 50-feature view calls it 100 times and then pivots rows into columns. column_decoder()
-# compiles, once per (dtypes, selected positions), a function that reads a whole batch
+# prepares, once per (dtypes, selected positions), a function that reads a whole batch
 # of stored values and returns columns: a value with every feature present, of a view
-# whose features are all fixed-width, is one struct.unpack_from; any other value goes
-# through straight-line code with the dtypes' offsets and formats unrolled. It accepts
-# exactly what decode_value accepts: whenever the fast code meets anything unexpected (a
+# whose features are all fixed-width, is one struct.unpack_from; any other value is read
+# by one prepared reader per feature (no code is generated or evaluated). It accepts
+# exactly what decode_value accepts: whenever the fast path meets anything unexpected (a
 # wrong version, a truncated or over-long value, bad UTF-8) it hands the value to
 # decode_value, which raises the precise error. tests/unit/online/test_codec.py checks it
 # against decode_value.
 
 ColumnDecoder = Callable[[Sequence[bytes | None]], tuple[list[int | None], list[list[Any]]]]
+# Reads the present feature whose presence byte is at `p`: (value, position after it).
+_FieldReader = Callable[[bytes, int], tuple[Any, int]]
 
 _HEAD = struct.Struct(">B3xQ")  # version, event_ts (offset-binary) of HEADER
-_FIXED = {  # scalar name -> (unpack_from name, struct format, width)
-    "int64": ("_i64", "q", 8),
-    "int32": ("_i64", "q", 8),
-    "unix_timestamp": ("_i64", "q", 8),
-    "float64": ("_f64", "d", 8),
-    "float32": ("_f32", "f", 4),
-    "bool": ("", "B", 1),  # decode_value reads a bool as `byte == 1`, so does the caller
+_FIXED = {  # scalar name -> (struct, width)
+    "int64": _I64,
+    "int32": _I64,
+    "unix_timestamp": _I64,
+    "float64": _F64,
+    "float32": _F32,
 }
 _DECODE_ERRORS = (IndexError, struct.error, UnicodeDecodeError, CodecError)
 
@@ -249,30 +250,32 @@ def _array_at(data: bytes, pos: int, element: str) -> tuple[list[Any], int]:
     return items, reader.pos
 
 
-def _field_lines(dtype: DType, out: str | None) -> list[str]:
-    """Source lines reading the feature at `p` into the local `out` (None: skip it)."""
+def _field_reader(dtype: DType) -> _FieldReader:
     if isinstance(dtype, ArrayType):
-        target = out or "_"
-        return [f"{target}, p = _array_at(data, p + 1, {dtype.element.name!r})"]
+        element = dtype.element.name
+        return lambda data, p: _array_at(data, p + 1, element)
     name = dtype.name
     if name == "bool":
-        return ([f"{out} = data[p + 1] == 1"] if out else []) + ["p += 2"]
+        return lambda data, p: (data[p + 1] == 1, p + 2)
     if name in _FIXED:
-        unpack, _, width = _FIXED[name]
-        return ([f"{out} = {unpack}(data, p + 1)[0]"] if out else []) + [f"p += {width + 1}"]
-    # string or bytes: a 4-byte length, then the bytes
-    lines = ["n = _u32(data, p + 1)[0]"]
-    if out:
-        raw = "data[p + 5 : p + 5 + n]"
-        lines.append(f"{out} = {raw}.decode()" if name == "string" else f"{out} = {raw}")
-    return [*lines, "p += 5 + n"]
+        unpack, width = _FIXED[name].unpack_from, _FIXED[name].size
+        return lambda data, p: (unpack(data, p + 1)[0], p + 1 + width)
+    text = name == "string"  # else bytes: both a 4-byte length, then the bytes
+
+    def sized(data: bytes, p: int) -> tuple[Any, int]:
+        end = p + 5 + _U32.unpack_from(data, p + 1)[0]
+        raw = data[p + 5 : end]  # past the end: caught by the length check after
+        return (raw.decode() if text else raw), end
+
+    return sized
 
 
 def _all_present(dtypes: Sequence[DType]) -> struct.Struct | None:
     """The layout of a value with every feature present, if that has a fixed size."""
-    if not all(not isinstance(d, ArrayType) and d.name in _FIXED for d in dtypes):
+    formats = {"bool": "B", **{name: st.format[-1] for name, st in _FIXED.items()}}
+    if not all(not isinstance(d, ArrayType) and d.name in formats for d in dtypes):
         return None
-    return struct.Struct(">B3xQ8x" + "".join("B" + _FIXED[d.name][1] for d in dtypes))
+    return struct.Struct(">B3xQ8x" + "".join("B" + formats[d.name] for d in dtypes))
 
 
 def column_decoder(dtypes: Sequence[DType], positions: Sequence[int]) -> ColumnDecoder:
@@ -282,69 +285,52 @@ def column_decoder(dtypes: Sequence[DType], positions: Sequence[int]) -> ColumnD
     Row for row equal to decode_value(data, dtypes); raises what it raises."""
     if len(set(positions)) != len(positions) or not all(0 <= p < len(dtypes) for p in positions):
         raise ValueError(f"positions {list(positions)} do not select features of {len(dtypes)}")
-    wanted = set(positions)
-    names = [f"v{i}" if i in wanted else None for i in range(len(dtypes))]
-    row = f"({', '.join(n or 'None' for n in names)},)" if names else "()"
+    dtypes = tuple(dtypes)
+    readers = [_field_reader(d) for d in dtypes]
     full = _all_present(dtypes)
-    body = [
-        "ets_col = []",
-        "e_add = ets_col.append",
-        "rows = []",
-        "r_add = rows.append",
-        "for data in values:",
-        "    if data is None:",
-        "        e_add(None)",
-        "        r_add(_none_row)",
-        "        continue",
-    ]
-    if full is not None:
-        body += [
-            f"    if len(data) == {full.size}:",
-            "        t = _full(data, 0)",
-            f"        if t[0] == {CODEC_VERSION} and 0 not in t[2::2]:",
-            "            e_add(t[1] - _offset)",
-            "            r_add(t[3::2])",
-            "            continue",
-        ]
-    body += ["    try:", "        version, ets = _head(data, 0)", f"        p = {HEADER_SIZE}"]
-    for dtype, out in zip(dtypes, names, strict=True):
-        body.append("        if data[p]:")
-        body.extend(f"            {line}" for line in _field_lines(dtype, out))
-        body.append("        else:")
-        body.extend(([f"            {out} = None"] if out else []) + ["            p += 1"])
-    body += [
-        "    except _errors:",
-        "        p = -1",
-        f"    if p != len(data) or version != {CODEC_VERSION}:",
-        "        _decode_value(data, dtypes)  # raises the precise error",
-        "        raise CodecError('a value the batch decoder refused decodes alone')",
-        "    e_add(ets - _offset)",
-        f"    r_add({row})",
-        "return ets_col, rows",
-    ]
-    source = "def decode(values):\n" + "".join(f"    {line}\n" for line in body)
-    namespace: dict[str, Any] = {
-        "_head": _HEAD.unpack_from,
-        "_full": None if full is None else full.unpack_from,
-        "_i64": _I64.unpack_from,
-        "_f64": _F64.unpack_from,
-        "_f32": _F32.unpack_from,
-        "_u32": _U32.unpack_from,
-        "_array_at": _array_at,
-        "_errors": _DECODE_ERRORS,
-        "_decode_value": decode_value,
-        "_offset": _OFFSET,
-        "_none_row": (None,) * len(dtypes),
-        "dtypes": tuple(dtypes),
-        "CodecError": CodecError,
-    }
-    exec(compile(source, "<skewless column decoder>", "exec"), namespace)  # noqa: S102
-    rows_of = namespace["decode"]
+    full_size = -1 if full is None else full.size
+    head = _HEAD.unpack_from
+    none_row = (None,) * len(dtypes)
+
+    def read_row(data: bytes) -> tuple[int, tuple[Any, ...]]:
+        """(event time, every feature) of one stored value."""
+        if len(data) == full_size:
+            assert full is not None
+            t = full.unpack_from(data, 0)
+            if t[0] == CODEC_VERSION and 0 not in t[2::2]:
+                return t[1] - _OFFSET, t[3::2]
+        p = -1
+        try:
+            version, ets = head(data, 0)
+            p = HEADER_SIZE
+            row = []
+            for read in readers:
+                if data[p]:
+                    value, p = read(data, p)
+                else:
+                    value, p = None, p + 1
+                row.append(value)
+        except _DECODE_ERRORS:
+            p = -1
+        if p != len(data) or version != CODEC_VERSION:
+            decode_value(data, dtypes)  # raises the precise error
+            raise CodecError("a value the batch decoder refused decodes alone")
+        return ets - _OFFSET, tuple(row)
+
     bools = [i for i, p in enumerate(positions) if str(dtypes[p]) == "bool"]
     width = len(positions)
 
     def decode(values: Sequence[bytes | None]) -> tuple[list[int | None], list[list[Any]]]:
-        ets, rows = rows_of(values)
+        ets: list[int | None] = []
+        rows: list[tuple[Any, ...]] = []
+        for data in values:
+            if data is None:
+                ets.append(None)
+                rows.append(none_row)
+            else:
+                event, row = read_row(data)
+                ets.append(event)
+                rows.append(row)
         if not rows:
             return ets, [[] for _ in range(width)]
         transposed = list(zip(*rows, strict=True))
