@@ -202,16 +202,7 @@ def _group_alive(pgid: int) -> bool:
     except PermissionError:
         return True
     # Zombies still count for killpg(0); ignore those that are only waiting to be reaped.
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[2]) == pgid and fields[0] != "Z":
-            return True
-    return False
+    return any(group == pgid and state != "Z" for state, _, group in loadgen.processes().values())
 
 
 def _tail(path: Path, chars: int = 4000) -> str:

@@ -137,9 +137,9 @@ def throughput(
     return asyncio.run(_throughput(target, method, payload, concurrency, seconds, warmup_s))
 
 
-def rss_bytes(pid: int) -> int:
-    """Resident memory of a process and all its descendants (Linux /proc)."""
-    children: dict[int, list[int]] = {}
+def processes() -> dict[int, tuple[str, int, int]]:
+    """Every process's (state, parent pid, process group), from Linux /proc."""
+    out = {}
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
@@ -147,7 +147,15 @@ def rss_bytes(pid: int) -> int:
             fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        children.setdefault(int(fields[1]), []).append(int(entry))
+        out[int(entry)] = (fields[0], int(fields[1]), int(fields[2]))
+    return out
+
+
+def rss_bytes(pid: int) -> int:
+    """Resident memory of a process and all its descendants (Linux /proc)."""
+    children: dict[int, list[int]] = {}
+    for child, (_, parent, _) in processes().items():
+        children.setdefault(parent, []).append(child)
     total, todo = 0, [pid]
     while todo:
         p = todo.pop()

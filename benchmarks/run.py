@@ -38,18 +38,15 @@ import traceback
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 from tests.integration.redis_server import redis_server
 
-from benchmarks import compare, floors, loadgen, report, skewless_side
+from benchmarks import compare, feast_env, floors, loadgen, report, skewless_side
 from benchmarks.data import FEATURES, RESULTS, SCALES, describe, generate
 from benchmarks.skewless_side import WORKLOADS
-
-if TYPE_CHECKING:
-    from benchmarks import feast_env
 
 HERE = Path(__file__).resolve().parent
 CLIENTS = (1, 8, 32)
@@ -213,9 +210,6 @@ class Suite:
         self.results["machine"] = machine()
         log(f"data ready in {self.data} ({self.results['data_seconds']:.1f} s)")
         if not self.args.skip_feast:
-            global feast_env  # noqa: PLW0603 - imported only when Feast takes part
-            from benchmarks import feast_env  # noqa: PLC0415
-
             t = time.perf_counter()
             self.feast_py = feast_env.ensure_venv()
             self.results["feast_install_s"] = time.perf_counter() - t
