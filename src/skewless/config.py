@@ -55,11 +55,17 @@ class DeltaOfflineStoreConfig(_Strict):
 OfflineStoreConfig = Annotated[DeltaOfflineStoreConfig, PydanticField(discriminator="type")]
 
 
+# Materialization writes up to this many entities per view from the driver, more from
+# the executors (batch/materialize.py); 0 always writes from the executors.
+DRIVER_WRITE_MAX_KEYS = 200_000
+
+
 class RedisOnlineStoreConfig(_Strict):
     type: Literal["redis"] = "redis"
     url: str | None = None  # None: skewless starts an embedded server (online/embedded.py)
     password: str | None = None  # AUTH; better given as ${ENV_VAR} than in the file
     ssl: bool = False  # TLS: redis:// URLs are used as rediss://
+    driver_write_max_keys: int = PydanticField(default=DRIVER_WRITE_MAX_KEYS, ge=0)
 
     def connection_url(self, url: str) -> str:
         """`url` with TLS applied when `ssl` is set."""
@@ -160,7 +166,10 @@ def parse_config(raw: Any, file: str, environ: Mapping[str, str] | None = None) 
         return RepoConfig.model_validate(data)
     except ValidationError as exc:
         first = exc.errors()[0]
-        loc = ".".join(str(p) for p in first["loc"])
+        parts = [str(p) for p in first["loc"]]
+        if len(parts) > 2 and parts[0] in _DEFAULT_TYPES:
+            del parts[1]  # the backend's type tag: `online_store.url`, not `.redis.url`
+        loc = ".".join(parts)
         msg = str(first.get("msg", "invalid")).removeprefix("Value error, ")
         raise ConfigError(file, f"{loc}: {msg}" if loc else msg) from None
 

@@ -94,7 +94,13 @@ def materialize(
             writer = OnlineWriter.for_view(store.project, view, url, password)
         path = table_path(offline_root, store.project, view, data_hash)
         result = materialize_view(
-            store.spark, view, store.repo_path, interval, writer=writer, delta_path=path
+            store.spark,
+            view,
+            store.repo_path,
+            interval,
+            writer=writer,
+            delta_path=path,
+            driver_write_max_keys=store.config.online_store.driver_write_max_keys,
         )
         record = MaterializationRecord(
             view=view.name,

@@ -75,10 +75,10 @@ BASE_ROWS = [
 ]
 
 
-def make_repo(root: Path, redis_url: str, project: str) -> FeatureStore:
+def make_repo(root: Path, redis_url: str, project: str, online_extra: str = "") -> FeatureStore:
     (root / "data" / "stats").mkdir(parents=True)
     (root / "feature_store.yaml").write_text(
-        f"project: {project}\nonline_store:\n  type: redis\n  url: {redis_url}\n"
+        f"project: {project}\nonline_store:\n  type: redis\n  url: {redis_url}\n{online_extra}"
     )
     (root / "defs.py").write_text(textwrap.dedent(DEFS))
     add_file(root, BASE_ROWS, "part-0")
@@ -340,3 +340,25 @@ def test_materialize_deduplicate_equals_per_event_then_per_entity(
     latest = flagged.where("__latest").select(columns)
     assert sorted(latest.collect()) == sorted(latest_per_entity(per_event, view).collect())
     assert flagged.agg({"__rows": "sum"}).collect()[0][0] == rows.count()
+
+
+def test_materialize_driver_and_executor_writes_store_the_same_bytes(
+    tmp_path: Path, redis_url: str
+) -> None:
+    # Small runs write Redis from the driver, large ones from the executors: both paths
+    # must store identical values and report identical counts, first run and correction.
+    driver = make_repo(tmp_path / "drv", redis_url, "path_driver")
+    executors = make_repo(
+        tmp_path / "exe", redis_url, "path_executors", "  driver_write_max_keys: 0\n"
+    )
+    assert executors.config.online_store.driver_write_max_keys == 0
+    runs: dict[str, list[tuple[int, int]]] = {}
+    for store in (driver, executors):
+        (first,) = store.materialize(at(0), at(6))
+        add_file(store.repo_path, [row(2, 2, 99, created=4), row(5, 1, 50)], "part-1")
+        (fix,) = store.materialize(at(0), at(6))
+        runs[store.project] = [(r.keys_offered_online, r.keys_written_online) for r in (first, fix)]
+    assert runs["path_driver"] == runs["path_executors"] == [(3, 3), (4, 2)]
+    stored = by_entity(redis_dump(redis_url, "path_driver"))
+    assert len(stored) == 4
+    assert stored == by_entity(redis_dump(redis_url, "path_executors"))

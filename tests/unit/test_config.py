@@ -75,3 +75,11 @@ def test_config_ssl_turns_redis_urls_into_rediss() -> None:
     assert cfg.online_store.connection_url("unix:///s.sock") == "unix:///s.sock"
     plain = parse_config({"project": "p"}, "f", environ={})
     assert plain.online_store.connection_url("redis://h:1/0") == "redis://h:1/0"
+
+
+def test_driver_write_max_keys_defaults_and_rejects_negatives() -> None:
+    cfg = parse_config({"project": "p"}, "f", environ={})
+    assert cfg.online_store.driver_write_max_keys == 200_000
+    raw = {"project": "p", "online_store": {"driver_write_max_keys": -1}}
+    with pytest.raises(ConfigError, match="online_store.driver_write_max_keys"):
+        parse_config(raw, "f", environ={})

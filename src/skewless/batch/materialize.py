@@ -12,9 +12,12 @@ For each view and interval:
    so re-running an interval leaves the table's content unchanged. One Delta commit per
    run; Delta's history gives time travel per view.
 4. Reduce to one row per entity (the greatest by (event time, created time, values): the
-   row the point-in-time join picks at `end`) and write it to Redis from the executors,
-   partition by partition, in pipelined batches of ordered writes (online/redis.py), so
-   nothing is collected on the driver and an older run can never overwrite newer values.
+   row the point-in-time join picks at `end`) and write it to Redis in pipelined batches
+   of ordered writes (online/redis.py), so an older run can never overwrite newer values.
+   Up to `driver_write_max_keys` entities are written by the driver itself, from Arrow
+   batches: a small run then pays no Python worker start-up on the executors (seconds
+   for a first run). Larger runs write from the executors, partition by partition, and
+   nothing is collected on the driver.
 
 A run killed half-way and run again ends in the same state: the MERGE is idempotent and
 the online writes are ordered and idempotent.
@@ -37,6 +40,7 @@ from pyspark.sql import Column, DataFrame, SparkSession, Window
 from pyspark.sql import functions as F  # noqa: N812
 
 from skewless.batch.sources import CTS, TS, read_raw, read_source
+from skewless.config import DRIVER_WRITE_MAX_KEYS
 from skewless.definitions import FeatureView
 from skewless.online.codec import arrow_entity_keys, encode_values
 from skewless.online.redis import RedisOnlineStore, expire_at_ms_many
@@ -381,6 +385,13 @@ class OnlineWriter:
         )
 
 
+def write_online_from_driver(latest: DataFrame, writer: OnlineWriter) -> tuple[int, int]:
+    """The same writer on the driver, over the rows as Arrow batches."""
+    table = latest.toArrow()
+    (counts,) = writer(iter(table.to_batches(max_chunksize=10_000)))
+    return int(counts.column("offered")[0].as_py()), int(counts.column("written")[0].as_py())
+
+
 def write_online(latest: DataFrame, writer: OnlineWriter) -> tuple[int, int]:
     # One writing task per core: each task pays a Python worker's imports and a Redis
     # connection once, and pipelines many batches over it.
@@ -405,6 +416,7 @@ def materialize_view(
     *,
     writer: OnlineWriter | None,
     delta_path: str | None,
+    driver_write_max_keys: int = DRIVER_WRITE_MAX_KEYS,
 ) -> ViewMaterialization:
     """Run the job for one view: Delta first (when `delta_path`), then Redis (when
     `writer`). The source is read once, deduplicated and flagged in one shuffle
@@ -414,7 +426,9 @@ def materialize_view(
     deduplicated = deduplicate(rows, view).cache()
     try:
         stats = deduplicated.agg(
-            F.sum(_ROWS).alias("n"), F.max(_ARRIVED_US).alias("arrival")
+            F.sum(_ROWS).alias("n"),
+            F.max(_ARRIVED_US).alias("arrival"),
+            F.count_if(F.col(_LATEST)).alias("entities"),
         ).collect()[0]
         per_event = deduplicated.drop(_ROWS, _ARRIVED_US, _LATEST)
         version, written_offline = -1, 0
@@ -424,7 +438,10 @@ def materialize_view(
         online_started = time.perf_counter()
         if writer is not None:
             latest = deduplicated.where(F.col(_LATEST)).select(per_event.columns)
-            offered, written = write_online(latest, writer)
+            if int(stats["entities"] or 0) <= driver_write_max_keys:
+                offered, written = write_online_from_driver(latest, writer)
+            else:
+                offered, written = write_online(latest, writer)
         online_seconds = time.perf_counter() - online_started
     finally:
         deduplicated.unpersist()

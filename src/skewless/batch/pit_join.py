@@ -10,13 +10,16 @@ whatever the partitioning and whichever features were requested. No candidate gi
 nulls; an entity row is never dropped or repeated.
 
 Algorithm (per view): union the entity rows with the source rows, partition by the join
-keys, order by (ts, kind, created_ts, values) with source rows before entity rows at the
-same ts, and carry forward the last source row's struct of features to each entity row
-(`last(..., ignorenulls)` over a running frame). That is one shuffle and one sort,
-linear in entity rows + feature rows and independent of the ttl, unlike the cross
-product of every key's history followed by ROW_NUMBER. The ttl is then a filter on the
-carried row's event time. The struct itself is never null for a source row, so a
-feature that is null in the latest row stays null: it is never filled from older rows.
+keys, order by (ts, kind) with source rows before entity rows at the same ts, and take
+the running maximum of the source rows' struct (event_ts, created_ts, values) up to each
+entity row (`max(...)` over a running frame; an entity row's struct is null and a
+maximum ignores nulls). The maximum is the ranking itself, so the sort only orders
+primitive columns and ties within a timestamp need no ordering at all. That is one
+shuffle and one sort, linear in entity rows + feature rows and independent of the ttl,
+unlike the cross product of every key's history followed by ROW_NUMBER. The ttl is then a
+filter on the chosen row's event time. The struct itself is never null for a source row,
+so a feature that is null in the latest row stays null: it is never filled from older
+rows.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ ETS = "__ets"  # the entity row's timestamp, UTC
 _KIND = "__kind"
 _F = "__f"
 _FTS = "__fts"
+_CTS = "__cts"
 _M = "__m"
 
 _INTEGRAL = {"tinyint", "smallint", "int", "bigint"}
@@ -85,34 +89,31 @@ def view_features(
     # break (event_ts, created_ts) ties, and the chosen row must not depend on which
     # features a caller asked for (nor differ from the row the online store holds).
     feats = list(req.view.feature_names)
-    packed = F.struct(*[F.col(f"`{f}`") for f in feats], F.col(TS).alias(_FTS))
+    # Field order is the ranking: event time, then created time, then the values.
+    ranked = F.struct(
+        F.col(TS).alias(_FTS), F.col(CTS).alias(_CTS), *[F.col(f"`{f}`") for f in feats]
+    )
     rows = rows.select(
         *keys,
         TS,
-        CTS,
         F.lit(0).alias(_KIND),
         F.lit(None).cast("long").alias(ROW),
-        packed.alias(_F),
+        ranked.alias(_F),
     )
     struct_type = rows.schema[_F].dataType
     ents = entity.select(
         *keys,
         F.col(ETS).alias(TS),
-        F.lit(None).cast("timestamp").alias(CTS),
         F.lit(1).alias(_KIND),
         F.col(ROW),
         F.lit(None).cast(struct_type).alias(_F),
     )
     window = (
         Window.partitionBy(*keys)
-        .orderBy(F.col(TS), F.col(_KIND), F.col(CTS), F.col(_F))
+        .orderBy(F.col(TS), F.col(_KIND))
         .rowsBetween(Window.unboundedPreceding, Window.currentRow)
     )
-    filled = (
-        ents.unionByName(rows)
-        .withColumn(_M, F.last(_F, ignorenulls=True).over(window))
-        .where(F.col(_KIND) == 1)
-    )
+    filled = ents.unionByName(rows).withColumn(_M, F.max(_F).over(window)).where(F.col(_KIND) == 1)
     match = F.col(_M)
     if req.ttl is not None:
         fresh = F.unix_micros(F.col(f"{_M}.{_FTS}")) >= F.unix_micros(F.col(TS)) - F.lit(
