@@ -99,6 +99,15 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
             else "no Feast store returned a correct result",
         )
     if hist and scale == "medium":
+        c = _get(hist, "skewless", "correctness") or {}
+        wrong = [c.get(k) for k in ("rows_missing", "rows_duplicated", "rows_differing")]
+        add(
+            "historical: completes medium scale; rows missing, duplicated or wrong",
+            None if None in wrong else float(sum(wrong)),
+            0.0,
+            False,
+            "skewless's training set against DuckDB's, row by row",
+        )
         add(
             "historical: skewless warm / DuckDB ASOF JOIN",
             _ratio(warm, _get(hist, "duckdb_asof", "seconds")),
