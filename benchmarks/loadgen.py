@@ -7,6 +7,7 @@ and the standard library, so it also runs inside Feast's own virtual environment
 
     python benchmarks/loadgen.py latency --target 127.0.0.1:6566 \
         --method /pkg.Service/Method --payload req.bin --calls 2000 --out lat.json
+    python benchmarks/loadgen.py interleaved --spec servers.json --calls 2000 --out lat.json
     python benchmarks/loadgen.py throughput --target ... --concurrency 8 --seconds 10
     python benchmarks/loadgen.py echo-server --port 7000     # the bare grpc.aio floor
 
@@ -63,6 +64,28 @@ def raw_unary(channel: grpc.Channel, method: str) -> Callable[[bytes], bytes]:
     return channel.unary_unary(method)  # type: ignore[no-any-return]
 
 
+def interleaved_latencies(
+    calls_by_system: dict[str, Callable[[], Any]], calls: int, warmup: int, block: int = 100
+) -> dict[str, list[float]]:
+    """latencies() of several systems taken in turns of `block` calls (the first system
+    of each turn rotating), so a transient disturbance of the machine (another process,
+    a page-cache flush) falls on every system alike instead of on whichever was being
+    measured at the time: the same-run ratios stay comparable."""
+    names = list(calls_by_system)
+    for name in names:
+        latencies(calls_by_system[name], 0, warmup)
+    out: dict[str, list[float]] = {name: [] for name in names}
+    turn = 0
+    while any(len(out[n]) < calls for n in names):
+        for i in range(len(names)):
+            name = names[(turn + i) % len(names)]
+            take = min(block, calls - len(out[name]))
+            if take > 0:
+                out[name].extend(latencies(calls_by_system[name], take, 0))
+        turn += 1
+    return out
+
+
 def grpc_latencies(
     target: str, method: str, payload: bytes, calls: int, warmup: int = 200
 ) -> list[float]:
@@ -70,6 +93,24 @@ def grpc_latencies(
         grpc.channel_ready_future(channel).result(timeout=30)
         stub = raw_unary(channel, method)
         return latencies(lambda: stub(payload, timeout=30), calls, warmup)
+
+
+def grpc_interleaved(spec: list[dict[str, str]], calls: int, warmup: int) -> dict[str, Any]:
+    """interleaved_latencies() over gRPC servers; `spec` lists each system's name,
+    target, method and request bytes file."""
+    channels = [grpc.insecure_channel(s["target"], options=_OPTIONS) for s in spec]
+    try:
+        fns: dict[str, Callable[[], Any]] = {}
+        for entry, channel in zip(spec, channels, strict=True):
+            grpc.channel_ready_future(channel).result(timeout=30)
+            stub = raw_unary(channel, entry["method"])
+            payload = Path(entry["payload"]).read_bytes()
+            fns[entry["name"]] = lambda stub=stub, payload=payload: stub(payload, timeout=30)
+        samples = interleaved_latencies(fns, calls, warmup)
+    finally:
+        for channel in channels:
+            channel.close()
+    return {name: {"samples_s": s, **stats(s)} for name, s in samples.items()}
 
 
 async def _throughput(
@@ -218,11 +259,22 @@ def main() -> None:
         p.add_argument("--warmup", type=int, default=200)
         p.add_argument("--concurrency", type=int, default=1)
         p.add_argument("--seconds", type=float, default=10.0)
+    inter = sub.add_parser("interleaved")
+    inter.add_argument(
+        "--spec", type=Path, required=True, help="JSON: [{name, target, method, payload}]"
+    )
+    inter.add_argument("--out", type=Path, required=True, help="JSON result file")
+    inter.add_argument("--calls", type=int, default=2000)
+    inter.add_argument("--warmup", type=int, default=200)
     echo = sub.add_parser("echo-server")
     echo.add_argument("--port", type=int, required=True)
     args = parser.parse_args()
     if args.command == "echo-server":
         asyncio.run(_echo_server(args.port))
+        return
+    if args.command == "interleaved":
+        spec = json.loads(args.spec.read_text())
+        args.out.write_text(json.dumps(grpc_interleaved(spec, args.calls, args.warmup)))
         return
     payload = args.payload.read_bytes()
     result: dict[str, Any]

@@ -347,7 +347,9 @@ def _online_md(results: dict[str, Any]) -> list[str]:
         "",
         f"{online['calls']} timed calls after {online['warmup']} warm-up calls, one at a time. "
         "gRPC clients send pre-serialized requests and do not decode the answers "
-        "(benchmarks/loadgen.py): the same client, in its own process, for every server.",
+        "(benchmarks/loadgen.py): the same client, in its own process, for every server. "
+        "The gRPC servers (skewless, Feast, echo) take turns of 100 calls, so a passing "
+        "disturbance of the machine falls on all of them alike.",
         "",
     ]
     for name, row in (online.get("latency") or {}).items():

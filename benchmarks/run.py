@@ -193,6 +193,26 @@ class Suite:
         result: dict[str, Any] = json.loads(stem.with_suffix(".json").read_text())
         return result
 
+    def interleaved(
+        self, servers: list[tuple[str, str, str, bytes]], **opts: Any
+    ) -> dict[str, dict[str, Any]]:
+        """Latencies of several gRPC servers in turns, by the shared load generator."""
+        stem = self.work / f"loadgen-{time.monotonic_ns()}"
+        spec = []
+        for i, (name, target, method, payload) in enumerate(servers):
+            path = stem.with_name(f"{stem.name}-{i}.bin")
+            path.write_bytes(payload)
+            spec.append({"name": name, "target": target, "method": method, "payload": str(path)})
+        stem.with_suffix(".spec.json").write_text(json.dumps(spec))
+        argv = [sys.executable, str(Path(loadgen.__file__)), "interleaved"]
+        argv += ["--spec", str(stem.with_suffix(".spec.json"))]
+        argv += ["--out", str(stem.with_suffix(".json"))]
+        for key, value in opts.items():
+            argv += [f"--{key}", str(value)]
+        subprocess.run(argv, check=True, timeout=1800)
+        result: dict[str, dict[str, Any]] = json.loads(stem.with_suffix(".json").read_text())
+        return result
+
     def latency(self, system: str, workload: str, command: dict[str, Any]) -> dict[str, Any]:
         samples = command.pop("samples_s")
         self.samples.setdefault(workload, {})[system] = samples
@@ -404,33 +424,23 @@ class Suite:
             for name in WORKLOADS:
                 row = latency.setdefault(name, {})
                 log(f"online {name}")
-                row["skewless_grpc"] = self.latency(
-                    "skewless_grpc",
-                    name,
-                    self.loadgen(
-                        "latency",
+                size = out["skewless_answers"][name]["response_bytes"]
+                servers = [
+                    (
+                        "skewless_grpc",
                         targets["skewless"],
                         skewless_side.GRPC_METHOD,
                         payloads[name],
-                        **opts,
                     ),
-                )
-                size = out["skewless_answers"][name]["response_bytes"]
-                row["echo_floor"] = self.latency(
-                    "echo_floor",
-                    name,
-                    self.loadgen(
-                        "latency", targets["echo"], loadgen.ECHO_METHOD, str(size).encode(), **opts
-                    ),
-                )
+                    ("echo_floor", targets["echo"], loadgen.ECHO_METHOD, str(size).encode()),
+                ]
                 if feast_payloads:
-                    row["feast_grpc"] = self.latency(
-                        "feast_grpc",
-                        name,
-                        self.loadgen(
-                            "latency", targets["feast"], feast_method, feast_payloads[name], **opts
-                        ),
+                    servers.append(
+                        ("feast_grpc", targets["feast"], feast_method, feast_payloads[name])
                     )
+                # The servers take turns of 100 calls each: see loadgen.interleaved_latencies.
+                for system, result in self.interleaved(servers, **opts).items():
+                    row[system] = self.latency(system, name, result)
             # In process: skewless's FeatureStore here, Feast's SDK in its worker.
             for name, call in skewless_side.in_process_calls(self.store).items():
                 samples = loadgen.latencies(call, args.calls, args.warmup)
