@@ -30,6 +30,7 @@ import json
 import os
 import platform
 import shutil
+import signal
 import subprocess
 import sys
 import threading
@@ -545,6 +546,8 @@ def main() -> None:
     parser.add_argument("--feast-memory-gib", type=float, default=16.0)
     parser.add_argument("--out-dir", type=Path, default=RESULTS)
     args = parser.parse_args()
+    # A terminated run unwinds like a failed one: every server it started is stopped.
+    signal.signal(signal.SIGTERM, lambda signum, _frame: sys.exit(128 + signum))
     suite = Suite(args)
     try:
         suite.run()
