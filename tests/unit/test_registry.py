@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import multiprocessing
+import threading
 from pathlib import Path
 
 import pytest
@@ -104,3 +105,26 @@ def test_two_concurrent_applies_of_one_repo_record_it_once(tmp_path: Path) -> No
     store = FeatureStore(repo)
     assert store.registry.registry_version() == 1
     assert [r.version for r in store.registry.history("feature_view", "stats")] == [1]
+
+
+def test_registry_version_sees_other_writers_and_a_recreated_file(tmp_path: Path) -> None:
+    # registry_version() keeps a connection per thread: it must still see commits made
+    # through other connections, from other threads, and a registry file made anew.
+    path = tmp_path / "r.db"
+    reader = SqliteRegistry(path, "p")
+    writer = SqliteRegistry(path, "p")
+    assert reader.registry_version() == 0
+    writer.commit(0, [_write("a")], "1")
+    assert reader.registry_version() == 1
+    seen: list[int] = []
+    thread = threading.Thread(target=lambda: seen.append(reader.registry_version()))
+    thread.start()
+    thread.join()
+    writer.commit(1, [_write("b")], "2")
+    assert seen == [1] and reader.registry_version() == 2
+    path.unlink()
+    SqliteRegistry(path, "p")  # a new, empty registry at the same path
+    assert reader.registry_version() == 0
+    path.unlink()
+    with pytest.raises(RegistryError, match="cannot open registry"):
+        reader.registry_version()

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import sqlite3
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -74,6 +76,7 @@ class SqliteRegistry:
         self.project = project
         self.timeout_s = timeout_s
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._readers = threading.local()  # see registry_version()
         with self._connect() as conn:
             conn.executescript(_DDL)
             conn.execute(
@@ -108,8 +111,28 @@ class SqliteRegistry:
     # --- reader --------------------------------------------------------------------
 
     def registry_version(self) -> int:
-        with self._connect() as conn:
-            return self._version(conn)
+        """The current version. Asked before every in-process lookup and every second by
+        the server, so it reuses one connection per thread (opening one and reading the
+        schema cost most of a call) while the file is the same: a registry file replaced
+        or recreated is opened afresh. Each read sees the last committed version."""
+        try:
+            identity = os.stat(self.path)
+        except OSError as exc:
+            raise RegistryError(f"cannot open registry {self.path}: {exc}") from exc
+        key = (identity.st_dev, identity.st_ino)
+        held: tuple[tuple[int, int], sqlite3.Connection] | None = getattr(
+            self._readers, "conn", None
+        )
+        if held is None or held[0] != key:
+            if held is not None:
+                held[1].close()
+            try:
+                conn = sqlite3.connect(self.path, timeout=self.timeout_s, isolation_level=None)
+            except sqlite3.Error as exc:
+                raise RegistryError(f"cannot open registry {self.path}: {exc}") from exc
+            held = (key, conn)
+            self._readers.conn = held
+        return self._version(held[1])
 
     def _version(self, conn: sqlite3.Connection) -> int:
         row = conn.execute(
