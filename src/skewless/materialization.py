@@ -112,6 +112,7 @@ def materialize(
             delta_path=path,
             delta_version=result.delta_version,
             rows_read=result.rows_read,
+            rows_rejected=result.rows_rejected,
             rows_written_offline=result.rows_written_offline,
             keys_offered_online=result.keys_offered,
             keys_written_online=result.keys_written,

@@ -362,3 +362,22 @@ def test_materialize_driver_and_executor_writes_store_the_same_bytes(
     stored = by_entity(redis_dump(redis_url, "path_driver"))
     assert len(stored) == 4
     assert stored == by_entity(redis_dump(redis_url, "path_executors"))
+
+
+def test_materialize_counts_rows_with_a_null_key_or_event_time_and_writes_none(
+    repo: FeatureStore, spark: SparkSession, redis_url: str
+) -> None:
+    no_key = {**row(1, 2, 77), "driver_id": None}  # would win for driver 1 if it had a key
+    no_time = {**row(2, 2, 88, created=9), "ts": None}
+    add_file(repo.repo_path, [no_key, no_time], "part-nulls")
+    (run,) = repo.materialize(at(0), at(3))
+    assert (run.rows_read, run.rows_rejected) == (7, 2)
+    assert (run.rows_written_offline, run.keys_offered_online, run.keys_written_online) == (4, 2, 2)
+    rows = table_rows(spark, run.delta_path)
+    assert [(r[0], r[3]) for r in rows] == [(1, 10), (1, 12), (2, 20), (2, 22)]
+    assert online(repo, [1, 2]) == [
+        (12, FeatureStatus.PRESENT, at(1)),
+        (22, FeatureStatus.PRESENT, at(2)),
+    ]
+    assert repo.registry.materializations("stats")[-1].rows_rejected == 2
+    assert len(redis_dump(redis_url, repo.project)) == 2

@@ -5,6 +5,8 @@ For each view and interval:
 1. Read the source rows with start <= event time <= end (an incremental run reads the
    rows that arrived since the last run instead, whatever their event time, so late rows
    are never missed; see `arrival_filter`).
+   Rows with a null join key or event time cannot be written anywhere: they are counted
+   (`rows_rejected`, recorded with the run) and left out.
 2. Keep one row per (join keys, event time): the greatest by (created time, feature
    values in schema order), the same ordering the point-in-time join uses.
 3. MERGE them into the view's Delta feature table on (join keys, event time): a new key
@@ -52,6 +54,7 @@ _VALUES = "__values"
 _ROWS = "__rows"  # source rows a deduplicated row stands for
 _ARRIVED_US = "__arrived_us"  # the latest arrival among them
 _LATEST = "__latest"  # the entity's row with the greatest event time
+_REJECTED = "__rejected"  # a null join key or event time: never materialized, counted
 # Delta skips commits that change nothing; a run commits once even then (see
 # _recording_empty_commits). Session settings are shared: one MERGE at a time sets it.
 _SKIP_EMPTY_COMMITS = "spark.databricks.delta.skipRecordingEmptyCommits"
@@ -88,6 +91,7 @@ class ViewMaterialization:
     arrival_watermark_us: int | None
     seconds: float
     online_seconds: float = 0.0
+    rows_rejected: int = 0  # of rows_read: a null join key or event time
 
     @property
     def keys_skipped(self) -> int:
@@ -126,10 +130,11 @@ def latest_per_entity(rows: DataFrame, view: FeatureView) -> DataFrame:
 
 
 def deduplicate(rows: DataFrame, view: FeatureView) -> DataFrame:
-    """latest_per_event() of `rows` with three more columns: _ROWS (the source rows each
-    row stands for), _ARRIVED_US (their latest ARRIVAL, in microseconds) and _LATEST
-    (true on each entity's row with the greatest event time: the row latest_per_entity()
-    picks, as a row's (created, values) already win within its event time).
+    """latest_per_event() of `rows` with four more columns: _ROWS (the source rows each
+    row stands for), _ARRIVED_US (their latest ARRIVAL, in microseconds), _LATEST (true on
+    each entity's row with the greatest event time: the row latest_per_entity() picks, as
+    a row's (created, values) already win within its event time) and _REJECTED (a null
+    join key or event time: such groups are only counted, never written).
 
     One shuffle: the rows are clustered by the join keys, then the per-event reduction
     and the per-entity flag both run within each partition (hash partitioning on the
@@ -142,6 +147,9 @@ def deduplicate(rows: DataFrame, view: FeatureView) -> DataFrame:
         F.max(F.unix_micros(F.col(ARRIVAL))).alias(_ARRIVED_US),
     )
     newest = F.max(F.col(TS)).over(Window.partitionBy(*keys))
+    rejected = F.col(TS).isNull()
+    for key in keys:
+        rejected = rejected | F.col(f"`{key}`").isNull()
     return best.select(
         *keys,
         TS,
@@ -149,7 +157,8 @@ def deduplicate(rows: DataFrame, view: FeatureView) -> DataFrame:
         *[F.col(f"{_WIN}.{_VALUES}").getField(f).alias(f) for f in view.feature_names],
         _ROWS,
         _ARRIVED_US,
-        (F.col(TS) == newest).alias(_LATEST),
+        F.coalesce((F.col(TS) == newest) & ~rejected, F.lit(False)).alias(_LATEST),
+        rejected.alias(_REJECTED),
     )
 
 
@@ -167,19 +176,20 @@ def interval_rows(
     spark: SparkSession, view: FeatureView, repo_path: Path, interval: Interval
 ) -> DataFrame:
     """The view's source rows the run takes, with ARRIVAL (the row's file modification
-    time) and no null join key or event time."""
+    time). Rows with a null event time (in no interval) are kept, like rows with a null
+    join key, for deduplicate() to flag as rejected: the run counts them, never writes
+    them (an incremental run counts them once, when they arrive)."""
     raw = read_raw(spark, view, repo_path).withColumn(
         ARRIVAL, F.col("_metadata.file_modification_time")
     )
     rows = read_source(spark, view, repo_path, raw=raw, extra=[ARRIVAL])
     us = F.unix_micros(F.col(TS))
-    rows = rows.where(F.col(TS).isNotNull() & (us <= F.lit(interval.end_us)))
+    within = us <= F.lit(interval.end_us)
     if interval.start_us is not None:
-        rows = rows.where(us >= F.lit(interval.start_us))
+        within = within & (us >= F.lit(interval.start_us))
+    rows = rows.where(F.col(TS).isNull() | within)
     if interval.incremental:
         rows = rows.where(arrival_filter(interval))
-    for key in view.join_keys:
-        rows = rows.where(F.col(key).isNotNull())
     return rows
 
 
@@ -429,8 +439,10 @@ def materialize_view(
             F.sum(_ROWS).alias("n"),
             F.max(_ARRIVED_US).alias("arrival"),
             F.count_if(F.col(_LATEST)).alias("entities"),
+            F.sum(F.when(F.col(_REJECTED), F.col(_ROWS))).alias("rejected"),
         ).collect()[0]
-        per_event = deduplicated.drop(_ROWS, _ARRIVED_US, _LATEST)
+        valid = deduplicated.where(~F.col(_REJECTED))
+        per_event = valid.drop(_ROWS, _ARRIVED_US, _LATEST, _REJECTED)
         version, written_offline = -1, 0
         if delta_path is not None:
             version, written_offline = merge_into_table(spark, per_event, view, delta_path)
@@ -449,6 +461,7 @@ def materialize_view(
     return ViewMaterialization(
         view=view.name,
         rows_read=int(stats["n"] or 0),
+        rows_rejected=int(stats["rejected"] or 0),
         rows_written_offline=written_offline,
         keys_offered=offered,
         keys_written=written,

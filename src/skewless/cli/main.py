@@ -166,6 +166,7 @@ def _materialize(
     for col in (
         "view",
         "rows read",
+        "rows rejected",
         "rows written offline",
         "keys written online",
         "keys already newer",
@@ -177,6 +178,7 @@ def _materialize(
         table.add_row(
             r.view,
             f"{r.rows_read:,}",
+            f"{r.rows_rejected:,}",
             f"{r.rows_written_offline:,}",
             f"{r.keys_written_online:,}",
             f"{r.keys_offered_online - r.keys_written_online:,}",
@@ -184,6 +186,12 @@ def _materialize(
             f"{r.seconds:.1f}",
         )
     out.print(table)
+    for r in records:
+        if r.rows_rejected:
+            out.print(
+                f"[yellow]{r.view}: {r.rows_rejected:,} source rows have a null join key or "
+                "event time; they were counted and not written.[/yellow]"
+            )
 
 
 ViewsOption = Annotated[

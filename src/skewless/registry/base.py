@@ -92,6 +92,7 @@ class MaterializationRecord:
     seconds: float
     finished_at: datetime
     online_seconds: float = 0.0  # of `seconds`, the reduction to one row per entity + Redis
+    rows_rejected: int = 0  # of rows_read: a null join key or event time, never written
 
 
 class RegistryReader(Protocol):
