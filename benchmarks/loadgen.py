@@ -5,9 +5,8 @@ so the client costs the same whatever server it talks to (skewless, Feast or the
 floor): the figures are the server's and the transport's. It imports only grpc, numpy
 and the standard library, so it also runs inside Feast's own virtual environment.
 
-    python benchmarks/loadgen.py latency --target 127.0.0.1:6566 \
-        --method /pkg.Service/Method --payload req.bin --calls 2000 --out lat.json
     python benchmarks/loadgen.py interleaved --spec servers.json --calls 2000 --out lat.json
+        # servers.json: [{"name", "target", "method", "payload": request bytes file}, ...]
     python benchmarks/loadgen.py throughput --target ... --concurrency 8 --seconds 10
     python benchmarks/loadgen.py echo-server --port 7000     # the bare grpc.aio floor
 
@@ -84,15 +83,6 @@ def interleaved_latencies(
                 out[name].extend(latencies(calls_by_system[name], take, 0))
         turn += 1
     return out
-
-
-def grpc_latencies(
-    target: str, method: str, payload: bytes, calls: int, warmup: int = 200
-) -> list[float]:
-    with grpc.insecure_channel(target, options=_OPTIONS) as channel:
-        grpc.channel_ready_future(channel).result(timeout=30)
-        stub = raw_unary(channel, method)
-        return latencies(lambda: stub(payload, timeout=30), calls, warmup)
 
 
 def grpc_interleaved(spec: list[dict[str, str]], calls: int, warmup: int) -> dict[str, Any]:
@@ -249,16 +239,13 @@ async def _echo_server(port: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
-    for name in ("latency", "throughput"):
-        p = sub.add_parser(name)
-        p.add_argument("--target", required=True)
-        p.add_argument("--method", required=True)
-        p.add_argument("--payload", type=Path, required=True, help="request bytes file")
-        p.add_argument("--out", type=Path, required=True, help="JSON result file")
-        p.add_argument("--calls", type=int, default=2000)
-        p.add_argument("--warmup", type=int, default=200)
-        p.add_argument("--concurrency", type=int, default=1)
-        p.add_argument("--seconds", type=float, default=10.0)
+    p = sub.add_parser("throughput")
+    p.add_argument("--target", required=True)
+    p.add_argument("--method", required=True)
+    p.add_argument("--payload", type=Path, required=True, help="request bytes file")
+    p.add_argument("--out", type=Path, required=True, help="JSON result file")
+    p.add_argument("--concurrency", type=int, default=1)
+    p.add_argument("--seconds", type=float, default=10.0)
     inter = sub.add_parser("interleaved")
     inter.add_argument(
         "--spec", type=Path, required=True, help="JSON: [{name, target, method, payload}]"
@@ -277,12 +264,7 @@ def main() -> None:
         args.out.write_text(json.dumps(grpc_interleaved(spec, args.calls, args.warmup)))
         return
     payload = args.payload.read_bytes()
-    result: dict[str, Any]
-    if args.command == "latency":
-        samples = grpc_latencies(args.target, args.method, payload, args.calls, args.warmup)
-        result = {"samples_s": samples, **stats(samples)}
-    else:
-        result = throughput(args.target, args.method, payload, args.concurrency, args.seconds)
+    result = throughput(args.target, args.method, payload, args.concurrency, args.seconds)
     args.out.write_text(json.dumps(result))
 
 

@@ -178,20 +178,14 @@ class Suite:
         gib = self.args.feast_memory_gib
         return feast_env.run(command, timeout_s=timeout_s, mem_limit_bytes=int(gib * 2**30))
 
-    def loadgen(
-        self, command: str, target: str, method: str, payload: bytes, **opts: Any
-    ) -> dict[str, Any]:
-        """Run the shared load generator in its own process (the same client for every
-        server)."""
+    def throughput(self, target: str, method: str, payload: bytes, **opts: Any) -> dict[str, Any]:
+        """The shared load generator's throughput run against one server, in its own
+        process (the same client for every server)."""
         stem = self.work / f"loadgen-{time.monotonic_ns()}"
         stem.with_suffix(".bin").write_bytes(payload)
-        argv = [sys.executable, str(Path(loadgen.__file__)), command, "--target", target]
-        argv += ["--method", method, "--payload", str(stem.with_suffix(".bin"))]
-        argv += ["--out", str(stem.with_suffix(".json"))]
-        for key, value in opts.items():
-            argv += [f"--{key}", str(value)]
-        subprocess.run(argv, check=True, timeout=900)
-        result: dict[str, Any] = json.loads(stem.with_suffix(".json").read_text())
+        args = ["throughput", "--target", target, "--method", method]
+        args += ["--payload", str(stem.with_suffix(".bin"))]
+        result: dict[str, Any] = self._run_loadgen(stem, args, opts)
         return result
 
     def interleaved(
@@ -205,14 +199,17 @@ class Suite:
             path.write_bytes(payload)
             spec.append({"name": name, "target": target, "method": method, "payload": str(path)})
         stem.with_suffix(".spec.json").write_text(json.dumps(spec))
-        argv = [sys.executable, str(Path(loadgen.__file__)), "interleaved"]
-        argv += ["--spec", str(stem.with_suffix(".spec.json"))]
+        args = ["interleaved", "--spec", str(stem.with_suffix(".spec.json"))]
+        result: dict[str, dict[str, Any]] = self._run_loadgen(stem, args, opts)
+        return result
+
+    def _run_loadgen(self, stem: Path, args: list[str], opts: dict[str, Any]) -> Any:
+        argv = [sys.executable, str(Path(loadgen.__file__)), *args]
         argv += ["--out", str(stem.with_suffix(".json"))]
         for key, value in opts.items():
             argv += [f"--{key}", str(value)]
         subprocess.run(argv, check=True, timeout=1800)
-        result: dict[str, dict[str, Any]] = json.loads(stem.with_suffix(".json").read_text())
-        return result
+        return json.loads(stem.with_suffix(".json").read_text())
 
     def latency(self, system: str, workload: str, command: dict[str, Any]) -> dict[str, Any]:
         samples = command.pop("samples_s")
@@ -501,8 +498,7 @@ class Suite:
             for system, (target, method, payload, _) in servers.items():
                 for clients in CLIENTS:
                     log(f"throughput {system} x{clients}")
-                    throughput.setdefault(system, {})[str(clients)] = self.loadgen(
-                        "throughput",
+                    throughput.setdefault(system, {})[str(clients)] = self.throughput(
                         target,
                         method,
                         payload,
@@ -515,8 +511,7 @@ class Suite:
                     continue
                 before = loadgen.rss_bytes(proc.pid)
                 log(f"sustained {args.sustain_seconds:.0f} s on {system}")
-                run = self.loadgen(
-                    "throughput",
+                run = self.throughput(
                     target,
                     method,
                     payload,

@@ -81,14 +81,7 @@ def run_parity(
         ),
     ]
     for view in views:
-        writer = OnlineWriter(
-            project=project,
-            view=view.name,
-            keys=view.join_keys,
-            features=tuple((f.name, f.dtype) for f in view.features),
-            ttl=view.ttl,
-            url=redis_url,
-        )
+        writer = OnlineWriter.for_view(project, view, redis_url)
         materialize_view(spark, view, folder, Interval(end_us=t_us), writer=writer, delta_path=None)
 
     entities = [{"driver_id": d, "zone_id": z} for d in (0, 1, 2, 3, None) for z in ("x", "y", "q")]

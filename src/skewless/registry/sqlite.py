@@ -97,12 +97,15 @@ class SqliteRegistry:
                     f"{SCHEMA_VERSION}"
                 )
 
-    @contextmanager
-    def _connect(self) -> Iterator[sqlite3.Connection]:
+    def _open(self) -> sqlite3.Connection:
         try:
-            conn = sqlite3.connect(self.path, timeout=self.timeout_s, isolation_level=None)
+            return sqlite3.connect(self.path, timeout=self.timeout_s, isolation_level=None)
         except sqlite3.Error as exc:
             raise RegistryError(f"cannot open registry {self.path}: {exc}") from exc
+
+    @contextmanager
+    def _connect(self) -> Iterator[sqlite3.Connection]:
+        conn = self._open()
         try:
             yield conn
         finally:
@@ -126,11 +129,7 @@ class SqliteRegistry:
         if held is None or held[0] != key:
             if held is not None:
                 held[1].close()
-            try:
-                conn = sqlite3.connect(self.path, timeout=self.timeout_s, isolation_level=None)
-            except sqlite3.Error as exc:
-                raise RegistryError(f"cannot open registry {self.path}: {exc}") from exc
-            held = (key, conn)
+            held = (key, self._open())
             self._readers.conn = held
         return self._version(held[1])
 
