@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import tempfile
 import textwrap
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -16,6 +17,7 @@ import pytest
 from pyspark.sql import SparkSession
 
 from skewless import FeatureStore
+from skewless.batch import retrieval
 from skewless.errors import (
     EntityDataFrameError,
     FeatureNotFoundError,
@@ -414,3 +416,37 @@ def test_delta_source(tmp_path: Path, spark: SparkSession) -> None:
     fs.apply()
     got = fs.get_historical_features(entities([(1, ts(5)), (1, ts(10))], ID), ["v:x"]).to_pandas()
     assert got["x"].tolist() == [1.0, 2.0]
+
+
+def test_local_frame_reads_back_as_create_dataframe_does(spark: SparkSession) -> None:
+    """Entity rows reach Spark through a Parquet file and a checkpoint (local master):
+    same column names (any a pandas frame may have), types, values and nulls as
+    createDataFrame gives, no file left behind; other types take createDataFrame."""
+    naive = ["2024-03-01 12:00:00.000001", None, "1960-01-01 00:00:00.5"]
+    aware = ["2024-03-01T13:00:00+01:00", None, "2030-01-01T00:00:00Z"]
+    frame = pd.DataFrame(
+        {
+            "user id": pd.array([1, None, 3], dtype="Int64"),
+            "a,b;c": np.array([1, 2, 3], dtype="int8"),
+            "f32": np.array([0.5, np.nan, -1.0], dtype="float32"),
+            "ok": pd.array([True, None, False], dtype="boolean"),
+            "s": ["x", None, "é"],
+            "naive": pd.to_datetime(naive).astype("datetime64[us]"),
+            "aware": pd.to_datetime(aware, utc=True)
+            .tz_convert("Europe/Paris")
+            .astype("datetime64[us, Europe/Paris]"),
+        }
+    )
+    assert retrieval._stageable(pa.Table.from_pandas(frame).schema)  # the Parquet path
+    before = set(Path(tempfile.gettempdir()).glob("skewless-frame-*"))
+    staged = retrieval.local_frame(spark, frame)
+    assert set(Path(tempfile.gettempdir()).glob("skewless-frame-*")) == before
+    plain = spark.createDataFrame(frame)
+    assert staged.schema == plain.schema
+    assert staged.collect() == plain.collect()
+
+    odd = pd.DataFrame({"k": np.array([1, 2], dtype="uint64"), "c": pd.Categorical(["a", "b"])})
+    assert not retrieval._stageable(pa.Table.from_pandas(odd).schema)
+    fallback = retrieval.local_frame(spark, odd)
+    assert fallback.schema == spark.createDataFrame(odd).schema
+    assert fallback.collect() == spark.createDataFrame(odd).collect()
