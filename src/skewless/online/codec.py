@@ -288,15 +288,15 @@ def column_decoder(dtypes: Sequence[DType], positions: Sequence[int]) -> ColumnD
     dtypes = tuple(dtypes)
     readers = [_field_reader(d) for d in dtypes]
     full = _all_present(dtypes)
-    full_size = -1 if full is None else full.size
     head = _HEAD.unpack_from
+    # No stored value is -1 bytes long, so without a fixed layout the fast path never runs.
+    full_size, full_unpack = (-1, head) if full is None else (full.size, full.unpack_from)
     none_row = (None,) * len(dtypes)
 
     def read_row(data: bytes) -> tuple[int, tuple[Any, ...]]:
         """(event time, every feature) of one stored value."""
         if len(data) == full_size:
-            assert full is not None
-            t = full.unpack_from(data, 0)
+            t = full_unpack(data, 0)
             if t[0] == CODEC_VERSION and 0 not in t[2::2]:
                 return t[1] - _OFFSET, t[3::2]
         p = -1
