@@ -240,17 +240,24 @@ def _historical_md(results: dict[str, Any]) -> list[str]:
         "DuckDB's row by row, matched on `row_id` (benchmarks/compare.py).",
         "",
     ]
-    rows = [["DuckDB ASOF JOIN (floor, reference)", "ok", "", _f(duck), "1.00", "", "", "", "", ""]]
+    duck_cold = _get(hist, "duckdb_asof", "cold_s")
+    rows = [
+        ["DuckDB ASOF JOIN (floor, reference)", "ok", _f(duck_cold), _f(duck), "1.00"] + [""] * 5
+    ]
     systems = (
         ("skewless", "skewless (Spark local[2])"),
         ("feast_local", "Feast local (file) store"),
         ("feast_spark", "Feast Spark store"),
     )
     notes = []
+    runs = {"DuckDB": _get(hist, "duckdb_asof", "warm_runs_s")}
     for key, label in systems:
         e = hist.get(key)
         if not e:
             continue
+        runs[label] = e.get("warm_runs_s")
+        if e.get("warm_equals_cold") is False:
+            notes.append(f"{label}: a warm call's result differed from the cold call's.")
         c = e.get("correctness") or {}
         rows.append(
             [
@@ -275,11 +282,18 @@ def _historical_md(results: dict[str, Any]) -> list[str]:
     header = ["system", "status", "cold s", "warm s", "warm / DuckDB", "peak RSS"]
     header += ["rows missing", "rows duplicated", "rows differing", "values differing"]
     lines += _table(header, rows)
+    timed = [f"{k} {', '.join(_f(x) for x in v)}" for k, v in runs.items() if v]
+    if timed:
+        notes.insert(
+            0,
+            "cold is the first call in the process; warm is the best of the calls after it "
+            f"(seconds: {'; '.join(timed)}).",
+        )
     s = hist.get("skewless", {})
     notes.append(
         "skewless also built the training set from a Spark entity dataframe into a Delta "
         f"table (nothing collected to the driver) in {_f(s.get('spark_df_to_delta_s'))} s; "
-        f"starting Spark took {_f(s.get('spark_startup_s'))} s. Of the warm call, "
+        f"starting Spark took {_f(s.get('spark_startup_s'))} s. Of the best warm call, "
         f"{_f(s.get('warm_prepare_s'))} s went to moving the entity rows into Spark and "
         "planning, the rest to the join and bringing the result back."
     )

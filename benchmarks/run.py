@@ -276,11 +276,12 @@ class Suite:
 
     def historical(self) -> None:
         entity = skewless_side.entity_table(self.data)
-        ref, duck_s = floors.duckdb_asof(self.data, entity)
-        log(f"DuckDB ASOF JOIN {duck_s:.2f} s")
-        out: dict[str, Any] = {"duckdb_asof": {"seconds": duck_s, "rows": ref.num_rows}}
+        warm_runs = self.args.warm_runs
+        ref, duck = floors.duckdb_asof(self.data, entity, warm_runs)
+        log(f"DuckDB ASOF JOIN {duck}")
+        out: dict[str, Any] = {"duckdb_asof": {**duck, "rows": ref.num_rows}}
         with PeakRss() as rss:
-            got, timings = skewless_side.historical(self.store, self.data, self.work)
+            got, timings = skewless_side.historical(self.store, self.data, self.work, warm_runs)
         out["skewless"] = {**timings, "peak_rss_bytes": rss.peak, "status": "ok"}
         out["skewless"]["correctness"] = compare.compare(got, ref, COLUMNS)
         log(f"skewless {out['skewless']}")
@@ -296,7 +297,10 @@ class Suite:
                         str(self.data),
                         "--result",
                         str(result_file),
-                        *(["--once"] if store == "local" else []),
+                        # The local store is wrong at small scale and runs out of memory
+                        # at medium: one call is enough to show either.
+                        "--warm-runs",
+                        str(0 if store == "local" else warm_runs),
                     ],
                     timeout_s=self.args.feast_timeout_s,
                 )
@@ -535,6 +539,12 @@ def main() -> None:
     parser.add_argument("--skip-feast", action="store_true", help="skewless and floors only")
     parser.add_argument("--calls", type=int, default=2000, help="timed calls per latency figure")
     parser.add_argument("--warmup", type=int, default=100)
+    parser.add_argument(
+        "--warm-runs",
+        type=int,
+        default=3,
+        help="point-in-time join calls after the cold one; 'warm' is the best of them",
+    )
     parser.add_argument("--throughput-seconds", type=float, default=5.0)
     parser.add_argument("--sustain-seconds", type=float, default=60.0)
     parser.add_argument("--feast-timeout-s", type=float, default=1800.0)
