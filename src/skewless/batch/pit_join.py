@@ -10,10 +10,11 @@ whatever the partitioning and whichever features were requested. No candidate gi
 nulls; an entity row is never dropped or repeated.
 
 Algorithm (per view): union the entity rows with the source rows, partition by the join
-keys, order by (ts, kind) with source rows before entity rows at the same ts, and take
-the running maximum of the source rows' struct (event_ts, created_ts, values) up to each
-entity row (`max(...)` over a running frame; an entity row's struct is null and a
-maximum ignores nulls). The maximum is the ranking itself, so the sort only orders
+keys, order by ts and then the entity row id, nulls first (a source row has no row id,
+so source rows come before entity rows at the same ts), and take the running maximum of
+the source rows' struct (event_ts, created_ts, values) up to each entity row
+(`max(...)` over a running frame; an entity row's struct is null and a maximum ignores
+nulls). The maximum is the ranking itself, so the sort only orders
 primitive columns and ties within a timestamp need no ordering at all. That is one
 shuffle and one sort, linear in entity rows + feature rows and independent of the ttl,
 unlike the cross product of every key's history followed by ROW_NUMBER. The ttl is then a
@@ -36,7 +37,6 @@ from skewless.timeutil import micros
 
 ROW = "__row"  # the entity row's identity: a unique, collision-free long
 ETS = "__ets"  # the entity row's timestamp, UTC
-_KIND = "__kind"
 _F = "__f"
 _FTS = "__fts"
 _CTS = "__cts"
@@ -96,24 +96,23 @@ def view_features(
     rows = rows.select(
         *keys,
         TS,
-        F.lit(0).alias(_KIND),
-        F.lit(None).cast("long").alias(ROW),
+        F.lit(None).cast("long").alias(ROW),  # a source row has none: see the ordering
         ranked.alias(_F),
     )
     struct_type = rows.schema[_F].dataType
     ents = entity.select(
         *keys,
         F.col(ETS).alias(TS),
-        F.lit(1).alias(_KIND),
         F.col(ROW),
         F.lit(None).cast(struct_type).alias(_F),
     )
     window = (
         Window.partitionBy(*keys)
-        .orderBy(F.col(TS), F.col(_KIND))
+        .orderBy(F.col(TS), F.col(ROW).asc_nulls_first())
         .rowsBetween(Window.unboundedPreceding, Window.currentRow)
     )
-    filled = ents.unionByName(rows).withColumn(_M, F.max(_F).over(window)).where(F.col(_KIND) == 1)
+    filled = ents.unionByName(rows).withColumn(_M, F.max(_F).over(window))
+    filled = filled.where(F.col(ROW).isNotNull())  # the entity rows
     match = F.col(_M)
     if req.ttl is not None:
         fresh = F.unix_micros(F.col(f"{_M}.{_FTS}")) >= F.unix_micros(F.col(TS)) - F.lit(
