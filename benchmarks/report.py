@@ -382,6 +382,17 @@ def _online_md(results: dict[str, Any]) -> list[str]:
         stats = ("p50_ms", "p99_ms", "max_ms")
         rows = [[_label(k), *(_f(v.get(s), "{:.3f}") for s in stats)] for k, v in row.items()]
         lines += _table(["system", "p50 ms", "p99 ms", "max ms"], rows)
+        handler = _get(online, "skewless_server_side", name) or {}
+        if handler.get("calls"):
+            ms = {k: _f(handler[k] * 1000, "{:.3f}") for k in ("mean_s", "p50_s", "p99_s")}
+            lines += [
+                f"skewless's server measured its own handler time over the same "
+                f"{_n(handler['calls'])} calls (warm-up included; /metrics histogram, "
+                f"quantiles interpolated within buckets): mean {ms['mean_s']} ms, "
+                f"p50 {ms['p50_s']} ms, p99 {ms['p99_s']} ms. The rest of a call's "
+                "latency is gRPC's transport, scheduling and the client.",
+                "",
+            ]
     tp = online.get("throughput") or {}
     if tp:
         clients = sorted({c for row in tp.values() for c in row}, key=int)

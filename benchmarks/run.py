@@ -362,14 +362,18 @@ class Suite:
         args = self.args
         out: dict[str, Any] = {"calls": args.calls, "warmup": args.warmup}
         py = sys.executable
-        ports = {name: loadgen.free_port() for name in ("skewless", "echo", "feast", "feast_http")}
+        names = ("skewless", "skewless_metrics", "echo", "feast", "feast_http")
+        ports = {name: loadgen.free_port() for name in names}
         targets = {name: f"127.0.0.1:{port}" for name, port in ports.items()}
         payloads = skewless_side.grpc_payloads()
         with contextlib.ExitStack() as stack:
             server = stack.enter_context(
                 process(
                     skewless_side.start_server(
-                        self.repo, ports["skewless"], self.work / "serve.log"
+                        self.repo,
+                        ports["skewless"],
+                        ports["skewless_metrics"],
+                        self.work / "serve.log",
                     ),
                     stop_group,
                 )
@@ -441,8 +445,13 @@ class Suite:
                         ("feast_grpc", targets["feast"], feast_method, feast_payloads[name])
                     )
                 # The servers take turns of 100 calls each: see loadgen.interleaved_latencies.
+                before = skewless_side.handler_histogram(ports["skewless_metrics"])
                 for system, result in self.interleaved(servers, **opts).items():
                     row[system] = self.latency(system, name, result)
+                # What skewless's server itself measured of the same calls (warm-up too).
+                after = skewless_side.handler_histogram(ports["skewless_metrics"])
+                server_side = out.setdefault("skewless_server_side", {})
+                server_side[name] = skewless_side.handler_stats(before, after)
             # In process: skewless's FeatureStore here, Feast's SDK in its worker.
             for name, call in skewless_side.in_process_calls(self.store).items():
                 samples = loadgen.latencies(call, args.calls, args.warmup)

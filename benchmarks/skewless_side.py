@@ -3,11 +3,13 @@ one function per workload. The orchestrator (benchmarks/run.py) times and compar
 
 from __future__ import annotations
 
+import math
 import shutil
 import subprocess
 import sys
 import textwrap
 import time
+import urllib.request
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -242,12 +244,67 @@ def in_process_calls(store: FeatureStore) -> dict[str, Any]:
     return calls
 
 
-def start_server(repo: Path, port: int, log: Path) -> subprocess.Popen[bytes]:
+def start_server(repo: Path, port: int, metrics_port: int, log: Path) -> subprocess.Popen[bytes]:
     binary = str(Path(sys.executable).parent / "skewless")
+    argv = [binary, "serve", "--repo", str(repo), "--port", str(port), "--host", "127.0.0.1"]
     with log.open("wb") as sink:
         return subprocess.Popen(
-            [binary, "serve", "--repo", str(repo), "--port", str(port), "--host", "127.0.0.1"],
+            [*argv, "--metrics-port", str(metrics_port)],
             stdout=sink,
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
+
+
+# The server's own view of its calls: skewless_online_request_seconds from /metrics.
+HANDLER_HISTOGRAM = "skewless_online_request_seconds"
+
+
+def handler_histogram(metrics_port: int) -> dict[float, float]:
+    """The server's cumulative handler-time histogram, {bucket upper bound: calls}
+    (+Inf included), summed over methods, with the sum under -1.0."""
+    from prometheus_client.parser import text_string_to_metric_families  # noqa: PLC0415
+
+    url = f"http://127.0.0.1:{metrics_port}/metrics"
+    with urllib.request.urlopen(url, timeout=10) as reply:
+        text = reply.read().decode()
+    out: dict[float, float] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == f"{HANDLER_HISTOGRAM}_bucket":
+                le = float(sample.labels["le"])
+                out[le] = out.get(le, 0.0) + sample.value
+            elif sample.name == f"{HANDLER_HISTOGRAM}_sum":
+                out[-1.0] = out.get(-1.0, 0.0) + sample.value
+    return out
+
+
+def handler_stats(before: dict[float, float], after: dict[float, float]) -> dict[str, Any]:
+    """Calls, mean and estimated p50/p99 of the server's handler time between two
+    scrapes. A quantile is interpolated linearly inside its bucket, as Prometheus'
+    histogram_quantile does, so it is only as fine as the buckets (metrics.py)."""
+    bounds = sorted(b for b in after if b >= 0)
+    cumulative = [after[b] - before.get(b, 0.0) for b in bounds]
+    calls = cumulative[-1] if cumulative else 0.0
+    if calls <= 0:
+        return {"calls": 0}
+
+    def quantile(q: float) -> float:
+        rank = q * calls
+        lower_bound, lower_count = 0.0, 0.0
+        for bound, count in zip(bounds, cumulative, strict=True):
+            if count >= rank:
+                if math.isinf(bound):
+                    return lower_bound  # beyond the last finite bucket: its bound
+                share = (rank - lower_count) / (count - lower_count)
+                return lower_bound + (bound - lower_bound) * share
+            lower_bound, lower_count = bound, count
+        return lower_bound
+
+    total = after.get(-1.0, 0.0) - before.get(-1.0, 0.0)
+    return {
+        "calls": int(calls),
+        "mean_s": total / calls,
+        "p50_s": quantile(0.50),
+        "p99_s": quantile(0.99),
+    }

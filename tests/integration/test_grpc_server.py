@@ -9,6 +9,7 @@ import signal
 import subprocess
 import textwrap
 import time
+import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -23,6 +24,7 @@ import pytest
 import redis
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+from prometheus_client.parser import text_string_to_metric_families
 from pyspark.sql import SparkSession
 
 from skewless import FeatureStore
@@ -196,7 +198,7 @@ def store(
 
 @pytest.fixture(scope="module")
 def server(store: FeatureStore) -> Iterator[RunningServer]:
-    with running_server(store.repo_path, poll_interval_s=POLL_S) as running:
+    with running_server(store.repo_path, poll_interval_s=POLL_S, metrics_port=0) as running:
         wait_until(lambda: health(running.target) == "SERVING", "the server to be SERVING")
         yield running
 
@@ -224,6 +226,19 @@ def health(target: str, service: str = "") -> str:
         stub = health_pb2_grpc.HealthStub(channel)
         reply = stub.Check(health_pb2.HealthCheckRequest(service=service), timeout=5)
     return health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
+
+
+def scrape(server: RunningServer) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """The server's /metrics as {(sample name, sorted labels): value}."""
+    assert server.metrics_port is not None
+    url = f"http://127.0.0.1:{server.metrics_port}/metrics"
+    with urllib.request.urlopen(url, timeout=5) as reply:
+        text = reply.read().decode()
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
 
 
 def rpc_error(call: Callable[[], object]) -> grpc.RpcError:
@@ -355,6 +370,36 @@ def test_grpc_bad_requests_are_invalid_argument_naming_the_culprit(
     assert f"'{named}'" in (error.details() or "")
 
 
+# --- metrics ------------------------------------------------------------------------------
+
+METHOD = (("method", f"/{SERVICE}/GetOnlineFeatures"),)
+
+
+def calls(metrics: dict[tuple[str, tuple[tuple[str, str], ...]], float], code: str) -> float:
+    labels = tuple(sorted((*METHOD, ("code", code))))
+    return metrics.get(("skewless_online_requests_total", labels), 0.0)
+
+
+def test_grpc_metrics_count_and_time_every_call_by_status(
+    server: RunningServer, client: OnlineClient
+) -> None:
+    before = scrape(server)
+    for _ in range(3):
+        client.get_online_features(["stats:trips"], DRIVERS)
+    rpc_error(lambda: client.get_online_features(["stats:nope"], DRIVERS))
+    after = scrape(server)
+    assert calls(after, "OK") - calls(before, "OK") == 3
+    assert calls(after, "INVALID_ARGUMENT") - calls(before, "INVALID_ARGUMENT") == 1
+    count = ("skewless_online_request_seconds_count", METHOD)
+    assert after[count] - before.get(count, 0.0) == 4
+    total = ("skewless_online_request_seconds_sum", METHOD)
+    assert after[total] > before.get(total, 0.0)
+    # the histogram is cumulative: every call is in the +Inf bucket, none below 0
+    inf = ("skewless_online_request_seconds_bucket", tuple(sorted((*METHOD, ("le", "+Inf")))))
+    assert after[inf] == after[count]
+    assert after[("skewless_online_serving", ())] == 1.0
+
+
 # --- Redis outages ------------------------------------------------------------------------
 
 
@@ -404,7 +449,7 @@ def outage(store: FeatureStore, tmp_path: Path) -> Iterator[Outage]:
     write_repo(repo, f"redis://127.0.0.1:{port}/0", registry=store.repo_path / "data/registry.db")
     state: Outage | None = None
     try:
-        with running_server(repo, poll_interval_s=POLL_S) as running:
+        with running_server(repo, poll_interval_s=POLL_S, metrics_port=0) as running:
             wait_until(lambda: health(running.target) == "SERVING", "SERVING")
             state = Outage(running, port, tmp_path, proc)
             yield state
@@ -426,9 +471,13 @@ def test_grpc_redis_down_is_unavailable_then_recovers_on_restart(outage: Outage)
         assert error.code() is grpc.StatusCode.UNAVAILABLE
         wait_until(lambda: health(target) == "NOT_SERVING", "NOT_SERVING")
         assert health(target, SERVICE) == "NOT_SERVING"
+        metrics = scrape(outage.server)
+        assert metrics[("skewless_online_serving", ())] == 0.0
+        assert calls(metrics, "UNAVAILABLE") == 1
 
         outage.restart_redis()
         wait_until(lambda: health(target) == "SERVING", "SERVING after the restart")
+        assert scrape(outage.server)[("skewless_online_serving", ())] == 1.0
         got = client.get_online_features(["stats:trips"], DRIVERS)
         assert got.statuses["trips"] == [FeatureStatus.NOT_FOUND] * len(DRIVERS)
 

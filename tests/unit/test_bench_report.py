@@ -40,3 +40,23 @@ def test_interleaved_latencies_take_turns_and_count_every_call() -> None:
     assert order[9 : 9 + 300] == ["a"] * 100 + ["b"] * 100 + ["c"] * 100
     assert order[309 : 309 + 300] == ["b"] * 100 + ["c"] * 100 + ["a"] * 100
     assert order[609:] == ["c"] * 50 + ["a"] * 50 + ["b"] * 50
+
+
+def test_handler_stats_take_the_difference_of_two_scrapes_and_interpolate() -> None:
+    from benchmarks.skewless_side import handler_stats  # noqa: PLC0415
+
+    inf = float("inf")
+    before = {0.001: 10.0, 0.002: 10.0, inf: 10.0, -1.0: 0.005}
+    # 100 calls between the scrapes: 50 under 1 ms, 40 in (1, 2] ms, 10 above 2 ms.
+    after = {0.001: 60.0, 0.002: 100.0, inf: 110.0, -1.0: 0.005 + 0.150}
+    got = handler_stats(before, after)
+    assert got["calls"] == 100
+    assert abs(got["mean_s"] - 0.0015) < 1e-12
+    assert abs(got["p50_s"] - 0.001) < 1e-12  # the 50th call closes the first bucket
+    assert got["p99_s"] == 0.002  # in the +Inf bucket: the last finite bound
+    assert handler_stats(after, after) == {"calls": 0}
+    # From nothing: 50 calls under 1 ms, 50 in (1, 2] ms; the 99th call lies 49/50 of
+    # the way into the second bucket.
+    three = {0.001: 50.0, 0.002: 100.0, inf: 100.0, -1.0: 0.1}
+    assert abs(handler_stats({}, three)["p50_s"] - 0.001) < 1e-12
+    assert abs(handler_stats({}, three)["p99_s"] - (0.001 + 0.001 * 49 / 50)) < 1e-12

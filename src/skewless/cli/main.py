@@ -229,6 +229,10 @@ def serve(
     host: Annotated[
         str, typer.Option(help="Address to bind (0.0.0.0: every interface).")
     ] = "127.0.0.1",
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(help="Serve Prometheus metrics at http://HOST:PORT/metrics (off if unset)."),
+    ] = None,
 ) -> None:
     """Serve online features over gRPC, with health checking and reflection, until Ctrl-C."""
     from skewless.grpc import serve as serve_grpc  # noqa: PLC0415 - grpc loads on demand
@@ -240,7 +244,7 @@ def serve(
     def started(bound: int) -> None:
         out.print(f"Serving [bold]{repo}[/] on {host}:{bound} (Ctrl-C to stop)")
 
-    run(lambda: serve_grpc(repo, port, host, on_started=started))
+    run(lambda: serve_grpc(repo, port, host, on_started=started, metrics_port=metrics_port))
 
 
 @app.command("online-stop")

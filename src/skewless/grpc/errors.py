@@ -6,13 +6,16 @@ interceptor would), which looks its type up here (first match wins) and aborts t
 with that code and the error's message, which names the offending feature, view, service
 or join key.
 Errors not in the table: a retryable SkewlessError is UNAVAILABLE, any other INTERNAL
-(logged with its traceback).
+(logged with its traceback). The same wrapper times each call and hands its status and
+seconds to the server's metrics (metrics.py), when it has any.
 """
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import logging
+import time
 from collections.abc import Callable
 from typing import Any, Final
 
@@ -65,19 +68,33 @@ def status_for(exc: Exception) -> tuple[grpc.StatusCode, str]:
 Handler = Callable[[Any, Any], Any]  # (request, context) -> response or its awaitable
 
 
-def with_status(method: str, handler: Handler) -> Handler:
-    """`handler` with STATUS_TABLE applied to what it raises."""
+def with_status(
+    method: str,
+    handler: Handler,
+    record: Callable[[grpc.StatusCode, float], None] | None = None,
+) -> Handler:
+    """`handler` with STATUS_TABLE applied to what it raises; `record`, if given, gets
+    every call's status code and seconds in the handler."""
 
     async def call(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+        started = time.perf_counter()
+        code = Code.OK
         try:
             result = handler(request, context)
             return await result if inspect.isawaitable(result) else result
         except grpc.aio.AbortError:
-            raise  # the handler chose its status itself
+            code = context.code()  # the handler chose its status itself
+            raise
+        except asyncio.CancelledError:
+            code = Code.CANCELLED  # the client went away or its deadline passed
+            raise
         except Exception as exc:
             code, details = status_for(exc)
             if code is Code.INTERNAL:
                 log.exception("%s failed", method)
             await context.abort(code, details)
+        finally:
+            if record is not None:
+                record(code, time.perf_counter() - started)
 
     return call

@@ -7,6 +7,8 @@ Redis answers PING; NOT_SERVING otherwise. A watch task re-checks both every
 `poll_interval_s` (1 s): when the registry version changed (an `apply` happened) it
 reloads the definitions, so new views and services are served without a restart.
 
+With a metrics port, Prometheus metrics (metrics.py) are served over HTTP at /metrics.
+
 `serve()` is what `skewless serve` runs; `running_server()` starts a server on a free
 port in a background thread, for tests and notebooks.
 """
@@ -33,6 +35,7 @@ from skewless.config import RepoConfig
 from skewless.grpc import convert
 from skewless.grpc.backend import OnlineBackend
 from skewless.grpc.errors import with_status
+from skewless.grpc.metrics import ServerMetrics
 from skewless.grpc.servicer import OnlineServingServicer
 
 log = logging.getLogger(__name__)
@@ -48,12 +51,17 @@ def _address(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host and not host.startswith("[") else f"{host}:{port}"
 
 
-def _add_online_serving(servicer: OnlineServingServicer, server: grpc.aio.Server) -> None:
-    """Register OnlineServing as the generated code would, with the status table around
-    each method and responses that may already be serialized (convert.encode_lookup)."""
+def _add_online_serving(
+    servicer: OnlineServingServicer, server: grpc.aio.Server, metrics: ServerMetrics | None
+) -> None:
+    """Register OnlineServing as the generated code would, with the status table (and
+    the metrics' timing) around each method and responses that may already be
+    serialized (convert.encode_lookup)."""
+    method = f"/{SERVICE_NAME}/GetOnlineFeatures"
+    record = metrics.recorder(method) if metrics is not None else None
     handlers = {
         "GetOnlineFeatures": grpc.unary_unary_rpc_method_handler(
-            with_status(f"/{SERVICE_NAME}/GetOnlineFeatures", servicer.GetOnlineFeatures),
+            with_status(method, servicer.GetOnlineFeatures, record),
             request_deserializer=convert.GetOnlineFeaturesRequest.FromString,
             response_serializer=convert.serialize_response,
         )
@@ -72,8 +80,10 @@ class OnlineServer:
         host: str = "127.0.0.1",
         port: int = DEFAULT_PORT,
         poll_interval_s: float = 1.0,
+        metrics: ServerMetrics | None = None,
     ) -> None:
         self.backend = backend
+        self.metrics = metrics
         self.host = host
         self.port = port
         self.poll_interval_s = poll_interval_s
@@ -91,7 +101,7 @@ class OnlineServer:
             options=[("grpc.so_reuseport", 0)],
         )
         self._health = health.aio.HealthServicer()
-        _add_online_serving(OnlineServingServicer(self.backend), server)
+        _add_online_serving(OnlineServingServicer(self.backend), server, self.metrics)
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
         reflection.enable_server_reflection(
             (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server
@@ -142,6 +152,8 @@ class OnlineServer:
         if serving != self._serving:
             log.info("health: %s%s", "SERVING" if serving else "NOT_SERVING", why)
             self._serving = serving
+            if self.metrics is not None:
+                self.metrics.set_serving(serving)
             assert self._health is not None
             for name in HEALTH_SERVICES:
                 await self._health.set(name, _SERVING if serving else _NOT_SERVING)
@@ -155,17 +167,23 @@ async def serve_async(
     config: RepoConfig | None = None,
     on_started: Callable[[int], None] | None = None,
     grace_s: float = 5.0,
+    metrics_port: int | None = None,
 ) -> None:
     """Serve until SIGINT or SIGTERM, then shut down gracefully. `on_started` receives
-    the bound port once the server accepts calls."""
+    the bound port once the server accepts calls. With `metrics_port`, /metrics is
+    served over HTTP on that port of the same host."""
     backend = OnlineBackend.from_repo(Path(repo_path).resolve(), config)
-    server = OnlineServer(backend, host=host, port=port)
+    metrics = ServerMetrics() if metrics_port is not None else None
+    server = OnlineServer(backend, host=host, port=port, metrics=metrics)
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError, RuntimeError):  # not the main thread
             loop.add_signal_handler(sig, stopping.set)
     try:
+        if metrics is not None and metrics_port is not None:
+            bound_metrics = metrics.start_http(host, metrics_port)
+            log.info("metrics on http://%s/metrics", _address(host, bound_metrics))
         bound = await server.start()
         # What is loaded by now (modules, definitions, the plan caches' owners) lives as
         # long as the process: take it out of the collector's reach. Otherwise every
@@ -179,6 +197,8 @@ async def serve_async(
         log.info("shutting down (grace %s s)", grace_s)
     finally:
         await server.stop(grace_s)
+        if metrics is not None:
+            metrics.stop_http()
 
 
 def serve(
@@ -187,9 +207,12 @@ def serve(
     host: str = "127.0.0.1",
     *,
     on_started: Callable[[int], None] | None = None,
+    metrics_port: int | None = None,
 ) -> None:
     """Blocking: serve the repo's online features until interrupted."""
-    asyncio.run(serve_async(repo_path, port, host, on_started=on_started))
+    asyncio.run(
+        serve_async(repo_path, port, host, on_started=on_started, metrics_port=metrics_port)
+    )
 
 
 @dataclass(frozen=True)
@@ -197,6 +220,7 @@ class RunningServer:
     host: str
     port: int
     server: OnlineServer
+    metrics_port: int | None = None  # where /metrics is served, if it is
 
     @property
     def target(self) -> str:
@@ -212,26 +236,36 @@ def running_server(
     port: int = 0,
     poll_interval_s: float = 1.0,
     config: RepoConfig | None = None,
+    metrics_port: int | None = None,
 ) -> Iterator[RunningServer]:
     """A server on its own event loop in a background thread (port 0: a free port),
-    stopped on exit. For tests and notebooks; production runs serve()."""
+    stopped on exit; with `metrics_port` (0: a free one) it serves /metrics too. For
+    tests and notebooks; production runs serve()."""
+    metrics = ServerMetrics() if metrics_port is not None else None
     loop = asyncio.new_event_loop()
     thread = threading.Thread(target=loop.run_forever, name="skewless-grpc", daemon=True)
     thread.start()
 
     async def start() -> OnlineServer:
         backend = OnlineBackend.from_repo(Path(repo_path).resolve(), config)
-        server = OnlineServer(backend, host=host, port=port, poll_interval_s=poll_interval_s)
+        server = OnlineServer(
+            backend, host=host, port=port, poll_interval_s=poll_interval_s, metrics=metrics
+        )
         await server.start()
         return server
 
     server: OnlineServer | None = None
     try:
+        bound_metrics = None
+        if metrics is not None and metrics_port is not None:
+            bound_metrics = metrics.start_http(host, metrics_port)
         server = asyncio.run_coroutine_threadsafe(start(), loop).result(timeout=60)
-        yield RunningServer(host, server.port, server)
+        yield RunningServer(host, server.port, server, bound_metrics)
     finally:
         if server is not None:
             asyncio.run_coroutine_threadsafe(server.stop(grace_s=1.0), loop).result(timeout=60)
+        if metrics is not None:
+            metrics.stop_http()
         loop.call_soon_threadsafe(loop.stop)
         thread.join(timeout=60)
         loop.close()
