@@ -45,7 +45,11 @@ LATENCY_BUCKETS: Final = (
 
 
 class ServerMetrics:
-    def __init__(self) -> None:
+    """The metrics of one server, to be served over HTTP on `port` (0: a free one; the
+    bound port once start_http() ran)."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
         self.registry = CollectorRegistry()
         self._requests = Counter(
             "skewless_online_requests",
@@ -85,11 +89,12 @@ class ServerMetrics:
     def set_serving(self, serving: bool) -> None:
         self._serving.set(1 if serving else 0)
 
-    def start_http(self, host: str, port: int) -> int:
+    def start_http(self, host: str) -> int:
         """Serve /metrics on (host, port) from a background thread; returns the bound
-        port (port 0 picks a free one)."""
-        self._http, self._thread = start_http_server(port, addr=host, registry=self.registry)
-        return int(self._http.server_port)
+        port."""
+        self._http, self._thread = start_http_server(self.port, addr=host, registry=self.registry)
+        self.port = int(self._http.server_port)
+        return self.port
 
     def stop_http(self) -> None:
         if self._http is not None:

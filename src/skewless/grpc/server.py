@@ -80,10 +80,10 @@ class OnlineServer:
         host: str = "127.0.0.1",
         port: int = DEFAULT_PORT,
         poll_interval_s: float = 1.0,
-        metrics: ServerMetrics | None = None,
+        metrics_port: int | None = None,
     ) -> None:
         self.backend = backend
-        self.metrics = metrics
+        self.metrics = None if metrics_port is None else ServerMetrics(metrics_port)
         self.host = host
         self.port = port
         self.poll_interval_s = poll_interval_s
@@ -117,10 +117,23 @@ class OnlineServer:
         self.port = bound
         self._watch_task = asyncio.create_task(self._watch(), name="skewless-grpc-watch")
         log.info("serving on %s", _address(self.host, bound))
+        if self.metrics is not None:
+            try:
+                metrics_port = self.metrics.start_http(self.host)
+            except OSError:
+                await self.stop(grace_s=0)
+                raise
+            log.info("metrics on http://%s/metrics", _address(self.host, metrics_port))
         return bound
 
+    @property
+    def metrics_port(self) -> int | None:
+        """Where /metrics is served (None: no metrics)."""
+        return None if self.metrics is None else self.metrics.port
+
     async def stop(self, grace_s: float | None = 5.0) -> None:
-        """Report NOT_SERVING, finish calls in flight (up to `grace_s`), close Redis."""
+        """Report NOT_SERVING, finish calls in flight (up to `grace_s`), close Redis and
+        the metrics' HTTP server."""
         if self._watch_task is not None:
             self._watch_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -132,6 +145,8 @@ class OnlineServer:
             await self._server.stop(grace_s)
             self._server = None
         await self.backend.close()
+        if self.metrics is not None:
+            self.metrics.stop_http()
 
     async def _watch(self) -> None:
         while True:
@@ -173,17 +188,13 @@ async def serve_async(
     the bound port once the server accepts calls. With `metrics_port`, /metrics is
     served over HTTP on that port of the same host."""
     backend = OnlineBackend.from_repo(Path(repo_path).resolve(), config)
-    metrics = ServerMetrics() if metrics_port is not None else None
-    server = OnlineServer(backend, host=host, port=port, metrics=metrics)
+    server = OnlineServer(backend, host=host, port=port, metrics_port=metrics_port)
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError, RuntimeError):  # not the main thread
             loop.add_signal_handler(sig, stopping.set)
     try:
-        if metrics is not None and metrics_port is not None:
-            bound_metrics = metrics.start_http(host, metrics_port)
-            log.info("metrics on http://%s/metrics", _address(host, bound_metrics))
         bound = await server.start()
         # What is loaded by now (modules, definitions, the plan caches' owners) lives as
         # long as the process: take it out of the collector's reach. Otherwise every
@@ -197,8 +208,6 @@ async def serve_async(
         log.info("shutting down (grace %s s)", grace_s)
     finally:
         await server.stop(grace_s)
-        if metrics is not None:
-            metrics.stop_http()
 
 
 def serve(
@@ -220,7 +229,10 @@ class RunningServer:
     host: str
     port: int
     server: OnlineServer
-    metrics_port: int | None = None  # where /metrics is served, if it is
+
+    @property
+    def metrics_port(self) -> int | None:
+        return self.server.metrics_port
 
     @property
     def target(self) -> str:
@@ -241,7 +253,6 @@ def running_server(
     """A server on its own event loop in a background thread (port 0: a free port),
     stopped on exit; with `metrics_port` (0: a free one) it serves /metrics too. For
     tests and notebooks; production runs serve()."""
-    metrics = ServerMetrics() if metrics_port is not None else None
     loop = asyncio.new_event_loop()
     thread = threading.Thread(target=loop.run_forever, name="skewless-grpc", daemon=True)
     thread.start()
@@ -249,23 +260,22 @@ def running_server(
     async def start() -> OnlineServer:
         backend = OnlineBackend.from_repo(Path(repo_path).resolve(), config)
         server = OnlineServer(
-            backend, host=host, port=port, poll_interval_s=poll_interval_s, metrics=metrics
+            backend,
+            host=host,
+            port=port,
+            poll_interval_s=poll_interval_s,
+            metrics_port=metrics_port,
         )
         await server.start()
         return server
 
     server: OnlineServer | None = None
     try:
-        bound_metrics = None
-        if metrics is not None and metrics_port is not None:
-            bound_metrics = metrics.start_http(host, metrics_port)
         server = asyncio.run_coroutine_threadsafe(start(), loop).result(timeout=60)
-        yield RunningServer(host, server.port, server, bound_metrics)
+        yield RunningServer(host, server.port, server)
     finally:
         if server is not None:
             asyncio.run_coroutine_threadsafe(server.stop(grace_s=1.0), loop).result(timeout=60)
-        if metrics is not None:
-            metrics.stop_http()
         loop.call_soon_threadsafe(loop.stop)
         thread.join(timeout=60)
         loop.close()
