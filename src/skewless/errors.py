@@ -230,3 +230,11 @@ class OnlineStoreNotConfiguredError(SkewlessError):
 
 class SparkSetupError(SkewlessError):
     """Spark or its Delta jars could not be prepared."""
+
+
+class BindError(SkewlessError):
+    """A server could not listen on its address (in use, or not this machine's)."""
+
+    def __init__(self, address: str, what: str, reason: str) -> None:
+        super().__init__(f"could not listen on {address} for {what}: {reason}")
+        self.address = address

@@ -6,8 +6,10 @@ from __future__ import annotations
 import math
 import shutil
 import signal
+import socket
 import subprocess
 import textwrap
+import threading
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -29,6 +31,7 @@ from pyspark.sql import SparkSession
 
 from skewless import FeatureStore
 from skewless.client import OnlineClient
+from skewless.errors import BindError
 from skewless.grpc import running_server
 from skewless.grpc.server import RunningServer
 from skewless.serving.service import FeatureStatus, OnlineResponse
@@ -398,6 +401,25 @@ def test_grpc_metrics_count_and_time_every_call_by_status(
     inf = ("skewless_online_request_seconds_bucket", tuple(sorted((*METHOD, ("le", "+Inf")))))
     assert after[inf] == after[count]
     assert after[("skewless_online_serving", ())] == 1.0
+
+
+@pytest.mark.parametrize("taken", ["port", "metrics_port"])
+def test_grpc_a_taken_port_is_a_clear_error_and_nothing_keeps_running(
+    store: FeatureStore, taken: str
+) -> None:
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        ports = {"port": 0, "metrics_port": 0, taken: port}
+        before = sorted(t.name for t in threading.enumerate())
+        with (
+            pytest.raises(BindError, match=f"127.0.0.1:{port} for"),
+            running_server(store.repo_path, poll_interval_s=POLL_S, **ports),
+        ):
+            pass
+    # no thread is left behind: neither the server's event loop nor a metrics server
+    assert sorted(t.name for t in threading.enumerate()) == before
 
 
 # --- Redis outages ------------------------------------------------------------------------

@@ -32,6 +32,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from skewless.config import RepoConfig
+from skewless.errors import BindError
 from skewless.grpc import convert
 from skewless.grpc.backend import OnlineBackend
 from skewless.grpc.errors import with_status
@@ -106,9 +107,13 @@ class OnlineServer:
         reflection.enable_server_reflection(
             (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server
         )
-        bound = server.add_insecure_port(_address(self.host, self.port))
+        address = _address(self.host, self.port)
+        try:
+            bound = server.add_insecure_port(address)
+        except RuntimeError:  # what grpcio raises when it cannot bind
+            bound = 0
         if not bound:
-            raise OSError(f"could not bind {_address(self.host, self.port)}")
+            raise BindError(address, "gRPC", "the port is taken or the address is not local")
         for name in HEALTH_SERVICES:
             await self._health.set(name, _NOT_SERVING)
         await self._check()
@@ -120,9 +125,10 @@ class OnlineServer:
         if self.metrics is not None:
             try:
                 metrics_port = self.metrics.start_http(self.host)
-            except OSError:
+            except OSError as exc:
                 await self.stop(grace_s=0)
-                raise
+                address = _address(self.host, self.metrics.port)
+                raise BindError(address, "metrics", exc.strerror or str(exc)) from None
             log.info("metrics on http://%s/metrics", _address(self.host, metrics_port))
         return bound
 
