@@ -282,6 +282,8 @@ def running_server(
     finally:
         if server is not None:
             asyncio.run_coroutine_threadsafe(server.stop(grace_s=1.0), loop).result(timeout=60)
+        # the registry reads' worker thread (asyncio.to_thread) ends here, not after us
+        asyncio.run_coroutine_threadsafe(loop.shutdown_default_executor(), loop).result(60)
         loop.call_soon_threadsafe(loop.stop)
         thread.join(timeout=60)
         loop.close()
