@@ -297,7 +297,32 @@ def _historical_md(results: dict[str, Any]) -> list[str]:
         f"{_f(s.get('warm_prepare_s'))} s went to moving the entity rows into Spark and "
         "planning, the rest to the join and bringing the result back."
     )
-    return lines + [f"- {n}" for n in notes] + [""]
+    return lines + [f"- {n}" for n in notes] + [""] + _jvm_profile_md(s.get("jvm_profile"))
+
+
+def _jvm_profile_md(profile: dict[str, Any] | None) -> list[str]:
+    if not profile:
+        return []
+    if "error" in profile:
+        return [f"No JVM profile of the warm calls: {profile['error']}", ""]
+    lines = [
+        "### Where skewless's warm calls spend their time",
+        "",
+        f"JDK Flight Recorder samples of the Spark JVM during the warm calls "
+        f"({profile['samples']:,} stacks; benchmarks/jvm_profile.py): each sample counts "
+        "for the phase of its innermost frame that belongs to one. The driver's Python "
+        "work (staging the entity rows, putting the result in input order) is not sampled.",
+        "",
+    ]
+    lines += _table(
+        ["phase", "share of samples"],
+        [[p["phase"], f"{100 * p['share']:.0f}%"] for p in profile["phases"]],
+    )
+    tops = ", ".join(
+        f"`{t['frame'].rsplit('.', 2)[-2]}.{t['frame'].rsplit('.', 1)[-1]}` {100 * t['share']:.0f}%"
+        for t in profile["top_frames"][:5]
+    )
+    return [*lines, f"Most sampled methods (top of the stack): {tops}.", ""]
 
 
 def _materialize_md(results: dict[str, Any]) -> list[str]:

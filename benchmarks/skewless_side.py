@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from benchmarks import jvm_profile
 from benchmarks.data import FEATURES, HERE, WIDE_FEATURES
 from benchmarks.floors import FLOOR_DB
 
@@ -131,10 +132,21 @@ def historical(
     result, timings["cold_s"], timings["cold_prepare_s"] = call()
     runs: list[tuple[float, float]] = []
     timings["warm_equals_cold"] = True
+    # The warm calls run under JFR, so the report can say where their time goes.
+    jvm = spark.sparkContext._jvm
+    assert jvm is not None
+    recording = jvm_profile.Recording(
+        int(jvm.java.lang.ProcessHandle.current().pid()),
+        str(jvm.java.lang.System.getProperty("java.home")),
+        workdir / "skewless_historical.jfr",
+    )
+    profiling = warm_runs > 0 and recording.try_start()
     for _ in range(warm_runs):
         table, seconds, prepare = call()
         runs.append((seconds, prepare))
         timings["warm_equals_cold"] &= table.equals(result)
+    if profiling:
+        timings["jvm_profile"] = recording.stop()
     timings["warm_runs_s"] = [r[0] for r in runs]
     if runs:
         timings["warm_s"], timings["warm_prepare_s"] = min(runs)
