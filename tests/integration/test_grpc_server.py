@@ -296,7 +296,7 @@ def test_grpc_answers_equal_feature_store_for_every_type_and_status(
         "name": "ann",
         "tags": ["x", None],
         "blob": b"\x00\xff",
-        "seen": int(ago(600).timestamp() * 1_000_000),
+        "seen": ago(600),  # microseconds on the wire, a UTC datetime as offline gives it
     }
     assert got.event_timestamps["rating"][0] == ago(20)
     assert got.event_timestamps["rating"][1] == ago(180)  # stored, too old, value withheld
@@ -305,6 +305,21 @@ def test_grpc_answers_equal_feature_store_for_every_type_and_status(
     assert math.isnan(got.values["rating"][2])
     assert got.values["trips"][2] is None
     assert got.values["tags"][2] == []
+
+
+def test_timestamp_features_online_equal_the_training_set(
+    store: FeatureStore, client: OnlineClient
+) -> None:
+    """A UnixTimestamp feature is the same Python value for training and for serving:
+    an aware UTC datetime, from get_historical_features, FeatureStore's online lookup and
+    the gRPC client alike (no integer microseconds for one and datetimes for the other)."""
+    rows = [{"driver_id": 1}, {"driver_id": 99}]
+    entity = pd.DataFrame({"driver_id": [1, 99], "event_timestamp": [NOW, NOW]})
+    offline = store.get_historical_features(entity, ["stats:seen"]).to_arrow().to_pylist()
+    served = store.get_online_features(["stats:seen"], rows).values["seen"]
+    over_grpc = client.get_online_features(["stats:seen"], rows).values["seen"]
+    assert [r["seen"] for r in offline] == served == over_grpc == [ago(600), None]
+    assert served[0].tzinfo is not None and served[0].utcoffset() == timedelta(0)
 
 
 def test_grpc_composite_keys_full_names_and_services_equal_feature_store(

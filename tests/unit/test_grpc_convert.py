@@ -58,7 +58,17 @@ SCALARS: dict[DType, st.SearchStrategy[Any]] = {
     String: st.text(),
     Bool: st.booleans(),
     Bytes: st.binary(),
-    UnixTimestamp: st.integers(-(2**63), 2**63 - 1),
+    # Python's datetimes (years 1 to 9999), as get_historical_features gives them
+    UnixTimestamp: st.datetimes(timezones=st.just(UTC)),
+}
+
+# What the online store holds: timestamps as microseconds since the epoch (those of
+# Python's datetimes, which is what a lookup gives back).
+STORED: dict[DType, st.SearchStrategy[Any]] = {
+    **SCALARS,
+    UnixTimestamp: st.integers(
+        utc_micros(datetime.min.replace(tzinfo=UTC)), utc_micros(datetime.max.replace(tzinfo=UTC))
+    ),
 }
 
 
@@ -108,7 +118,7 @@ def test_convert_typed_values_round_trip(typed: tuple[DType, Any]) -> None:
         (String, "é", "string_value"),
         (Bool, False, "bool_value"),
         (Bytes, b"\x00\xff", "bytes_value"),
-        (UnixTimestamp, T0_US, "unix_timestamp_value"),
+        (UnixTimestamp, T0, "unix_timestamp_value"),
         (Array(Int64), [1, None], "int64_list_value"),
         (Array(Int32), [1], "int32_list_value"),
         (Array(Float64), [0.5], "double_list_value"),
@@ -116,7 +126,7 @@ def test_convert_typed_values_round_trip(typed: tuple[DType, Any]) -> None:
         (Array(String), ["a", None], "string_list_value"),
         (Array(Bool), [True], "bool_list_value"),
         (Array(Bytes), [b"x"], "bytes_list_value"),
-        (Array(UnixTimestamp), [T0_US], "unix_timestamp_list_value"),
+        (Array(UnixTimestamp), [T0, None], "unix_timestamp_list_value"),
     ],
 )
 def test_convert_declared_type_picks_the_wire_field(dtype: DType, value: Any, field: str) -> None:
@@ -152,13 +162,16 @@ def test_convert_empty_array_is_not_null() -> None:
     assert round_trip([None, None], Array(Bytes)) == [None, None]
 
 
-def test_convert_timestamps_are_microseconds() -> None:
-    assert round_trip(T0, UnixTimestamp) == T0_US
-    assert round_trip(T0.replace(tzinfo=None)) == T0_US  # naive means UTC
-    later = T0.astimezone(timezone(timedelta(hours=2)))
-    assert round_trip(later) == T0_US
+def test_convert_timestamps_are_microseconds_on_the_wire_and_utc_datetimes_in_python() -> None:
+    assert convert.to_value(T0, UnixTimestamp).unix_timestamp_value == T0_US
     assert convert.to_value(T0).WhichOneof("kind") == "unix_timestamp_value"
-    assert round_trip([T0, None]) == [T0_US, None]
+    assert round_trip(T0, UnixTimestamp) == T0
+    assert round_trip(T0_US, UnixTimestamp) == T0  # microseconds are accepted too
+    assert round_trip(T0.replace(tzinfo=None)) == T0  # naive means UTC
+    later = T0.astimezone(timezone(timedelta(hours=2)))
+    back = round_trip(later)
+    assert back == T0 and back.utcoffset() == timedelta(0)
+    assert round_trip([T0, None]) == [T0, None]
 
 
 @pytest.mark.parametrize(
@@ -286,7 +299,7 @@ def sample_response() -> OnlineResponse:
             "rating": [float("nan"), None, None],
             "ratio": [float(np.float32(0.1)), None, None],
             "tags": [["x", None], None, None],
-            "seen": [T0_US, None, None],
+            "seen": [T0, None, None],
         },
         statuses={name: [present, old, missing] for name in ("rating", "ratio", "tags", "seen")},
         event_timestamps={name: list(when) for name in ("rating", "ratio", "tags", "seen")},
@@ -334,6 +347,7 @@ def test_convert_response_is_column_major_and_typed() -> None:
     ]
     assert list(ratio.event_timestamps) == [T0_US, T0_US - 3 * 86_400_000_000, 0]
     assert msg.features[3].values[0].WhichOneof("kind") == "unix_timestamp_value"
+    assert msg.features[3].values[0].unix_timestamp_value == T0_US  # microseconds
 
 
 def test_convert_response_not_found_has_no_event_time() -> None:
@@ -452,9 +466,9 @@ def lookups(draw: st.DrawFn) -> tuple[Any, list[Any], int]:
         values = []
         for f in view.features:
             strategy = (
-                st.lists(st.none() | SCALARS[f.dtype.element], max_size=3)
+                st.lists(st.none() | STORED[f.dtype.element], max_size=3)
                 if isinstance(f.dtype, ArrayType)
-                else SCALARS[f.dtype]
+                else STORED[f.dtype]
             )
             values.append(draw(st.none() | strategy))
         age = timedelta(minutes=draw(st.sampled_from([1, 59, 61, 10_000])))

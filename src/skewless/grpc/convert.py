@@ -6,11 +6,11 @@ declared type; back on the client, feature columns -> the same OnlineResponse
 FeatureStore.get_online_features returns.
 
 Python values of decoded Values: int64/int32 -> int, double/float -> float, string ->
-str, bool -> bool, bytes -> bytes, unix_timestamp -> int microseconds since the epoch
-(as the online store and FeatureStore.get_online_features hold them), lists -> list with
-None for null elements, an empty Value -> None. Encoding without a declared type (the
-client's entity values) infers the kind from the Python type; datetimes become
-unix_timestamp microseconds (naive means UTC).
+str, bool -> bool, bytes -> bytes, unix_timestamp (microseconds since the epoch on the
+wire) -> an aware UTC datetime, as FeatureStore.get_online_features and the training
+sets give it, lists -> list with None for null elements, an empty Value -> None.
+Encoding without a declared type (the client's entity values) infers the kind from the
+Python type; datetimes become unix_timestamp microseconds (naive means UTC).
 """
 
 from __future__ import annotations
@@ -142,10 +142,14 @@ def from_value(msg: pb.Value) -> Any:
     field = msg.WhichOneof("kind")
     if field is None:
         return None
+    if field == "unix_timestamp_value":  # microseconds on the wire, a datetime in Python
+        return from_micros(msg.unix_timestamp_value)
     if field in _SCALAR_FIELDS:
         return getattr(msg, field)
     array = getattr(msg, field)
     values: list[Any] = list(array.values)
+    if field == "unix_timestamp_list_value":
+        values = [from_micros(t) for t in values]
     for i in array.null_indices:
         if i >= len(values):
             raise ValueError(f"null index {i} is past the end of an array of {len(values)}")

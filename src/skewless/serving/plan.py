@@ -11,7 +11,9 @@ into columns, compare event times with the ttl once per row and view.
 The rules are those of serving/service.py (which now runs on plans): a stored value is
 PRESENT, or OUTSIDE_MAX_AGE when its event time is older than request time minus the
 view's ttl (its values withheld as null, its event time still reported), and NOT_FOUND
-when nothing is stored.
+when nothing is stored. Decoded columns keep timestamps as microseconds (what the gRPC
+response carries); response() turns UnixTimestamp values into UTC datetimes, the values
+get_historical_features gives for the same rows.
 """
 
 from __future__ import annotations
@@ -24,10 +26,10 @@ from typing import TYPE_CHECKING, Any
 from skewless.batch.compile import ViewRequest, output_columns
 from skewless.online.codec import ColumnDecoder, column_decoder, entity_keys, key_prefix
 from skewless.timeutil import from_micros, micros
+from skewless.types import ArrayType, DType, UnixTimestamp
 
 if TYPE_CHECKING:
     from skewless.serving.service import FeatureStatus, OnlineResponse
-    from skewless.types import DType
 
 # The exact Python types a join key may have without a closer look (the general check,
 # service.check_join_keys, also takes numpy integers and the like, and names the culprit
@@ -174,7 +176,8 @@ class LookupPlan:
                     at = shared[t] = from_micros(t)
                 when.append(at)
             for name, column in zip(view.outputs, got.columns, strict=True):
-                values[name] = column  # a list of its own (decoder, withholding)
+                # a list of its own (decoder, withholding); times as offline gives them
+                values[name] = _as_datetimes(column, self.dtypes[name], shared)
                 statuses[name] = list(got.statuses)
                 times[name] = list(when)
         return OnlineResponse(
@@ -185,6 +188,23 @@ class LookupPlan:
             statuses,
             times,
         )
+
+
+def _as_datetimes(column: list[Any], dtype: DType, shared: dict[int, datetime]) -> list[Any]:
+    """A UnixTimestamp column's (or array column's) microseconds as UTC datetimes, the
+    values get_historical_features gives; other columns as they are."""
+
+    def at(t: int) -> datetime:
+        when = shared.get(t)
+        if when is None:
+            when = shared[t] = from_micros(t)
+        return when
+
+    if dtype == UnixTimestamp:
+        return [None if t is None else at(t) for t in column]
+    if isinstance(dtype, ArrayType) and dtype.element == UnixTimestamp:
+        return [None if ts is None else [None if t is None else at(t) for t in ts] for ts in column]
+    return column
 
 
 def _view_plan(project: str, req: ViewRequest) -> ViewPlan:
