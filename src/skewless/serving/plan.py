@@ -164,17 +164,9 @@ class LookupPlan:
         values: dict[str, list[Any]] = {}
         statuses: dict[str, list[FeatureStatus]] = {}
         times: dict[str, list[datetime | None]] = {}
-        shared: dict[int, datetime] = {}  # one datetime per distinct event time
+        shared: dict[int, datetime] = {}  # one datetime per distinct time
         for view, got in zip(self.views, answered, strict=True):
-            when: list[datetime | None] = []
-            for t in got.event_ts_us:
-                if t is None:
-                    when.append(None)
-                    continue
-                at = shared.get(t)
-                if at is None:
-                    at = shared[t] = from_micros(t)
-                when.append(at)
+            when = _datetimes(got.event_ts_us, shared)
             for name, column in zip(view.outputs, got.columns, strict=True):
                 # a list of its own (decoder, withholding); times as offline gives them
                 values[name] = _as_datetimes(column, self.dtypes[name], shared)
@@ -190,20 +182,28 @@ class LookupPlan:
         )
 
 
-def _as_datetimes(column: list[Any], dtype: DType, shared: dict[int, datetime]) -> list[Any]:
-    """A UnixTimestamp column's (or array column's) microseconds as UTC datetimes, the
-    values get_historical_features gives; other columns as they are."""
-
-    def at(t: int) -> datetime:
+def _datetimes(micros_: Sequence[int | None], shared: dict[int, datetime]) -> list[Any]:
+    """Microseconds since the epoch as UTC datetimes (None stays None), one object per
+    distinct time across a response (`shared`)."""
+    out: list[datetime | None] = []
+    for t in micros_:
+        if t is None:
+            out.append(None)
+            continue
         when = shared.get(t)
         if when is None:
             when = shared[t] = from_micros(t)
-        return when
+        out.append(when)
+    return out
 
+
+def _as_datetimes(column: list[Any], dtype: DType, shared: dict[int, datetime]) -> list[Any]:
+    """A UnixTimestamp column's (or array column's) values as UTC datetimes, as
+    get_historical_features gives them; other columns as they are."""
     if dtype == UnixTimestamp:
-        return [None if t is None else at(t) for t in column]
+        return _datetimes(column, shared)
     if isinstance(dtype, ArrayType) and dtype.element == UnixTimestamp:
-        return [None if ts is None else [None if t is None else at(t) for t in ts] for ts in column]
+        return [None if ts is None else _datetimes(ts, shared) for ts in column]
     return column
 
 
