@@ -4,23 +4,44 @@ Every `*.py` file below the repo folder is imported, except files and folders wh
 starts with `_` or `.`, the `data/` folder, and paths matched by a line of
 `.skewlessignore` (shell patterns, relative to the repo). Top-level module variables
 holding an Entity, FeatureView or FeatureService are the repo's definitions.
+
+Files may import each other by plain name (`from entities import driver`). Every load
+reads the files as they are on disk at that moment:
+
+- repo files are compiled from their source, never from `__pycache__` (Python trusts a
+  cached file whose source has the same size and the same whole-second modification
+  time, so an edit such as `hours=1` -> `hours=3` saved within a second of the previous
+  load would be served stale), and no bytecode is written into the repo;
+- a sibling import inside one load gets that load's file, not a module a previous load
+  (of this repo or of a copy of it elsewhere) left behind: the modules a load imports
+  from the repo are removed from `sys.modules` afterwards, and modules of the repo the
+  caller had imported are set aside during the load and put back after it.
 """
 
 from __future__ import annotations
 
 import fnmatch
 import hashlib
+import importlib.abc
+import importlib.machinery
 import importlib.util
+import os
 import sys
+import threading
 import traceback
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import CodeType, ModuleType
 
 from skewless.definitions import Entity, FeatureService, FeatureView
 from skewless.errors import DefinitionError, RepoLoadError, SkewlessError
 
 IGNORE_FILE = ".skewlessignore"
 ALWAYS_IGNORED = ("data", "spark-warehouse")
+# sys.path, sys.meta_path and sys.modules are process-wide: one load at a time.
+_load_lock = threading.Lock()
 
 
 @dataclass
@@ -66,23 +87,87 @@ def load_repo(repo_path: Path) -> RepoContents:
     repo_path = repo_path.resolve()
     contents = RepoContents()
     tag = hashlib.sha1(str(repo_path).encode(), usedforsecurity=False).hexdigest()[:10]
-    sys.path.insert(0, str(repo_path))
-    try:
+    with _load_lock, _fresh_imports(repo_path):
         for path in repo_files(repo_path):
             rel = path.relative_to(repo_path).as_posix()
             module_vars = _import(path, f"_skewless_repo_{tag}." + rel[:-3].replace("/", "."))
             for value in module_vars.values():
                 if isinstance(value, Entity | FeatureView | FeatureService):
                     _add(contents, value, rel)
-    finally:
-        sys.path.remove(str(repo_path))
     _add_implicit_entities(contents)
     validate_repo(contents)
     return contents
 
 
+class _SourceOnlyLoader(importlib.machinery.SourceFileLoader):
+    """Compiles the file from its source on every import: no cached bytecode is read
+    (see the module docstring) or written."""
+
+    def get_code(self, fullname: str) -> CodeType:
+        path = self.get_filename(fullname)
+        return self.source_to_code(self.get_data(path), path)
+
+
+def _inside(path: str, root: Path) -> bool:
+    """`path` is in the (resolved) repo folder. A string test: it runs once per loaded
+    module of the process, twice per load."""
+    return path.startswith(str(root) + os.sep)
+
+
+class _RepoFinder(importlib.abc.MetaPathFinder):
+    """Finds plain-name imports of the repo's own files (top-level names are searched in
+    the repo folder first, as the front of sys.path would) and loads them from source."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def find_spec(
+        self, fullname: str, path: Sequence[str] | None, target: ModuleType | None = None
+    ) -> importlib.machinery.ModuleSpec | None:
+        search = [str(self.root)] if path is None else list(path)
+        found = importlib.machinery.PathFinder.find_spec(fullname, search)
+        if found is None or found.origin is None:
+            return None  # not found, or a namespace folder: the path finder handles it
+        origin = found.origin
+        if not origin.endswith(".py") or not _inside(origin, self.root):
+            return None
+        return importlib.util.spec_from_file_location(
+            fullname,
+            origin,
+            loader=_SourceOnlyLoader(fullname, origin),
+            submodule_search_locations=found.submodule_search_locations,
+        )
+
+
+def _from_repo(module: object, root: Path) -> bool:
+    file = getattr(module, "__file__", None)
+    return isinstance(file, str) and _inside(file, root)
+
+
+@contextmanager
+def _fresh_imports(root: Path) -> Iterator[None]:
+    """Sibling imports during the load resolve to the repo's files as they are now; the
+    process's module table is left as it was found."""
+    set_aside = {n: m for n, m in sys.modules.items() if _from_repo(m, root)}
+    for name in set_aside:
+        del sys.modules[name]
+    finder = _RepoFinder(root)
+    sys.meta_path.insert(0, finder)
+    sys.path.insert(0, str(root))
+    try:
+        yield
+    finally:
+        sys.path.remove(str(root))
+        sys.meta_path.remove(finder)
+        for name in [n for n, m in sys.modules.items() if _from_repo(m, root)]:
+            del sys.modules[name]
+        sys.modules.update(set_aside)
+
+
 def _import(path: Path, module_name: str) -> dict[str, object]:
-    spec = importlib.util.spec_from_file_location(module_name, path)
+    spec = importlib.util.spec_from_file_location(
+        module_name, path, loader=_SourceOnlyLoader(module_name, str(path))
+    )
     if spec is None or spec.loader is None:
         raise RepoLoadError(str(path), "cannot be imported")
     module = importlib.util.module_from_spec(spec)
