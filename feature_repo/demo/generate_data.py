@@ -426,8 +426,8 @@ def generate(
     """Write the repo's data files under `repo_path/data`; returns rows per file.
 
     `anchor` moves every timestamp so the data starts there instead of at ANCHOR (the
-    values stay the same): the demo anchors the data to end at the current hour, so
-    the online store serves fresh values rather than ones past their ttl."""
+    values stay the same): the demo anchors the data to end when it runs, so the
+    online store serves fresh values rather than ones past their ttl."""
     if min(drivers, customers, days, trip_count) < 1:
         raise ValueError("drivers, customers, days and trip_count must be positive")
     data = repo_path / "data"

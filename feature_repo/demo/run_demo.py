@@ -55,7 +55,7 @@ def _cell(value: object) -> Text:
     """A table cell: missing values as a dim 'null', floats rounded, lists joined."""
     if isinstance(value, list | tuple | np.ndarray):
         return Text("[" + ", ".join(str(v) for v in value) + "]")
-    if value is None or value is pd.NA or (isinstance(value, float) and np.isnan(value)):
+    if _missing(value):
         return Text("null", style="dim")
     if isinstance(value, float | np.floating):
         return Text(f"{value:.3f}")
@@ -99,10 +99,10 @@ def main(repo_path: Path | None = None) -> None:
     repo = (repo_path or REPO).resolve()
 
     console.rule("[bold]1. Generate data")
-    # Deterministic values; times anchored so the data ends at the current hour, so the
-    # online store below serves fresh values (not ones past their ttl).
-    now = datetime.now(UTC)
-    anchor = now.replace(minute=0, second=0, microsecond=0) - timedelta(days=DAYS)
+    # Deterministic values; times anchored so the data ends now, so the online store
+    # below serves fresh values: the shortest ttl (zone_demand, 1 hour) leaves the last
+    # snapshot fresh for 45 minutes, whenever in the hour the demo runs.
+    anchor = datetime.now(UTC).replace(microsecond=0) - timedelta(days=DAYS)
     counts = generate(repo, days=DAYS, anchor=anchor)
     for file, rows in counts.items():
         console.print(f"  {rows:>6,} rows  {file}")
@@ -225,7 +225,7 @@ def compare_online_offline(store: FeatureStore, trips: pd.DataFrame) -> bool:
         f"  gRPC server on {server.target}; {len(entity_rows)} entities in {millis:.1f} ms"
     )
     table = Table(box=box.SIMPLE_HEAD, show_edge=False)
-    for col in ("driver", "feature", "online (gRPC)", "status", "offline (point-in-time)"):
+    for col in ("driver", "feature", "online (gRPC)", "status", "offline (point-in-time)", ""):
         table.add_column(col)
     mismatches = 0
     for i, entity in enumerate(entity_rows):
@@ -238,7 +238,8 @@ def compare_online_offline(store: FeatureStore, trips: pd.DataFrame) -> bool:
                 feature,
                 _cell(got),
                 online.statuses[feature][i].value,
-                _cell(want) if same else Text(str(want), style="red"),
+                _cell(want) if same else Text(repr(want), style="red"),
+                "" if same else Text("DIFFERS", style="bold red"),
             )
     console.print(table)
     verdict = "[green]yes[/green]" if not mismatches else f"[red]NO ({mismatches})[/red]"
@@ -247,7 +248,11 @@ def compare_online_offline(store: FeatureStore, trips: pd.DataFrame) -> bool:
 
 
 def _missing(value: object) -> bool:
-    return value is None or value is pd.NA or (isinstance(value, float) and np.isnan(value))
+    """None, pd.NA, NaT, or a NaN of any float type (a float32 column's NaN is a
+    np.float32, which is not a Python float)."""
+    if isinstance(value, list | tuple | np.ndarray):
+        return False
+    return bool(pd.isna(value))
 
 
 def _same(online: object, offline: object) -> bool:

@@ -25,6 +25,7 @@ from skewless.batch.jars import ensure_delta_jars
 from skewless.client import OnlineClient
 from skewless.grpc import running_server
 from skewless.online.embedded import EmbeddedServer
+from skewless.repo import load_repo
 from skewless.serving.service import FeatureStatus
 from skewless.timeutil import utc_micros
 from tests.integration.redis_server import redis_server
@@ -229,8 +230,8 @@ def test_grpc_serves_every_example_entity_as_the_offline_join_sees_it(
         .replace("  type: redis\n", f"  type: redis\n  url: {redis_url}\n", 1)
     )
     generator = _module(target / "demo" / "generate_data.py", "parity_generate_data")
-    now = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
-    generator.generate(target, anchor=now - timedelta(days=3))  # data ends at this hour
+    now = datetime.now(UTC).replace(microsecond=0)
+    generator.generate(target, anchor=now - timedelta(days=3))  # data ends now, as the demo's
     store = FeatureStore(target)
     store.apply()
     store.materialize(None, datetime.now(UTC))
@@ -273,6 +274,47 @@ def test_grpc_serves_every_example_entity_as_the_offline_join_sees_it(
             checked += 1
     present = sum(s is FeatureStatus.PRESENT for col in online.statuses.values() for s in col)
     assert present > checked // 2  # most values are fresh: the comparison is not vacuous
+
+
+def test_demo_data_is_fresh_for_every_ttl_whenever_the_demo_runs(tmp_path: Path) -> None:
+    """The demo anchors its data to end when it runs: at any minute of the hour, the
+    newest row of every view stays within the view's ttl for at least 30 minutes, so the
+    online half of the demo serves values (and a ttl boundary cannot fall between its
+    gRPC lookup and its offline lookup). Anchoring to the hour failed in the last quarter
+    of every hour (zone_demand's ttl is one hour, its snapshots every 15 minutes)."""
+    target = tmp_path / "feature_repo"
+    shutil.copytree(
+        ROOT / "feature_repo", target, ignore=shutil.ignore_patterns("data", "__pycache__")
+    )
+    generator = _module(target / "demo" / "generate_data.py", "fresh_generate_data")
+    days = int(_module(target / "demo" / "run_demo.py", "days_run_demo").DAYS)
+    contents = load_repo(target)
+    for minute in (0, 14, 46, 59):
+        ran_at = datetime(2026, 11, 22, 14, minute, 31, tzinfo=UTC)
+        anchor = ran_at - timedelta(days=days)
+        generator.generate(target, anchor=anchor)
+        for view in contents.feature_views.values():
+            assert view.ttl is not None, view.name
+            source = pd.read_parquet(view.source.resolve(target))
+            newest = source[view.source.timestamp_field].max().to_pydatetime()
+            assert newest <= ran_at, (minute, view.name, newest)  # nothing from the future
+            assert newest + view.ttl >= ran_at + timedelta(minutes=30), (minute, view.name)
+
+
+def test_demo_comparison_treats_every_kind_of_missing_value_alike(repo: Path) -> None:
+    """The demo's online/offline check: a float32 column's NaN is a np.float32 (not a
+    Python float), and must count as missing like None, pd.NA and NaT."""
+    demo = _module(repo / "demo" / "run_demo.py", "same_run_demo")
+    missing = [None, pd.NA, pd.NaT, float("nan"), np.float32("nan"), np.float64("nan")]
+    for online in missing:
+        for offline in missing:
+            assert demo._same(online, offline), (online, offline)
+        assert not demo._same(online, np.float32(1.5))
+        assert not demo._same(np.float32(1.5), online)
+    assert demo._same(0.1, np.float32(0.1))  # float32 features compare at float32
+    assert not demo._same(0.1, np.float32(0.2))
+    assert demo._same(["es", "en"], ["es", "en"])
+    assert not demo._same(0, None)
 
 
 def test_demo_script_runs(repo: Path) -> None:
