@@ -3,6 +3,7 @@ no engine imports (the serving path uses it without loading Spark)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -23,3 +24,20 @@ def utc_micros(t: datetime) -> int:
 
 def from_micros(us: int) -> datetime:
     return EPOCH + timedelta(microseconds=us)
+
+
+def from_micros_shared(
+    values: Sequence[int | None], shared: dict[int, datetime]
+) -> list[datetime | None]:
+    """Microseconds since the epoch as UTC datetimes (None stays None), one object per
+    distinct time across the calls that pass the same `shared` (a response's columns)."""
+    out: list[datetime | None] = []
+    for t in values:
+        if t is None:
+            out.append(None)
+            continue
+        when = shared.get(t)
+        if when is None:
+            when = shared[t] = from_micros(t)
+        out.append(when)
+    return out

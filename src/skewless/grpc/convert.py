@@ -29,7 +29,7 @@ from skewless._proto.skewless.serving.v1 import serving_pb2_grpc as pb_grpc
 from skewless.errors import EntityDataFrameError, InvalidFeatureRefError
 from skewless.grpc.backend import Lookup, OnlineAnswer, OnlineQuery
 from skewless.serving.service import FeatureStatus, OnlineResponse
-from skewless.timeutil import from_micros, utc_micros
+from skewless.timeutil import from_micros, from_micros_shared, utc_micros
 from skewless.types import ArrayType, DType
 
 # Re-exported for server.py, servicer.py and client.py, which never import the stubs.
@@ -285,15 +285,11 @@ def _column(
     if any(s not in _STATUS_FROM_PROTO for s in column.statuses):
         raise ValueError(f"feature column '{column.name}' has an unknown status")
     statuses = [_STATUS_FROM_PROTO[s] for s in column.statuses]
-    times: list[datetime | None] = []
-    for status, t in zip(statuses, column.event_timestamps, strict=True):
-        if status is FeatureStatus.NOT_FOUND:
-            times.append(None)
-        else:
-            when = times_of.get(t)
-            if when is None:
-                when = times_of[t] = from_micros(t)
-            times.append(when)
+    found = [
+        None if status is FeatureStatus.NOT_FOUND else t
+        for status, t in zip(statuses, column.event_timestamps, strict=True)
+    ]
+    times = from_micros_shared(found, times_of)
     return [from_value(v) for v in column.values], statuses, times
 
 

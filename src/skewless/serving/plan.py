@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from skewless.batch.compile import ViewRequest, output_columns
 from skewless.online.codec import ColumnDecoder, column_decoder, entity_keys, key_prefix
-from skewless.timeutil import from_micros, micros
+from skewless.timeutil import from_micros_shared, micros
 from skewless.types import ArrayType, DType, UnixTimestamp
 
 if TYPE_CHECKING:
@@ -166,7 +166,7 @@ class LookupPlan:
         times: dict[str, list[datetime | None]] = {}
         shared: dict[int, datetime] = {}  # one datetime per distinct time
         for view, got in zip(self.views, answered, strict=True):
-            when = _datetimes(got.event_ts_us, shared)
+            when = from_micros_shared(got.event_ts_us, shared)
             for name, column in zip(view.outputs, got.columns, strict=True):
                 # a list of its own (decoder, withholding); times as offline gives them
                 values[name] = _as_datetimes(column, self.dtypes[name], shared)
@@ -182,28 +182,13 @@ class LookupPlan:
         )
 
 
-def _datetimes(micros_: Sequence[int | None], shared: dict[int, datetime]) -> list[Any]:
-    """Microseconds since the epoch as UTC datetimes (None stays None), one object per
-    distinct time across a response (`shared`)."""
-    out: list[datetime | None] = []
-    for t in micros_:
-        if t is None:
-            out.append(None)
-            continue
-        when = shared.get(t)
-        if when is None:
-            when = shared[t] = from_micros(t)
-        out.append(when)
-    return out
-
-
 def _as_datetimes(column: list[Any], dtype: DType, shared: dict[int, datetime]) -> list[Any]:
     """A UnixTimestamp column's (or array column's) values as UTC datetimes, as
     get_historical_features gives them; other columns as they are."""
     if dtype == UnixTimestamp:
-        return _datetimes(column, shared)
+        return from_micros_shared(column, shared)
     if isinstance(dtype, ArrayType) and dtype.element == UnixTimestamp:
-        return [None if ts is None else _datetimes(ts, shared) for ts in column]
+        return [None if ts is None else from_micros_shared(ts, shared) for ts in column]
     return column
 
 
