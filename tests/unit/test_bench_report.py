@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from benchmarks.report import targets
+from benchmarks.report import _online_md, targets
 
 
 def _medium(missing: int, differing: int) -> dict[str, Any]:
@@ -60,3 +60,31 @@ def test_handler_stats_take_the_difference_of_two_scrapes_and_interpolate() -> N
     three = {0.001: 50.0, 0.002: 100.0, inf: 100.0, -1.0: 0.1}
     assert abs(handler_stats({}, three)["p50_s"] - 0.001) < 1e-12
     assert abs(handler_stats({}, three)["p99_s"] - (0.001 + 0.001 * 49 / 50)) < 1e-12
+
+
+def test_memory_table_names_each_servers_load() -> None:
+    """skewless's row says its load ended with the sustained run, Feast's that its load
+    was the throughput runs; a report from before (sustained_seconds) still renders."""
+    mib = 2**20
+    memory = {
+        "skewless_grpc": {
+            "rss_before_bytes": 160 * mib,
+            "rss_after_bytes": 170 * mib,
+            "load": "throughput runs, then 60 s at 8 clients",
+            "loaded_seconds": 78.2,
+            "calls": 90_000,
+            "errors": 0,
+        },
+        "feast_grpc": {
+            "rss_before_bytes": 210 * mib,
+            "rss_after_bytes": 219 * mib,
+            "sustained_seconds": 60.0,
+            "calls": 21_144,
+            "errors": 1,
+        },
+    }
+    text = "\n".join(_online_md({"online": {"calls": 2000, "warmup": 100, "memory": memory}}))
+    skewless = next(line for line in text.splitlines() if "160 MiB" in line)
+    assert "| 170 MiB | throughput runs, then 60 s at 8 clients | 78 | 90,000 | 0 |" in skewless
+    feast = next(line for line in text.splitlines() if "210 MiB" in line)
+    assert "| 219 MiB | 8 clients | 60 | 21,144 | 1 |" in feast
