@@ -468,6 +468,15 @@ def markdown(results: dict[str, Any], plots: list[Path]) -> str:
     return "\n".join(lines)
 
 
+def system_colors(samples: dict[str, dict[str, list[float]]]) -> dict[str, str]:
+    """One colour per system across every panel of the latency plot (the workloads do not
+    all have the same systems, so colouring by position would change a system's colour
+    from panel to panel)."""
+    palette = [f"C{i}" for i in range(10)]
+    systems = list(dict.fromkeys(s for row in samples.values() for s in row))
+    return {s: palette[i % len(palette)] for i, s in enumerate(systems)}
+
+
 def plot(
     results: dict[str, Any], samples: dict[str, dict[str, list[float]]], stem: Path
 ) -> list[Path]:
@@ -480,12 +489,16 @@ def plot(
     paths = []
     if samples:
         names = list(samples)
+        colors = system_colors(samples)
         fig, axes = plt.subplots(1, len(names), figsize=(5 * len(names), 4.2), squeeze=False)
         for ax, name in zip(axes[0], names, strict=True):
             for system, values in samples[name].items():
                 ms = np.sort(np.asarray(values) * 1000)
                 ax.plot(
-                    ms, np.arange(1, ms.size + 1) / ms.size, label=SYSTEM_LABELS.get(system, system)
+                    ms,
+                    np.arange(1, ms.size + 1) / ms.size,
+                    label=SYSTEM_LABELS.get(system, system),
+                    color=colors[system],
                 )
             ax.set_xscale("log")
             ax.set_xlabel("latency, ms (log)")
@@ -493,7 +506,7 @@ def plot(
             n, f = name.split("x")
             ax.set_title(f"{n} entities x {f} features")
             ax.grid(alpha=0.3)
-        axes[0][0].legend(fontsize=7, loc="lower right")
+            ax.legend(fontsize=7, loc="lower right")  # each panel shows other systems
         fig.tight_layout()
         path = stem.parent / f"{stem.name}-online-latency.png"
         fig.savefig(path, dpi=110)

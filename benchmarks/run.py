@@ -517,7 +517,7 @@ class Suite:
                 )
             # Memory: each server's RSS before its throughput runs and after its load.
             # skewless's load ends with --sustain-seconds at 8 clients (the issue's
-            # sustained run); Feast's is its throughput runs (18 s), which saves the run
+            # sustained run); Feast's is its throughput runs (3 x 5 s), which saves the run
             # a minute of its 15 at small scale.
             loaded = {s: e for s, e in servers.items() if s != "echo_floor"}
             rss_before = {s: loadgen.rss_bytes(e[3].pid) for s, e in loaded.items()}

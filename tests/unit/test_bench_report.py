@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from benchmarks.report import _online_md, targets
+from benchmarks.report import _online_md, system_colors, targets
 
 
 def _medium(missing: int, differing: int) -> dict[str, Any]:
@@ -88,3 +88,13 @@ def test_memory_table_names_each_servers_load() -> None:
     assert "| 170 MiB | throughput runs, then 60 s at 8 clients | 78 | 90,000 | 0 |" in skewless
     feast = next(line for line in text.splitlines() if "210 MiB" in line)
     assert "| 219 MiB | 8 clients | 60 | 21,144 | 1 |" in feast
+
+
+def test_system_colors_keep_one_colour_per_system_across_panels() -> None:
+    samples = {
+        "1x10": {"feast_http": [0.1], "skewless_grpc": [0.1], "echo_floor": [0.1]},
+        "100x10": {"skewless_grpc": [0.1], "echo_floor": [0.1], "feast_grpc": [0.1]},
+    }
+    colors = system_colors(samples)
+    assert set(colors) == {"feast_http", "skewless_grpc", "echo_floor", "feast_grpc"}
+    assert len(set(colors.values())) == 4  # distinct, and one per system whatever the panel
