@@ -520,7 +520,7 @@ class Suite:
             # sustained run); Feast's is its throughput runs (3 x 5 s), which saves the run
             # a minute of its 15 at small scale.
             loaded = {s: e for s, e in servers.items() if s != "echo_floor"}
-            rss_before = {s: loadgen.rss_bytes(e[3].pid) for s, e in loaded.items()}
+            rss_before = {s: loadgen.rss_bytes(proc.pid) for s, (*_, proc) in loaded.items()}
             throughput = out.setdefault("throughput", {})
             for system, (target, method, payload, _) in servers.items():
                 for clients in CLIENTS:

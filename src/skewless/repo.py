@@ -108,10 +108,10 @@ class _SourceOnlyLoader(importlib.machinery.SourceFileLoader):
         return self.source_to_code(self.get_data(path), path)
 
 
-def _inside(path: str, root: Path) -> bool:
-    """`path` is in the (resolved) repo folder. A string test: it runs once per loaded
-    module of the process, twice per load."""
-    return path.startswith(str(root) + os.sep)
+def _prefix(root: Path) -> str:
+    """What the paths of the (resolved) repo folder's files start with: a string test, as
+    it runs for every loaded module of the process, twice per load."""
+    return str(root) + os.sep
 
 
 class _RepoFinder(importlib.abc.MetaPathFinder):
@@ -120,6 +120,7 @@ class _RepoFinder(importlib.abc.MetaPathFinder):
 
     def __init__(self, root: Path) -> None:
         self.root = root
+        self.prefix = _prefix(root)
 
     def find_spec(
         self, fullname: str, path: Sequence[str] | None, target: ModuleType | None = None
@@ -129,7 +130,7 @@ class _RepoFinder(importlib.abc.MetaPathFinder):
         if found is None or found.origin is None:
             return None  # not found, or a namespace folder: the path finder handles it
         origin = found.origin
-        if not origin.endswith(".py") or not _inside(origin, self.root):
+        if not origin.endswith(".py") or not origin.startswith(self.prefix):
             return None
         return importlib.util.spec_from_file_location(
             fullname,
@@ -139,16 +140,17 @@ class _RepoFinder(importlib.abc.MetaPathFinder):
         )
 
 
-def _from_repo(module: object, root: Path) -> bool:
+def _from_repo(module: object, prefix: str) -> bool:
     file = getattr(module, "__file__", None)
-    return isinstance(file, str) and _inside(file, root)
+    return isinstance(file, str) and file.startswith(prefix)
 
 
 @contextmanager
 def _fresh_imports(root: Path) -> Iterator[None]:
     """Sibling imports during the load resolve to the repo's files as they are now; the
     process's module table is left as it was found."""
-    set_aside = {n: m for n, m in sys.modules.items() if _from_repo(m, root)}
+    prefix = _prefix(root)
+    set_aside = {n: m for n, m in sys.modules.items() if _from_repo(m, prefix)}
     for name in set_aside:
         del sys.modules[name]
     finder = _RepoFinder(root)
@@ -159,7 +161,7 @@ def _fresh_imports(root: Path) -> Iterator[None]:
     finally:
         sys.path.remove(str(root))
         sys.meta_path.remove(finder)
-        for name in [n for n, m in sys.modules.items() if _from_repo(m, root)]:
+        for name in [n for n, m in sys.modules.items() if _from_repo(m, prefix)]:
             del sys.modules[name]
         sys.modules.update(set_aside)
 
