@@ -14,13 +14,13 @@ keys, order by ts and then the entity row id, nulls first (a source row has no r
 so source rows come before entity rows at the same ts), and take the running maximum of
 the source rows' struct (event_ts, created_ts, values) up to each entity row
 (`max(...)` over a running frame; an entity row's struct is null and a maximum ignores
-nulls). The maximum is the ranking itself, so the sort only orders
-primitive columns and ties within a timestamp need no ordering at all. That is one
-shuffle and one sort, linear in entity rows + feature rows and independent of the ttl,
-unlike the cross product of every key's history followed by ROW_NUMBER. The ttl is then a
-filter on the chosen row's event time. The struct itself is never null for a source row,
-so a feature that is null in the latest row stays null: it is never filled from older
-rows.
+nulls). The maximum is the ranking itself, so the sort only orders primitive columns and
+ties within a timestamp need no ordering at all. That is one shuffle and one sort (with a
+radix-sorted head start, batch/presort.py), linear in entity rows + feature rows and
+independent of the ttl, unlike the cross product of every key's history followed by
+ROW_NUMBER. The ttl is then a filter on the chosen row's event time. The struct itself is
+never null for a source row, so a feature that is null in the latest row stays null: it is
+never filled from older rows.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F  # noqa: N812
 
 from skewless.batch.compile import ViewRequest
+from skewless.batch.presort import KEY_HASH, presorted
 from skewless.batch.sources import CTS, TS
 from skewless.errors import EntityDataFrameError
 from skewless.timeutil import micros
@@ -106,12 +107,14 @@ def view_features(
         F.col(ROW),
         F.lit(None).cast(struct_type).alias(_F),
     )
+    # KEY_HASH first: the rows arrive presorted by it (batch/presort.py).
     window = (
-        Window.partitionBy(*keys)
+        Window.partitionBy(KEY_HASH, *keys)
         .orderBy(F.col(TS), F.col(ROW).asc_nulls_first())
         .rowsBetween(Window.unboundedPreceding, Window.currentRow)
     )
-    filled = ents.unionByName(rows).withColumn(_M, F.max(_F).over(window))
+    union = presorted(ents.unionByName(rows), keys, TS)
+    filled = union.withColumn(_M, F.max(_F).over(window))
     filled = filled.where(F.col(ROW).isNotNull())  # the entity rows
     match = F.col(_M)
     if req.ttl is not None:

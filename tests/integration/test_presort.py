@@ -1,0 +1,91 @@
+"""The point-in-time join's sort hint (batch/presort.py): ordered as (hash, time) is, safe
+over every timestamp Spark can hold, and still in the join's plan (the join's results with
+it are pinned by test_pit_properties.py and test_historical_features.py)."""
+
+from __future__ import annotations
+
+import itertools
+import random
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pytest
+from pyspark.sql import SparkSession
+from pyspark.sql import functions as F  # noqa: N812
+
+from skewless.batch.presort import sort_hint
+from skewless.batch.retrieval import get_historical_features
+from skewless.definitions import Entity
+from skewless.types import Int64
+from tests.integration.helpers import columns_for, make_view, requests_for, write_rows
+
+# Spark's timestamp range, in microseconds: 0001-01-01 to 9999-12-31T23:59:59.999999.
+MIN_US = -62_135_596_800_000_000
+MAX_US = 253_402_300_799_999_999
+LONG = (-(2**63), 2**63 - 1)
+
+
+def _rows() -> list[tuple[int, int | None]]:
+    rng = random.Random(4)
+    edges_h = [LONG[0], LONG[1], 0, -1, 1, 2**32 - 1, 2**32, -(2**32), -(2**32) - 1]
+    edges_t = [None, MIN_US, MAX_US, 0, -1, 1, 2**27, -(2**27), 1_700_000_000_000_000]
+    rows = [(h, t) for h in edges_h for t in edges_t]
+    for _ in range(4000):
+        h = rng.choice([rng.randint(*LONG), rng.choice(edges_h) + rng.randint(-3, 3)])
+        h = min(max(h, LONG[0]), LONG[1])
+        t = rng.choice(
+            [
+                None,
+                rng.randint(MIN_US, MAX_US),
+                1_700_000_000_000_000 + rng.randint(-(10**9), 10**9),
+            ]
+        )
+        rows.append((h, t))
+    return rows
+
+
+@pytest.mark.spark
+def test_sort_hint_orders_as_hash_then_time(spark: SparkSession) -> None:
+    frame = spark.createDataFrame(_rows(), "h long, us long")
+    hinted = frame.select("h", "us", sort_hint(F.col("h"), F.timestamp_micros("us")).alias("hint"))
+    got = [(r["h"], r["us"], r["hint"]) for r in hinted.collect()]
+    assert len(got) == len(_rows())
+
+    # Spark's order (hash, then time with nulls first), up to what the hint leaves to
+    # Spark's own sort: the low 32 bits of the hash and the time within a 2**27 us step.
+    def step(t: int | None) -> int:
+        return -1 if t is None else t >> 27
+
+    got.sort(key=lambda r: (r[0] >> 32, r[1] is not None, r[1] or 0))
+    for (h1, t1, a), (h2, t2, b) in itertools.pairwise(got):
+        assert a <= b, f"hint of ({h1}, {t1}) = {a} > hint of ({h2}, {t2}) = {b}"
+        if (h1 >> 32, step(t1)) != (h2 >> 32, step(t2)):
+            assert a < b, f"({h1}, {t1}) and ({h2}, {t2}) share the hint {a}"
+
+
+@pytest.mark.spark
+def test_pit_join_radix_sorts_before_the_window_sort_in_one_shuffle(
+    spark: SparkSession, tmp_path: Path
+) -> None:
+    driver = Entity("driver", join_keys=["driver_id"])
+    features = {"x": Int64}
+    path = write_rows(
+        tmp_path / "src",
+        [{"driver_id": 1, "ts": pd.Timestamp("2024-01-01", tz="UTC"), "x": 5}],
+        columns_for({"driver_id": pa.int64()}, features, created=False),
+    )
+    view = make_view("v", [driver], features, path, created=False, ttl=None)
+    entity = pd.DataFrame({"driver_id": [1], "t": [pd.Timestamp("2024-01-02", tz="UTC")]})
+    job = get_historical_features(spark, tmp_path, entity, requests_for([view], ["v:x"]), "t")
+    plan = job._features._jdf.queryExecution().executedPlan().toString()  # before it runs
+    assert "isFinalPlan=false" in plan
+    assert job.to_pandas()["x"].tolist() == [5]
+    lines = plan.splitlines()
+    assert sum("Exchange" in line for line in lines) == 1, plan
+    sorts = [line for line in lines if "Sort [" in line]
+    assert len(sorts) == 2, plan
+    window_sort, hint_sort = sorts  # outermost first
+    assert "__key_hash" in window_sort and "shiftright" not in window_sort, plan
+    assert "shiftright" in hint_sort, plan
+    assert lines.index(window_sort) < lines.index(hint_sort)
