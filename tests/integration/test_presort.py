@@ -1,6 +1,7 @@
-"""The point-in-time join's sort hint (batch/presort.py): ordered as (hash, time) is, safe
-over every timestamp Spark can hold, and still in the join's plan (the join's results with
-it are pinned by test_pit_properties.py and test_historical_features.py)."""
+"""The sort hint (batch/presort.py): ordered as (hash, time) is, safe over every timestamp
+Spark can hold, and still in the plans of the point-in-time join and of materialization's
+deduplication (their results are pinned by test_pit_properties.py,
+test_historical_features.py and test_materialize.py)."""
 
 from __future__ import annotations
 
@@ -14,8 +15,10 @@ import pytest
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F  # noqa: N812
 
+from skewless.batch.materialize import ARRIVAL, deduplicate
 from skewless.batch.presort import sort_hint
 from skewless.batch.retrieval import get_historical_features
+from skewless.batch.sources import CTS, TS
 from skewless.definitions import Entity
 from skewless.types import Int64
 from tests.integration.helpers import columns_for, make_view, requests_for, write_rows
@@ -89,3 +92,32 @@ def test_pit_join_radix_sorts_before_the_window_sort_in_one_shuffle(
     assert "__key_hash" in window_sort and "shiftright" not in window_sort, plan
     assert "shiftright" in hint_sort, plan
     assert lines.index(window_sort) < lines.index(hint_sort)
+
+
+@pytest.mark.spark
+def test_deduplicate_keeps_the_hint_in_one_shuffle_and_one_exact_sort(
+    spark: SparkSession, tmp_path: Path
+) -> None:
+    driver = Entity("driver", join_keys=["driver_id"])
+    view = make_view("v", [driver], {"x": Int64}, str(tmp_path / "unused"), created=True, ttl=None)
+    rows = spark.createDataFrame(
+        [(1, 10, 11, 5, 12), (1, 10, 12, 6, 12), (1, 20, 21, 7, 22), (2, 10, 10, None, 12)],
+        "driver_id long, t long, c long, x long, a long",
+    ).select(
+        "driver_id",
+        F.timestamp_micros("t").alias(TS),
+        F.timestamp_micros("c").alias(CTS),
+        "x",
+        F.timestamp_micros("a").alias(ARRIVAL),
+    )
+    deduplicated = deduplicate(rows, view)
+    plan = deduplicated._jdf.queryExecution().executedPlan().toString()
+    lines = plan.splitlines()
+    assert sum("Exchange" in line for line in lines) == 1, plan
+    sorts = [line for line in lines if "Sort [" in line]
+    assert len(sorts) == 2, plan
+    assert "__key_hash" in sorts[0] and "shiftright" in sorts[1], plan
+    got = sorted(
+        (r["driver_id"], r["x"], r["__rows"], r["__latest"]) for r in deduplicated.collect()
+    )
+    assert got == [(1, 6, 2, False), (1, 7, 1, True), (2, None, 1, True)]

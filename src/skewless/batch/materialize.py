@@ -41,6 +41,7 @@ import pyarrow.compute as pc
 from pyspark.sql import Column, DataFrame, SparkSession, Window
 from pyspark.sql import functions as F  # noqa: N812
 
+from skewless.batch.presort import KEY_HASH, presorted
 from skewless.batch.sources import CTS, TS, read_raw, read_source
 from skewless.config import DRIVER_WRITE_MAX_KEYS
 from skewless.definitions import FeatureView
@@ -54,6 +55,7 @@ _VALUES = "__values"
 _ROWS = "__rows"  # source rows a deduplicated row stands for
 _ARRIVED_US = "__arrived_us"  # the latest arrival among them
 _LATEST = "__latest"  # the entity's row with the greatest event time
+_NEWEST = "__newest"  # the entity's greatest event time
 _REJECTED = "__rejected"  # a null join key or event time: never materialized, counted
 # Delta skips commits that change nothing; a run commits once even then (see
 # _recording_empty_commits). Session settings are shared: one MERGE at a time sets it.
@@ -136,17 +138,25 @@ def deduplicate(rows: DataFrame, view: FeatureView) -> DataFrame:
     a row's (created, values) already win within its event time) and _REJECTED (a null
     join key or event time: such groups are only counted, never written).
 
-    One shuffle: the rows are clustered by the join keys, then the per-event reduction
-    and the per-entity flag both run within each partition (hash partitioning on the
-    keys satisfies the (keys, event time) grouping and the keys' window)."""
+    One shuffle and one sort: the rows are clustered by the join keys and sorted by
+    (KEY_HASH, keys, event time), with a radix-sorted head start (batch/presort.py); the
+    per-entity window (each entity's newest event time) and then the per-event reduction
+    both run on that order. The window comes first because Spark drops a sort that only
+    an aggregate consumes (EliminateSorts), which would lose the head start."""
     keys = list(view.join_keys)
-    clustered = rows.repartition(*[F.col(f"`{k}`") for k in keys])
-    best = clustered.groupBy(*keys, TS).agg(
+    by_entity = (
+        Window.partitionBy(KEY_HASH, *keys)
+        .orderBy(F.col(TS))  # the order the grouping below needs, so no second sort
+        .rowsBetween(Window.unboundedPreceding, Window.unboundedFollowing)
+    )
+    clustered = presorted(rows, keys, TS).withColumn(_NEWEST, F.max(F.col(TS)).over(by_entity))
+    best = clustered.groupBy(KEY_HASH, *keys, TS).agg(
         F.max(_rank(view)).alias(_WIN),
         F.count(F.lit(1)).alias(_ROWS),
         F.max(F.unix_micros(F.col(ARRIVAL))).alias(_ARRIVED_US),
+        F.max(F.col(_NEWEST)).alias(_NEWEST),  # one value per entity
     )
-    newest = F.max(F.col(TS)).over(Window.partitionBy(*keys))
+    newest = F.col(_NEWEST)
     rejected = F.col(TS).isNull()
     for key in keys:
         rejected = rejected | F.col(f"`{key}`").isNull()

@@ -1,11 +1,13 @@
-"""A radix-sorted head start for the point-in-time join's sort by (join keys, event time).
+"""A radix-sorted head start for the sorts by (join keys, event time).
 
-The point-in-time join runs a window per key, ordered by time (batch/pit_join.py), so Spark
-sorts each shuffle partition by the join keys, then by time. Spark's sort compares an
-8-byte prefix of the first column and, when two prefixes tie, both whole rows. Every entity
-has many rows (about a hundred in the benchmarks), so most comparisons near the end of the
-sort tie on the key and read two rows from random places in memory: more than half of a
-medium-scale join's time went there (benchmarks/README.md).
+The point-in-time join runs a window per key, ordered by time (batch/pit_join.py), and
+materialization's deduplication a window per key and an aggregate per key and time
+(batch/materialize.py), so Spark sorts each shuffle partition by the join keys, then by
+time. Spark's sort compares an 8-byte prefix of the first column and, when two prefixes
+tie, both whole rows. Every entity has many rows (about a hundred in the benchmarks), so
+most comparisons near the end of the sort tie on the key and read two rows from random
+places in memory: more than half of a medium-scale join's time went there
+(benchmarks/README.md).
 
 `presorted()` sorts first by a single long per row, which Spark radix-sorts by its prefix
 alone, without comparing rows: the high 32 bits of a 64-bit hash of the join keys, then
@@ -18,9 +20,8 @@ The hint never decides an order: Spark's own sort still runs, on the exact colum
 right what the hint leaves out of order (keys whose hashes share their high 32 bits, rows of
 one key within one time step), so every result is what it was without it.
 
-Only a window keeps the hint: Spark's optimizer (EliminateSorts) drops a sort whose
-consumer is an aggregate or a join, which is why materialization's deduplication (an
-aggregate) does not use it.
+Only a window keeps the hint: Spark's optimizer (EliminateSorts) drops a sort whose only
+consumer is an aggregate or a join, so a caller that aggregates runs its window first.
 """
 
 from __future__ import annotations
