@@ -484,6 +484,7 @@ def plot(
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt  # noqa: PLC0415
+    import matplotlib.ticker  # noqa: PLC0415
     import numpy as np  # noqa: PLC0415
 
     paths = []
@@ -501,6 +502,11 @@ def plot(
                     color=colors[system],
                 )
             ax.set_xscale("log")
+            # Labels at 1, 2 and 5 of each decade, as plain numbers: a panel spanning less
+            # than a decade otherwise gets labelled minor ticks that overlap.
+            ax.xaxis.set_major_locator(matplotlib.ticker.LogLocator(subs=(1.0, 2.0, 5.0)))
+            ax.xaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
+            ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
             ax.set_xlabel("latency, ms (log)")
             ax.set_ylabel("share of calls")
             n, f = name.split("x")
