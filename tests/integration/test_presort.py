@@ -1,5 +1,5 @@
-"""The sort hint (batch/presort.py): ordered as (hash, time) is, safe over every timestamp
-Spark can hold, and still in the plans of the point-in-time join and of materialization's
+"""The sort hint (batch/presort.py): ordered as (hash, time) is, safe over every time a
+long can hold, and still in the plans of the point-in-time join and of materialization's
 deduplication (their results are pinned by test_pit_properties.py,
 test_historical_features.py and test_materialize.py)."""
 
@@ -12,7 +12,7 @@ from pathlib import Path
 import pandas as pd
 import pyarrow as pa
 import pytest
-from pyspark.sql import SparkSession
+from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F  # noqa: N812
 
 from skewless.batch.materialize import ARRIVAL, deduplicate
@@ -32,7 +32,9 @@ LONG = (-(2**63), 2**63 - 1)
 def _rows() -> list[tuple[int, int | None]]:
     rng = random.Random(4)
     edges_h = [LONG[0], LONG[1], 0, -1, 1, 2**32 - 1, 2**32, -(2**32), -(2**32) - 1]
+    # Beyond Spark's range too: a long read from a file can hold any time.
     edges_t = [None, MIN_US, MAX_US, 0, -1, 1, 2**27, -(2**27), 1_700_000_000_000_000]
+    edges_t += [LONG[0], LONG[1], 2**58 - 1, 2**58, -(2**58), -(2**58) - 1]
     rows = [(h, t) for h in edges_h for t in edges_t]
     for _ in range(4000):
         h = rng.choice([rng.randint(*LONG), rng.choice(edges_h) + rng.randint(-3, 3)])
@@ -41,11 +43,21 @@ def _rows() -> list[tuple[int, int | None]]:
             [
                 None,
                 rng.randint(MIN_US, MAX_US),
+                rng.randint(*LONG),
                 1_700_000_000_000_000 + rng.randint(-(10**9), 10**9),
             ]
         )
         rows.append((h, t))
     return rows
+
+
+def _plan(frame: DataFrame) -> tuple[str, list[str], int]:
+    """The physical plan before it runs (AQE's initial plan), its sort lines, outermost
+    first, and its number of shuffles."""
+    plan = frame._jdf.queryExecution().executedPlan().toString()
+    assert "isFinalPlan=false" in plan
+    lines = plan.splitlines()
+    return plan, [line for line in lines if "Sort [" in line], sum("Exchange" in x for x in lines)
 
 
 @pytest.mark.spark
@@ -56,9 +68,11 @@ def test_sort_hint_orders_as_hash_then_time(spark: SparkSession) -> None:
     assert len(got) == len(_rows())
 
     # Spark's order (hash, then time with nulls first), up to what the hint leaves to
-    # Spark's own sort: the low 32 bits of the hash and the time within a 2**27 us step.
+    # Spark's own sort: the low 32 bits of the hash and the time within a 2**27 us step
+    # (times beyond +-2**58 us, past year 9999, share the first or last step; a null time
+    # is in the first).
     def step(t: int | None) -> int:
-        return -1 if t is None else t >> 27
+        return 0 if t is None else min(max((t >> 27) + 2**31, 0), 2**32 - 1)
 
     got.sort(key=lambda r: (r[0] >> 32, r[1] is not None, r[1] or 0))
     for (h1, t1, a), (h2, t2, b) in itertools.pairwise(got):
@@ -81,17 +95,13 @@ def test_pit_join_radix_sorts_before_the_window_sort_in_one_shuffle(
     view = make_view("v", [driver], features, path, created=False, ttl=None)
     entity = pd.DataFrame({"driver_id": [1], "t": [pd.Timestamp("2024-01-02", tz="UTC")]})
     job = get_historical_features(spark, tmp_path, entity, requests_for([view], ["v:x"]), "t")
-    plan = job._features._jdf.queryExecution().executedPlan().toString()  # before it runs
-    assert "isFinalPlan=false" in plan
+    plan, sorts, shuffles = _plan(job._features)
     assert job.to_pandas()["x"].tolist() == [5]
-    lines = plan.splitlines()
-    assert sum("Exchange" in line for line in lines) == 1, plan
-    sorts = [line for line in lines if "Sort [" in line]
+    assert shuffles == 1, plan
     assert len(sorts) == 2, plan
-    window_sort, hint_sort = sorts  # outermost first
+    window_sort, hint_sort = sorts
     assert "__key_hash" in window_sort and "shiftright" not in window_sort, plan
     assert "shiftright" in hint_sort, plan
-    assert lines.index(window_sort) < lines.index(hint_sort)
 
 
 @pytest.mark.spark
@@ -111,10 +121,8 @@ def test_deduplicate_keeps_the_hint_in_one_shuffle_and_one_exact_sort(
         F.timestamp_micros("a").alias(ARRIVAL),
     )
     deduplicated = deduplicate(rows, view)
-    plan = deduplicated._jdf.queryExecution().executedPlan().toString()
-    lines = plan.splitlines()
-    assert sum("Exchange" in line for line in lines) == 1, plan
-    sorts = [line for line in lines if "Sort [" in line]
+    plan, sorts, shuffles = _plan(deduplicated)
+    assert shuffles == 1, plan
     assert len(sorts) == 2, plan
     assert "__key_hash" in sorts[0] and "shiftright" in sorts[1], plan
     got = sorted(

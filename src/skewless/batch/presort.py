@@ -11,8 +11,8 @@ places in memory: more than half of a medium-scale join's time went there
 
 `presorted()` sorts first by a single long per row, which Spark radix-sorts by its prefix
 alone, without comparing rows: the high 32 bits of a 64-bit hash of the join keys, then
-the row's time in 2**27 microsecond (134 s) steps from year 1 to 9999. The caller puts the
-same hash (KEY_HASH) first in its window partition, so the order Spark then requires,
+the row's time in 2**27 microsecond (134 s) steps, distinct from year 1 to 9999. The caller
+puts the same hash (KEY_HASH) first in its window partition, so the order Spark requires,
 (KEY_HASH, keys, time, ...), is already nearly the order of its input, and its TimSort
 finishes in about one pass over neighbouring rows.
 
@@ -35,10 +35,12 @@ KEY_HASH = "__key_hash"  # xxhash64 of the join keys
 
 _LOW_BITS = 32
 _HIGH_MASK = -(1 << _LOW_BITS)  # the top 32 bits of a long, as a signed literal
-# Spark timestamps lie within years 1 to 9999: -2**56 <= microseconds < 2**58, so
-# (us + 2**58) >> 27 fits the low 32 bits; the clamp below only guards the arithmetic.
-_TIME_OFFSET = 1 << 58
+# Years 1 to 9999 lie within -2**56 <= microseconds < 2**58, so (us >> 27) + 2**31 fits
+# the low 32 bits. Shifting before adding cannot overflow (ANSI mode would raise), and
+# the clamp puts the times a long holds beyond that (Spark reads them from files without
+# complaint) in the first or last step.
 _TIME_SHIFT = 27
+_TIME_OFFSET = 1 << (_LOW_BITS - 1)
 
 
 def key_hash(keys: Sequence[str]) -> Column:
@@ -49,7 +51,7 @@ def sort_hint(hash_column: Column, ts: Column) -> Column:
     """The hint of a row: the hash's high bits, then its time's step (step 0 for a null
     time, which Spark's ascending order puts first). Orders as (hash, time) does, up to
     ties of 32 bits of hash and 134 s of time."""
-    step = F.shiftright(F.unix_micros(ts) + F.lit(_TIME_OFFSET), _TIME_SHIFT)
+    step = F.shiftright(F.unix_micros(ts), _TIME_SHIFT) + F.lit(_TIME_OFFSET)
     step = F.coalesce(F.least(F.greatest(step, F.lit(0)), F.lit((1 << _LOW_BITS) - 1)), F.lit(0))
     return hash_column.bitwiseAND(F.lit(_HIGH_MASK)).bitwiseOR(step)
 
