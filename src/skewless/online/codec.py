@@ -218,8 +218,10 @@ def decode_value(data: bytes, dtypes: Sequence[DType]) -> Record:
 # 50-feature view calls it 100 times and then pivots rows into columns. column_decoder()
 # prepares, once per (dtypes, selected positions), a function that reads a whole batch
 # of stored values and returns columns: a value with every feature present, of a view
-# whose features are all fixed-width, is one struct.unpack_from; any other value is read
-# by one prepared reader per feature (no code is generated or evaluated). It accepts
+# whose features are all fixed-width, is one struct.unpack_from; in any other value each
+# run of up to _RUN fixed-width features is one struct.unpack_from when all of them are
+# present, and the rest (variable-width features, runs holding a null) are read by one
+# prepared reader per feature (no code is generated or evaluated). It accepts
 # exactly what decode_value accepts: whenever the fast path meets anything unexpected (a
 # wrong version, a truncated or over-long value, bad UTF-8) it hands the value to
 # decode_value, which raises the precise error. tests/unit/online/test_codec.py checks it
@@ -270,12 +272,104 @@ def _field_reader(dtype: DType) -> _FieldReader:
     return sized
 
 
+_FORMATS = {"bool": "B", **{name: st.format[-1] for name, st in _FIXED.items()}}
+# A run of fixed-width features is read by one struct of at most this many: a null costs
+# only its run field-by-field reading (a struct cannot skip an absent value), so shorter
+# runs lose less to a null, longer ones save more calls when every feature is present.
+_RUN = 8
+
+
+def _fixed_width(dtype: DType) -> bool:
+    return not isinstance(dtype, ArrayType) and dtype.name in _FORMATS
+
+
 def _all_present(dtypes: Sequence[DType]) -> struct.Struct | None:
     """The layout of a value with every feature present, if that has a fixed size."""
-    formats = {"bool": "B", **{name: st.format[-1] for name, st in _FIXED.items()}}
-    if not all(not isinstance(d, ArrayType) and d.name in formats for d in dtypes):
+    if not all(_fixed_width(d) for d in dtypes):
         return None
-    return struct.Struct(">B3xQ8x" + "".join("B" + formats[d.name] for d in dtypes))
+    return struct.Struct(">B3xQ8x" + "".join("B" + _FORMATS[d.name] for d in dtypes))
+
+
+@dataclass(frozen=True)
+class _Segment:
+    """Consecutive features of a value: `unpack` reads all of them at once when they are
+    all present (presence byte then value, `size` bytes in all); `readers` read them one
+    by one, the way any value is read. `unpack` is None for a variable-width feature."""
+
+    unpack: Callable[[bytes, int], tuple[Any, ...]] | None
+    size: int
+    readers: tuple[_FieldReader, ...]
+
+
+def _segments(dtypes: Sequence[DType]) -> tuple[_Segment, ...]:
+    """The features in runs of up to _RUN fixed-width ones, and each other one alone."""
+    out: list[_Segment] = []
+    run: list[DType] = []
+
+    def close_run() -> None:
+        if run:
+            layout = struct.Struct(">" + "".join("B" + _FORMATS[d.name] for d in run))
+            readers = tuple(_field_reader(d) for d in run)
+            out.append(_Segment(layout.unpack_from, layout.size, readers))
+            run.clear()
+
+    for dtype in dtypes:
+        if _fixed_width(dtype):
+            run.append(dtype)
+            if len(run) == _RUN:
+                close_run()
+        else:
+            close_run()
+            out.append(_Segment(None, 0, (_field_reader(dtype),)))
+    close_run()
+    return tuple(out)
+
+
+def _row_reader(dtypes: tuple[DType, ...]) -> Callable[[bytes], tuple[int, tuple[Any, ...]]]:
+    """A function reading (event time, every feature) of one stored value, as
+    decode_value reads it; raises what decode_value raises."""
+    segments = [(s.unpack, s.size, s.readers) for s in _segments(dtypes)]
+    full = _all_present(dtypes)
+    head = _HEAD.unpack_from
+    # No stored value is -1 bytes long, so without a fixed layout the fast path never runs.
+    full_size, full_unpack = (-1, head) if full is None else (full.size, full.unpack_from)
+
+    def read_row(data: bytes) -> tuple[int, tuple[Any, ...]]:
+        """(event time, every feature) of one stored value."""
+        if len(data) == full_size:
+            t = full_unpack(data, 0)
+            if t[0] == CODEC_VERSION and 0 not in t[2::2]:
+                return t[1] - _OFFSET, t[3::2]
+        p = -1
+        end = len(data)
+        try:
+            version, ets = head(data, 0)
+            p = HEADER_SIZE
+            row: list[Any] = []
+            for unpack, size, readers in segments:
+                # A run whose features are all present, in one struct. Were one of them
+                # null, the first null's presence byte is still read where it lies (every
+                # feature before it is present), so `0 in` sees it.
+                if unpack is not None and p + size <= end:
+                    t = unpack(data, p)
+                    if 0 not in t[::2]:
+                        row.extend(t[1::2])
+                        p += size
+                        continue
+                for read in readers:
+                    if data[p]:
+                        value, p = read(data, p)
+                    else:
+                        value, p = None, p + 1
+                    row.append(value)
+        except _DECODE_ERRORS:
+            p = -1
+        if p != end or version != CODEC_VERSION:
+            decode_value(data, dtypes)  # raises the precise error
+            raise CodecError("a value the batch decoder refused decodes alone")
+        return ets - _OFFSET, tuple(row)
+
+    return read_row
 
 
 def column_decoder(dtypes: Sequence[DType], positions: Sequence[int]) -> ColumnDecoder:
@@ -286,37 +380,8 @@ def column_decoder(dtypes: Sequence[DType], positions: Sequence[int]) -> ColumnD
     if len(set(positions)) != len(positions) or not all(0 <= p < len(dtypes) for p in positions):
         raise ValueError(f"positions {list(positions)} do not select features of {len(dtypes)}")
     dtypes = tuple(dtypes)
-    readers = [_field_reader(d) for d in dtypes]
-    full = _all_present(dtypes)
-    head = _HEAD.unpack_from
-    # No stored value is -1 bytes long, so without a fixed layout the fast path never runs.
-    full_size, full_unpack = (-1, head) if full is None else (full.size, full.unpack_from)
+    read_row = _row_reader(dtypes)
     none_row = (None,) * len(dtypes)
-
-    def read_row(data: bytes) -> tuple[int, tuple[Any, ...]]:
-        """(event time, every feature) of one stored value."""
-        if len(data) == full_size:
-            t = full_unpack(data, 0)
-            if t[0] == CODEC_VERSION and 0 not in t[2::2]:
-                return t[1] - _OFFSET, t[3::2]
-        p = -1
-        try:
-            version, ets = head(data, 0)
-            p = HEADER_SIZE
-            row = []
-            for read in readers:
-                if data[p]:
-                    value, p = read(data, p)
-                else:
-                    value, p = None, p + 1
-                row.append(value)
-        except _DECODE_ERRORS:
-            p = -1
-        if p != len(data) or version != CODEC_VERSION:
-            decode_value(data, dtypes)  # raises the precise error
-            raise CodecError("a value the batch decoder refused decodes alone")
-        return ets - _OFFSET, tuple(row)
-
     bools = [i for i, p in enumerate(positions) if str(dtypes[p]) == "bool"]
     width = len(positions)
 
@@ -335,7 +400,7 @@ def column_decoder(dtypes: Sequence[DType], positions: Sequence[int]) -> ColumnD
             return ets, [[] for _ in range(width)]
         transposed = list(zip(*rows, strict=True))
         columns = [list(transposed[p]) for p in positions]
-        for i in bools:  # the all-present layout reads a bool as its byte
+        for i in bools:  # a struct reads a bool as its byte
             columns[i] = [None if v is None else v == 1 for v in columns[i]]
         return ets, columns
 

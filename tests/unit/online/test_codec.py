@@ -121,9 +121,12 @@ def test_codec_rejects_bad_input() -> None:
 def stored_batches(draw: st.DrawFn) -> tuple[list[Any], list[bytes | None], list[int]]:
     """A view's dtypes, a batch of its encoded values (None: not stored) and positions."""
     dtypes, _ = draw(typed_rows())
-    if draw(st.booleans()):  # often a view of fixed-width features (the one-struct path)
-        fixed = [Int64, Int32, Float64, Float32, Bool, UnixTimestamp]
+    fixed = [Int64, Int32, Float64, Float32, Bool, UnixTimestamp]
+    layout = draw(st.sampled_from(["typed", "fixed", "runs"]))
+    if layout == "fixed":  # a view of fixed-width features (the one-struct path)
         dtypes = draw(st.lists(st.sampled_from(fixed), min_size=1, max_size=8))
+    elif layout == "runs":  # runs of fixed-width features, longer than one struct's
+        dtypes = draw(st.lists(st.sampled_from([*fixed] * 4 + [String, Bytes]), max_size=20))
     batch: list[bytes | None] = []
     for _ in range(draw(st.integers(0, 6))):
         if draw(st.integers(0, 4)) == 0:
