@@ -22,6 +22,7 @@ import redis
 from pyspark.sql import SparkSession
 
 from skewless import FeatureStore
+from skewless.batch.materialize import computed_once
 from skewless.serving.service import FeatureStatus
 from skewless.timeutil import utc_micros
 
@@ -259,6 +260,7 @@ KILLED_CHILD = """
 import sys
 from datetime import datetime, timezone
 from skewless import FeatureStore
+from skewless.batch.materialize import computed_once
 store = FeatureStore(sys.argv[1])
 print("STARTED", flush=True)
 day = datetime(2024, 5, 1, tzinfo=timezone.utc)
@@ -381,3 +383,31 @@ def test_materialize_counts_rows_with_a_null_key_or_event_time_and_writes_none(
     ]
     assert repo.registry.materializations("stats")[-1].rows_rejected == 2
     assert len(redis_dump(redis_url, repo.project)) == 2
+
+
+def _held_rdds(spark: SparkSession) -> set[int]:
+    """Ids of the RDDs with blocks in the block manager (cached or checkpointed)."""
+    infos = spark.sparkContext._jsc.sc().getRDDStorageInfo()
+    return {int(info.id()) for info in infos if info.numCachedPartitions() > 0}
+
+
+def test_computed_once_holds_the_rows_while_in_use_and_releases_them(
+    spark: SparkSession,
+) -> None:
+    before = _held_rdds(spark)
+    frame = spark.range(1000).selectExpr("id", "id % 7 AS k")
+    with computed_once(frame) as held:
+        during = _held_rdds(spark) - before
+        assert len(during) == 1  # computed once, on entry (a local master checkpoints)
+        assert sorted(held.collect()) == sorted(frame.collect())
+        assert _held_rdds(spark) - before == during  # read back, not computed again
+    assert _held_rdds(spark) - before == set()
+
+
+def test_materialize_leaves_no_rows_held_after_the_run(
+    repo: FeatureStore, spark: SparkSession
+) -> None:
+    before = _held_rdds(spark)
+    (run,) = repo.materialize(at(0), at(3))
+    assert (run.rows_read, run.keys_written_online) == (5, 2)
+    assert _held_rdds(spark) - before == set()

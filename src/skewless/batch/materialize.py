@@ -43,6 +43,7 @@ from pyspark.sql import functions as F  # noqa: N812
 
 from skewless.batch.presort import KEY_HASH, presorted
 from skewless.batch.sources import CTS, TS, read_raw, read_source
+from skewless.batch.spark import local_master
 from skewless.config import DRIVER_WRITE_MAX_KEYS
 from skewless.definitions import FeatureView
 from skewless.online.codec import arrow_entity_keys, encode_values
@@ -428,6 +429,38 @@ def write_online(latest: DataFrame, writer: OnlineWriter) -> tuple[int, int]:
 # --- the job ---------------------------------------------------------------------------
 
 
+@contextmanager
+def computed_once(frame: DataFrame) -> Iterator[DataFrame]:
+    """`frame`, computed once for the jobs that read it, and released when they are done.
+
+    With a local master the rows are a local checkpoint: Spark's rows as they are, in the
+    block manager (memory, then disk). Building and reading back the compressed columnar
+    cache instead took about 2 s of a 5 s `stats` run at small benchmark scale
+    (benchmarks/README.md). A local master's executors live in the driver's process, so
+    no checkpointed block can be lost on its own; on a cluster an executor can be, and a
+    checkpoint keeps no lineage to recompute it from, so other masters cache."""
+    if not local_master(frame.sparkSession):
+        cached = frame.cache()
+        try:
+            yield cached
+        finally:
+            cached.unpersist()
+        return
+    held = frame.localCheckpoint(eager=True)
+    try:
+        yield held
+    finally:
+        _release_checkpoint(held)
+
+
+def _release_checkpoint(frame: DataFrame) -> None:
+    """Drop the blocks of a local checkpoint now, not when the driver next collects its
+    garbage (a long-lived scheduler would hold every run's rows until then)."""
+    plan = frame._jdf.queryExecution().logical()
+    if plan.getClass().getSimpleName() == "LogicalRDD":  # what localCheckpoint() builds
+        plan.rdd().unpersist(False)
+
+
 def materialize_view(
     spark: SparkSession,
     view: FeatureView,
@@ -440,11 +473,11 @@ def materialize_view(
 ) -> ViewMaterialization:
     """Run the job for one view: Delta first (when `delta_path`), then Redis (when
     `writer`). The source is read once, deduplicated and flagged in one shuffle
-    (`deduplicate`), and cached for the counts, the Delta write and the online rows."""
+    (`deduplicate`), and held (`computed_once`) for the counts, the Delta write and the
+    online rows."""
     started = time.perf_counter()
     rows = interval_rows(spark, view, repo_path, interval)
-    deduplicated = deduplicate(rows, view).cache()
-    try:
+    with computed_once(deduplicate(rows, view)) as deduplicated:
         stats = deduplicated.agg(
             F.sum(_ROWS).alias("n"),
             F.max(_ARRIVED_US).alias("arrival"),
@@ -465,8 +498,6 @@ def materialize_view(
             else:
                 offered, written = write_online(latest, writer)
         online_seconds = time.perf_counter() - online_started
-    finally:
-        deduplicated.unpersist()
     arrival = stats["arrival"]
     return ViewMaterialization(
         view=view.name,

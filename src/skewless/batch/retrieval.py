@@ -24,6 +24,7 @@ from pyspark.sql import functions as F  # noqa: N812
 from skewless.batch.compile import ViewRequest, check_entity_columns, output_columns
 from skewless.batch.pit_join import ETS, ROW, pit_join
 from skewless.batch.sources import read_source
+from skewless.batch.spark import local_master
 from skewless.errors import EntityDataFrameError
 from skewless.types import pandas_dtype
 
@@ -183,7 +184,7 @@ def local_frame(spark: SparkSession, frame: pd.DataFrame) -> DataFrame:
     as the checkpoint holds the rows. Other masters, and columns whose type would not
     read back the same from Parquet, take createDataFrame.
     """
-    if not (spark.sparkContext.master or "").startswith("local"):
+    if not local_master(spark):
         return spark.createDataFrame(frame)
     table = pa.Table.from_pandas(frame, preserve_index=False)
     if not _stageable(table.schema):

@@ -81,5 +81,12 @@ def get_spark(config: SparkConfig, repo_path: Path) -> SparkSession:
         return session
 
 
+def local_master(spark: SparkSession) -> bool:
+    """Whether the session runs on a local master: its executors are threads of the
+    driver's process, which shares the driver's file system and cannot lose an executor
+    on its own."""
+    return (spark.sparkContext.master or "").startswith("local")
+
+
 def _python() -> str:
     return sys.executable
