@@ -399,6 +399,12 @@ def test_computed_once_holds_the_rows_while_in_use_and_releases_them(
     with computed_once(frame) as held:
         during = _held_rdds(spark) - before
         assert len(during) == 1  # computed once, on entry (a local master checkpoints)
+        (level,) = [
+            i.storageLevel()
+            for i in spark.sparkContext._jsc.sc().getRDDStorageInfo()
+            if int(i.id()) in during
+        ]
+        assert (level.useMemory(), level.useDisk(), level.deserialized()) == (True, True, False)
         assert sorted(held.collect()) == sorted(frame.collect())
         assert _held_rdds(spark) - before == during  # read back, not computed again
     assert _held_rdds(spark) - before == set()
