@@ -404,7 +404,7 @@ def test_computed_once_holds_the_rows_while_in_use_and_releases_them(
             for i in spark.sparkContext._jsc.sc().getRDDStorageInfo()
             if int(i.id()) in during
         ]
-        assert (level.useMemory(), level.useDisk(), level.deserialized()) == (True, True, False)
+        assert (level.useMemory(), level.useDisk(), level.deserialized()) == (True, True, True)
         assert sorted(held.collect()) == sorted(frame.collect())
         assert _held_rdds(spark) - before == during  # read back, not computed again
     assert _held_rdds(spark) - before == set()

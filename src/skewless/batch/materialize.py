@@ -434,14 +434,15 @@ def write_online(latest: DataFrame, writer: OnlineWriter) -> tuple[int, int]:
 def computed_once(frame: DataFrame) -> Iterator[DataFrame]:
     """`frame`, computed once for the jobs that read it, and released when they are done.
 
-    With a local master the rows are a local checkpoint: Spark's rows, serialized as they
-    are (no columnar encoding), in the block manager (memory, then disk). Building and
-    reading back the compressed columnar cache instead took about 2 s of a 5 s `stats`
-    run at small benchmark scale (benchmarks/README.md). Serialized, not as objects: as
-    fast as the cache at 10M rows in a 4 GiB driver, where the rows as objects spilled
-    and ran 6% slower. A local master's executors live in the driver's process, so no
-    checkpointed block can be lost on its own; on a cluster an executor can be, and a
-    checkpoint keeps no lineage to recompute it from, so other masters cache."""
+    With a local master the rows are a local checkpoint: Spark's rows as objects (no
+    columnar encoding), in the block manager, spilled to disk when memory runs short.
+    Building and reading back the compressed columnar cache instead took about 2 s of a
+    5 s `stats` run at small benchmark scale; at 10M rows the checkpoint is 13% faster
+    with memory to spare and 6% slower in a 4 GiB driver, where it spills. Serialized
+    rows read back slower than either (benchmarks/README.md). A local master's executors
+    live in the driver's process, so no checkpointed block can be lost on its own; on a
+    cluster an executor can be, and a checkpoint keeps no lineage to recompute it from,
+    so other masters cache."""
     if not local_master(frame.sparkSession):
         cached = frame.cache()
         try:
@@ -449,7 +450,7 @@ def computed_once(frame: DataFrame) -> Iterator[DataFrame]:
         finally:
             cached.unpersist()
         return
-    held = frame.localCheckpoint(eager=True, storageLevel=StorageLevel.MEMORY_AND_DISK)
+    held = frame.localCheckpoint(eager=True, storageLevel=StorageLevel.MEMORY_AND_DISK_DESER)
     try:
         yield held
     finally:
