@@ -19,6 +19,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import redis
+from delta.tables import DeltaTable
 from pyspark.sql import SparkSession
 
 from skewless import FeatureStore
@@ -247,7 +248,7 @@ def test_materialize_concurrent_overlapping_runs_equal_sequential(
         t.start()
     for t in threads:
         t.join()
-    assert errors == []
+    assert errors == [], [str(e)[:2000] for e in errors]
     seq_path = seq.registry.materializations()[-1].delta_path
     par_path = par.registry.materializations()[-1].delta_path
     assert table_rows(spark, par_path) == table_rows(spark, seq_path)
@@ -260,7 +261,6 @@ KILLED_CHILD = """
 import sys
 from datetime import datetime, timezone
 from skewless import FeatureStore
-from skewless.batch.materialize import computed_once
 store = FeatureStore(sys.argv[1])
 print("STARTED", flush=True)
 day = datetime(2024, 5, 1, tzinfo=timezone.utc)
@@ -417,3 +417,24 @@ def test_materialize_leaves_no_rows_held_after_the_run(
     (run,) = repo.materialize(at(0), at(3))
     assert (run.rows_read, run.keys_written_online) == (5, 2)
     assert _held_rdds(spark) - before == set()
+
+
+def test_materialize_first_write_beaten_by_another_run_merges_instead(
+    repo: FeatureStore, spark: SparkSession, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another run creates the table between this run's check and its first write (the
+    window two concurrent first runs can meet): the write fails with DELTA_PATH_EXISTS,
+    and the run MERGEs into the table instead, as if it had come second."""
+    (first,) = repo.materialize(at(0), at(3))
+    real = DeltaTable.isDeltaTable
+    checks: list[bool] = []
+
+    def stale_check(session: SparkSession, path: str) -> bool:
+        checks.append(real(session, path))
+        return len(checks) > 1 and checks[-1]  # the first check predates the other write
+
+    monkeypatch.setattr(DeltaTable, "isDeltaTable", staticmethod(stale_check))
+    (again,) = repo.materialize(at(0), at(6))
+    assert checks[:2] == [True, True]  # refused once, then merged
+    assert again.delta_version == first.delta_version + 1
+    assert [r[0] for r in table_rows(spark, again.delta_path)] == [1, 1, 2, 2, 3]

@@ -64,6 +64,8 @@ _REJECTED = "__rejected"  # a null join key or event time: never materialized, c
 _SKIP_EMPTY_COMMITS = "spark.databricks.delta.skipRecordingEmptyCommits"
 _merge_lock = threading.Lock()
 _MAX_COMMIT_ATTEMPTS = 5
+# A first write that another run's first write beat to the table: MERGE into it instead.
+_CREATED_MEANWHILE = frozenset({"DELTA_PATH_EXISTS", "PATH_ALREADY_EXISTS"})
 # Files modified up to this long before the last run's newest file are read again, so a
 # file written while that run was listing files is never skipped (re-reading is harmless).
 ARRIVAL_OVERLAP_US = 10 * 60 * 1_000_000
@@ -340,7 +342,8 @@ def _retryable_conflict(exc: Exception) -> bool:
     )
     if isinstance(exc, concurrent):
         return True
-    return isinstance(exc, AnalysisException) and exc.getErrorClass() == "PATH_ALREADY_EXISTS"
+    # Delta names a table created since our check DELTA_PATH_EXISTS; plain Spark, a path.
+    return isinstance(exc, AnalysisException) and exc.getCondition() in _CREATED_MEANWHILE
 
 
 # --- online: the Redis writer ----------------------------------------------------------
