@@ -29,10 +29,11 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -446,18 +447,16 @@ def computed_once(frame: DataFrame) -> Iterator[DataFrame]:
     live in the driver's process, so no checkpointed block can be lost on its own; on a
     cluster an executor can be, and a checkpoint keeps no lineage to recompute it from,
     so other masters cache."""
-    if not local_master(frame.sparkSession):
-        cached = frame.cache()
-        try:
-            yield cached
-        finally:
-            cached.unpersist()
-        return
-    held = frame.localCheckpoint(eager=True, storageLevel=StorageLevel.MEMORY_AND_DISK_DESER)
+    if local_master(frame.sparkSession):
+        held = frame.localCheckpoint(eager=True, storageLevel=StorageLevel.MEMORY_AND_DISK_DESER)
+        release: Callable[[], object] = partial(_release_checkpoint, held)
+    else:
+        held = frame.cache()
+        release = held.unpersist
     try:
         yield held
     finally:
-        _release_checkpoint(held)
+        release()
 
 
 def _release_checkpoint(frame: DataFrame) -> None:

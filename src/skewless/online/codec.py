@@ -28,7 +28,7 @@ import struct
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -283,15 +283,19 @@ def _fixed_width(dtype: DType) -> bool:
     return not isinstance(dtype, ArrayType) and dtype.name in _FORMATS
 
 
+def _present_format(dtypes: Sequence[DType]) -> str:
+    """The struct format of fixed-width features, each present: its byte, its value."""
+    return "".join("B" + _FORMATS[d.name] for d in dtypes)
+
+
 def _all_present(dtypes: Sequence[DType]) -> struct.Struct | None:
     """The layout of a value with every feature present, if that has a fixed size."""
     if not all(_fixed_width(d) for d in dtypes):
         return None
-    return struct.Struct(">B3xQ8x" + "".join("B" + _FORMATS[d.name] for d in dtypes))
+    return struct.Struct(">B3xQ8x" + _present_format(dtypes))
 
 
-@dataclass(frozen=True)
-class _Segment:
+class _Segment(NamedTuple):
     """Consecutive features of a value: `unpack` reads all of them at once when they are
     all present (presence byte then value, `size` bytes in all); `readers` read them one
     by one, the way any value is read. `unpack` is None for a variable-width feature."""
@@ -308,7 +312,7 @@ def _segments(dtypes: Sequence[DType]) -> tuple[_Segment, ...]:
 
     def close_run() -> None:
         if run:
-            layout = struct.Struct(">" + "".join("B" + _FORMATS[d.name] for d in run))
+            layout = struct.Struct(">" + _present_format(run))
             readers = tuple(_field_reader(d) for d in run)
             out.append(_Segment(layout.unpack_from, layout.size, readers))
             run.clear()
@@ -328,7 +332,7 @@ def _segments(dtypes: Sequence[DType]) -> tuple[_Segment, ...]:
 def _row_reader(dtypes: tuple[DType, ...]) -> Callable[[bytes], tuple[int, tuple[Any, ...]]]:
     """A function reading (event time, every feature) of one stored value, as
     decode_value reads it; raises what decode_value raises."""
-    segments = [(s.unpack, s.size, s.readers) for s in _segments(dtypes)]
+    segments = _segments(dtypes)
     full = _all_present(dtypes)
     head = _HEAD.unpack_from
     # No stored value is -1 bytes long, so without a fixed layout the fast path never runs.
