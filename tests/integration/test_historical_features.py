@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import math
 import tempfile
 import textwrap
@@ -326,6 +327,37 @@ def test_to_delta_writes_a_versioned_table(
     assert [(r["driver_id"], r["trips"]) for r in back] == [(1, 11), (3, 3)]
 
 
+def _staged_folders() -> set[Path]:
+    return set(Path(tempfile.gettempdir()).glob("skewless-frame-*"))
+
+
+def test_pandas_rows_are_staged_for_the_job_and_removed_with_it(store: FeatureStore) -> None:
+    """The join reads a pandas frame's rows from a Parquet file the job owns: it is there
+    for every output the job gives, and gone once the job is."""
+    before = _staged_folders()
+    job = store.get_historical_features(entities([(1, ts(10)), (3, ts(6))]), ["stats:trips"])
+    (folder,) = _staged_folders() - before
+    assert values(job.to_pandas()["trips"]) == [11, 3]
+    assert job.to_arrow().column("trips").to_pylist() == [11, 3]
+    assert folder.is_dir()
+    del job
+    gc.collect()
+    assert not folder.exists()
+
+
+def test_to_spark_outlives_its_job(store: FeatureStore) -> None:
+    """A Spark frame from to_spark() reads nothing the job owns (its staged file goes with
+    the job), so it still gives the training set after the job is gone."""
+    before = _staged_folders()
+    job = store.get_historical_features(entities([(1, ts(10)), (3, ts(6))]), ["stats:trips"])
+    frame = job.to_spark().select("driver_id", "trips")
+    del job
+    gc.collect()
+    assert _staged_folders() == before
+    assert [tuple(r) for r in frame.collect()] == [(1, 11), (3, 3)]
+    assert [tuple(r) for r in frame.collect()] == [(1, 11), (3, 3)]
+
+
 def test_errors_name_what_is_wrong(store: FeatureStore) -> None:
     df = entities([(1, ts(10))])
     with pytest.raises(FeatureViewNotFoundError, match="Did you mean 'stats'"):
@@ -438,15 +470,23 @@ def test_local_frame_reads_back_as_create_dataframe_does(spark: SparkSession) ->
         }
     )
     assert retrieval._stageable(pa.Table.from_pandas(frame).schema)  # the Parquet path
-    before = set(Path(tempfile.gettempdir()).glob("skewless-frame-*"))
+    before = _staged_folders()
     staged = retrieval.local_frame(spark, frame)
-    assert set(Path(tempfile.gettempdir()).glob("skewless-frame-*")) == before
+    assert _staged_folders() == before
     plain = spark.createDataFrame(frame)
     assert staged.schema == plain.schema
     assert staged.collect() == plain.collect()
+    # The same rows scanned in place from the file, while its owner lives.
+    owner = retrieval.StagedRows(spark, frame)
+    assert owner.folder is not None and Path(owner.folder).is_dir()
+    assert owner.frame.schema == plain.schema
+    assert owner.frame.collect() == plain.collect()
 
     odd = pd.DataFrame({"k": np.array([1, 2], dtype="uint64"), "c": pd.Categorical(["a", "b"])})
     assert not retrieval._stageable(pa.Table.from_pandas(odd).schema)
     fallback = retrieval.local_frame(spark, odd)
     assert fallback.schema == spark.createDataFrame(odd).schema
     assert fallback.collect() == spark.createDataFrame(odd).collect()
+    unstaged = retrieval.StagedRows(spark, odd)
+    assert unstaged.folder is None
+    assert unstaged.frame.collect() == spark.createDataFrame(odd).collect()

@@ -23,6 +23,7 @@ def test_session_conf_layers_file_then_yaml(tmp_path: Path) -> None:
     conf = session_conf(cfg, tmp_path)
     assert (conf["spark.a"], conf["spark.b"]) == ("1", "3")
     assert conf["spark.sql.session.timeZone"] == "UTC"
+    assert conf["spark.python.sql.dataFrameDebugging.enabled"] == "false"  # a default
     assert "spark.jars" not in conf  # a cluster's packages setting replaces the local jars
 
 
@@ -32,3 +33,9 @@ def test_session_conf_missing_file_is_named(tmp_path: Path) -> None:
     (tmp_path / "bad.conf").write_text("lonely\n")
     with pytest.raises(ConfigError, match="line 1"):
         read_conf_file(str(tmp_path / "bad.conf"))
+
+
+def test_session_conf_defaults_yield_to_the_repo(tmp_path: Path) -> None:
+    cfg = SparkConfig(conf={"spark.python.sql.dataFrameDebugging.enabled": "true"})
+    conf = session_conf(cfg, tmp_path)
+    assert conf["spark.python.sql.dataFrameDebugging.enabled"] == "true"

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import shutil
 import tempfile
-from collections.abc import Sequence
+import weakref
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F  # noqa: N812
+from pyspark.sql.pandas.types import from_arrow_schema
 
 from skewless.batch.compile import ViewRequest, check_entity_columns, output_columns
 from skewless.batch.pit_join import ETS, ROW, pit_join
@@ -59,14 +61,15 @@ class RetrievalJob:
         spark: SparkSession,
         requests: Sequence[ViewRequest],
         features: DataFrame,
-        entity_spark: DataFrame,
-        entity_pandas: pd.DataFrame | None,
+        entity: DataFrame | _PandasInput,
     ) -> None:
+        """`features`: ROW + the feature outputs; `entity`: ROW + every input column, or
+        the pandas input."""
         self._spark = spark
         self.requests = list(requests)
-        self._features = features  # ROW + feature outputs
-        self._entity_spark = entity_spark  # ROW + every input column
-        self._entity_pandas = entity_pandas
+        self._features = features
+        self._entity = entity
+        self._entity_pandas = entity.frame if isinstance(entity, _PandasInput) else None
 
     @property
     def feature_columns(self) -> list[str]:
@@ -77,12 +80,13 @@ class RetrievalJob:
         return self._joined(ordered=True)
 
     def _joined(self, *, ordered: bool) -> DataFrame:
-        entity = self._entity_spark
-        if self._entity_pandas is not None:
-            full = self._entity_pandas.copy()
-            full[ROW] = np.arange(len(full), dtype="int64")
-            entity = local_frame(self._spark, full)
-        joined = entity.join(self._features, ROW, "left")
+        if isinstance(self._entity, _PandasInput):
+            # A frame handed out must not depend on this job's staged file, which goes
+            # with the job: the input rows are held by Spark and the join planned anew.
+            entity, features = self._entity.held(self._spark)
+        else:
+            entity, features = self._entity, self._features
+        joined = entity.join(features, ROW, "left")
         if ordered:
             joined = joined.orderBy(ROW)
         inputs = [c for c in entity.columns if c != ROW]
@@ -138,26 +142,50 @@ class RetrievalJob:
         return int(history[0]["version"])
 
 
-def _prepare_pandas(
-    spark: SparkSession, entity_df: pd.DataFrame, keys: list[str], ts_col: str
-) -> tuple[DataFrame, tuple[int, int] | None]:
-    """The entity rows as a Spark frame, and their time bounds computed here on the
-    driver (a Spark job over a local frame would ship it to the executors once more)."""
-    ets = utc_timestamps(entity_df[ts_col], ts_col)
-    frame = pd.DataFrame({ROW: np.arange(len(entity_df), dtype="int64"), ETS: ets.to_numpy()})
-    valid = ets.dropna()
-    bounds = None
-    if len(valid):
-        us = valid.to_numpy().astype("datetime64[us]").astype(np.int64)
-        bounds = int(us.min()), int(us.max())
-    for key in keys:
-        col = entity_df[key]
-        frame[key] = (
-            col.to_numpy()
-            if not isinstance(col.dtype, pd.api.extensions.ExtensionDtype)
-            else col.array
-        )
-    return local_frame(spark, frame), bounds
+class _PandasInput:
+    """A pandas entity frame and how its training set is planned. The join reads the
+    entity rows from a Parquet file this object owns (StagedRows), removed when the
+    object goes; `held` gives frames that live on their own, for to_spark and to_delta."""
+
+    def __init__(
+        self,
+        spark: SparkSession,
+        frame: pd.DataFrame,
+        keys: list[str],
+        ts_col: str,
+        plan: Callable[[DataFrame, tuple[int, int] | None], DataFrame],
+    ) -> None:
+        self.frame = frame
+        self._keys = keys
+        self._plan = plan
+        ets = utc_timestamps(frame[ts_col], ts_col)
+        self._ets = ets.to_numpy()
+        valid = ets.dropna()
+        self.bounds: tuple[int, int] | None = None
+        if len(valid):
+            us = valid.to_numpy().astype("datetime64[us]").astype(np.int64)
+            self.bounds = int(us.min()), int(us.max())
+        narrow = pd.DataFrame({ROW: np.arange(len(frame), dtype="int64"), ETS: self._ets})
+        for key in keys:
+            narrow[key] = _column_values(frame[key])
+        self._staged = StagedRows(spark, narrow)
+        self.features = plan(self._staged.frame, self.bounds)
+
+    def held(self, spark: SparkSession) -> tuple[DataFrame, DataFrame]:
+        """(ROW + every input column, ROW + the features), over a local checkpoint of
+        the input rows rather than over the staged file."""
+        full = self.frame.copy()
+        full[ROW] = np.arange(len(full), dtype="int64")
+        full[ETS] = self._ets
+        rows = local_frame(spark, full)
+        features = self._plan(rows.select(ROW, ETS, *[f"`{k}`" for k in self._keys]), self.bounds)
+        return rows.drop(ETS), features
+
+
+def _column_values(col: pd.Series[Any]) -> Any:
+    if isinstance(col.dtype, pd.api.extensions.ExtensionDtype):
+        return col.array
+    return col.to_numpy()
 
 
 def _stageable(schema: pa.Schema) -> bool:
@@ -174,21 +202,16 @@ def _stageable(schema: pa.Schema) -> bool:
     return True
 
 
-def local_frame(spark: SparkSession, frame: pd.DataFrame) -> DataFrame:
-    """A driver-side frame as a Spark frame, computed once.
-
-    With a local master the executors share the driver's file system, so the rows go
-    through a Parquet file and a local checkpoint, which the join then reads as cached
-    blocks; createDataFrame would decode its Arrow batches again on every scan (at 1M
-    rows: about 0.7 s against 5 s, see benchmarks/README.md). The file is removed as soon
-    as the checkpoint holds the rows. Other masters, and columns whose type would not
-    read back the same from Parquet, take createDataFrame.
-    """
+def _parquet_rows(spark: SparkSession, frame: pd.DataFrame) -> tuple[DataFrame, str] | None:
+    """`frame` written to a Parquet file in a new temporary folder, and a Spark frame
+    that scans it with the file's schema (no inference job); None where Spark's
+    executors do not share the driver's file system or a type would not read back as
+    createDataFrame gives it."""
     if not local_master(spark):
-        return spark.createDataFrame(frame)
+        return None
     table = pa.Table.from_pandas(frame, preserve_index=False)
     if not _stageable(table.schema):
-        return spark.createDataFrame(frame)
+        return None
     for i, field in enumerate(table.schema):
         if pa.types.is_timestamp(field.type) and field.type.tz is None:
             table = table.set_column(
@@ -199,9 +222,48 @@ def local_frame(spark: SparkSession, frame: pd.DataFrame) -> DataFrame:
     folder = tempfile.mkdtemp(prefix="skewless-frame-")
     try:
         pq.write_table(table, f"{folder}/rows.parquet")
-        return spark.read.parquet(folder).toDF(*names).localCheckpoint(eager=True)
+        rows = spark.read.schema(from_arrow_schema(table.schema)).parquet(folder)
+        return rows.toDF(*names), folder
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
+
+
+def local_frame(spark: SparkSession, frame: pd.DataFrame) -> DataFrame:
+    """A driver-side frame as a Spark frame, computed once and independent of any file.
+
+    With a local master the executors share the driver's file system, so the rows go
+    through a Parquet file and a local checkpoint, which later jobs read as cached
+    blocks; createDataFrame would decode its Arrow batches again on every scan (at 1M
+    rows: about 0.7 s against 5 s, see benchmarks/README.md). The file is removed as soon
+    as the checkpoint holds the rows. Other masters, and columns whose type would not
+    read back the same from Parquet, take createDataFrame.
+    """
+    staged = _parquet_rows(spark, frame)
+    if staged is None:
+        return spark.createDataFrame(frame)
+    rows, folder = staged
+    try:
+        return rows.localCheckpoint(eager=True)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+
+
+class StagedRows:
+    """A driver-side frame as a Spark frame that scans a Parquet file in place, for the
+    jobs that read it while this object lives; the file is removed when the object goes
+    (or at exit). It saves local_frame's checkpoint job: 0.1 s of a 1.4 s warm
+    point-in-time join at small benchmark scale. Where local_frame would take
+    createDataFrame, so does this, and there is no file."""
+
+    def __init__(self, spark: SparkSession, frame: pd.DataFrame) -> None:
+        staged = _parquet_rows(spark, frame)
+        if staged is None:
+            self.frame = spark.createDataFrame(frame)
+            self.folder: str | None = None
+            return
+        self.frame, self.folder = staged
+        weakref.finalize(self, shutil.rmtree, self.folder, True)
 
 
 def _prepare_spark(entity_df: DataFrame, ts_col: str) -> DataFrame:
@@ -229,22 +291,21 @@ def get_historical_features(
     keys: list[str] = []
     for req in requests:
         keys.extend(k for k in req.join_keys if k not in keys)
-    if isinstance(entity_df, pd.DataFrame):
-        entity, bounds = _prepare_pandas(spark, entity_df, keys, timestamp_column)
-        entity_full = entity
-        pandas_input: pd.DataFrame | None = entity_df
-    else:
-        # Row ids must be computed once (the join and the result both use them). A
-        # checkpoint, not a cache: Spark hands cached data to any later plan that looks
-        # the same, and a plan over a folder looks the same after new files arrive.
-        entity_full = _prepare_spark(entity_df, timestamp_column).localCheckpoint()
-        entity = entity_full.select(ROW, ETS, *keys)
-        entity_full = entity_full.drop(ETS)
-        pandas_input = None
-        bounds = _bounds(entity)
     sources = {req.name: read_source(spark, req.view, repo_path) for req in requests}
-    features = pit_join(entity, requests, sources, bounds)
-    return RetrievalJob(spark, requests, features, entity_full, pandas_input)
+
+    def plan(entity: DataFrame, bounds: tuple[int, int] | None) -> DataFrame:
+        return pit_join(entity, requests, sources, bounds)
+
+    if isinstance(entity_df, pd.DataFrame):
+        pandas_input = _PandasInput(spark, entity_df, keys, timestamp_column, plan)
+        return RetrievalJob(spark, requests, pandas_input.features, pandas_input)
+    # Row ids must be computed once (the join and the result both use them). A
+    # checkpoint, not a cache: Spark hands cached data to any later plan that looks
+    # the same, and a plan over a folder looks the same after new files arrive.
+    entity_full = _prepare_spark(entity_df, timestamp_column).localCheckpoint()
+    entity = entity_full.select(ROW, ETS, *keys)
+    features = plan(entity, _bounds(entity))
+    return RetrievalJob(spark, requests, features, entity_full.drop(ETS))
 
 
 def _bounds(entity: DataFrame) -> tuple[int, int] | None:

@@ -1,7 +1,7 @@
 """The only module that builds SparkSessions.
 
-Settings come in layers, later ones winning: skewless's required settings (Delta
-extensions, UTC), the `spark.conf_file` of feature_store.yaml (the shipped
+Settings come in layers, later ones winning: skewless's defaults (DEFAULTS), its
+required settings (Delta extensions, UTC), the `spark.conf_file` of feature_store.yaml (the shipped
 spark-conf/spark-defaults.conf), then `spark.conf`. The session time zone is always UTC:
 timestamps mean instants, and naive ones are read as UTC.
 """
@@ -19,6 +19,15 @@ from skewless.batch.jars import ensure_delta_jars
 from skewless.batch.java import ensure_java
 from skewless.config import SparkConfig, resolve_path
 from skewless.errors import ConfigError
+
+DEFAULTS: dict[str, str] = {
+    # PySpark's DataFrame debugging records the Python call site of every DataFrame and
+    # Column call in the JVM, which costs several py4j round trips per call: 7,068 against
+    # 1,908 for 4 plans of the benchmark's small point-in-time join, 0.06 s of each
+    # call's 0.3 s of planning (benchmarks/README.md). The call sites it records would
+    # all lie inside skewless.
+    "spark.python.sql.dataFrameDebugging.enabled": "false",
+}
 
 REQUIRED: dict[str, str] = {
     "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
@@ -47,7 +56,7 @@ def read_conf_file(path: str) -> dict[str, str]:
 
 
 def session_conf(config: SparkConfig, repo_path: Path) -> dict[str, str]:
-    conf = dict(REQUIRED)
+    conf = {**DEFAULTS, **REQUIRED}
     if config.conf_file:
         path = resolve_path(repo_path, config.conf_file)
         if not Path(path).is_file():
