@@ -23,7 +23,8 @@ from delta.tables import DeltaTable
 from pyspark.sql import SparkSession
 
 from skewless import FeatureStore
-from skewless.batch.materialize import computed_once
+from skewless.batch import materialize
+from skewless.batch.materialize import changes, computed_once
 from skewless.serving.service import FeatureStatus
 from skewless.timeutil import utc_micros
 
@@ -180,15 +181,52 @@ def test_materialize_replaying_an_older_interval_changes_nothing_online(
     assert redis_dump(redis_url, repo.project) == newest
 
 
+@pytest.mark.parametrize("semi_join_max_rows", [0, 1_000_000], ids=["wide", "narrow"])
 def test_materialize_correction_arriving_later_wins_offline_and_online(
-    repo: FeatureStore, spark: SparkSession
+    repo: FeatureStore,
+    spark: SparkSession,
+    monkeypatch: pytest.MonkeyPatch,
+    semi_join_max_rows: int,
 ) -> None:
+    monkeypatch.setattr(materialize, "SEMI_JOIN_MAX_ROWS", semi_join_max_rows)
     (run,) = repo.materialize(at(0), at(3))
     add_file(repo.repo_path, [row(2, 2, 99, created=4)], "part-1")
     (fix,) = repo.materialize(at(0), at(3))
     assert fix.rows_written_offline == 1
     assert online(repo, [2]) == [(99, FeatureStatus.PRESENT, at(2))]
     assert [r[3] for r in table_rows(spark, run.delta_path) if r[0] == 2] == [20, 99]
+
+
+def test_changes_narrowed_by_broadcast_keys_equal_the_plain_join(
+    repo: FeatureStore, spark: SparkSession
+) -> None:
+    """Both ways of finding the incoming rows that change the table give the same rows:
+    a new key, a new event time of a stored key and a higher-ranked row for a stored
+    (key, event time) are in; a lower-ranked or identical one is out. The narrow way
+    broadcasts the incoming keys into a semi join instead of shuffling the table."""
+    (view,) = repo.list_feature_views()
+    columns = ["driver_id", "ts", "created", "trips", "rating"]
+    stored = [row(1, 0, 10), row(1, 1, 12, created=1.5), row(2, 0, 20)]
+    incoming = [
+        row(1, 0, 10),  # identical: out
+        row(1, 1, 11),  # same key and time, created earlier: out
+        row(2, 0, 21),  # same created time, higher values: in
+        row(1, 2, 13),  # a new event time of a stored key: in
+        row(5, 0, 50),  # a new key: in
+    ]
+
+    def frame(rows: list[dict[str, Any]]) -> Any:
+        return spark.createDataFrame(pa.Table.from_pylist(rows, schema=SCHEMA).to_pandas())
+
+    table, source = frame(stored), frame(incoming)
+    wide = changes(source, table, view)
+    narrow = changes(source, table, view, broadcast_keys=True)
+    want = sorted(tuple(r) for r in frame([incoming[i] for i in (2, 3, 4)]).collect())
+    assert sorted(tuple(r) for r in wide.select(columns).collect()) == want
+    assert sorted(tuple(r) for r in narrow.select(columns).collect()) == want
+    plan = narrow._jdf.queryExecution().executedPlan().toString()
+    assert "LeftSemi" in plan and "BroadcastExchange" in plan
+    assert "LeftSemi" not in wide._jdf.queryExecution().executedPlan().toString()
 
 
 def test_materialize_correction_after_an_idempotent_rerun_is_not_served_from_cache(

@@ -67,6 +67,9 @@ _merge_lock = threading.Lock()
 _MAX_COMMIT_ATTEMPTS = 5
 # A first write that another run's first write beat to the table: MERGE into it instead.
 _CREATED_MEANWHILE = frozenset({"DELTA_PATH_EXISTS", "PATH_ALREADY_EXISTS"})
+# Up to this many incoming rows, changes() narrows the table to the rows with their keys
+# through a broadcast of the keys (about 30 bytes a row on the driver) before joining.
+SEMI_JOIN_MAX_ROWS = 1_000_000
 # Files modified up to this long before the last run's newest file are read again, so a
 # file written while that run was listing files is never skipped (re-reading is harmless).
 ARRIVAL_OVERLAP_US = 10 * 60 * 1_000_000
@@ -228,7 +231,7 @@ def _to_table_columns(frame: DataFrame, view: FeatureView) -> DataFrame:
 
 
 def merge_into_table(
-    spark: SparkSession, frame: DataFrame, view: FeatureView, path: str
+    spark: SparkSession, frame: DataFrame, view: FeatureView, path: str, *, rows: int | None = None
 ) -> tuple[int, int]:
     """MERGE `frame` (one row per key and event time) into the table at `path`; returns
     (Delta version written, rows inserted or updated). Concurrent writers retry.
@@ -236,7 +239,9 @@ def merge_into_table(
     Only the rows that change the table (a new key, or a higher rank than the stored
     row: `changes()`) go into the MERGE, so that Delta rewrites only the files holding
     them instead of every file a key of `frame` matches; the MERGE still checks the rank
-    against the table as it is at commit time. One commit per run, even an empty one."""
+    against the table as it is at commit time. One commit per run, even an empty one.
+    `rows`, an upper bound of `frame`'s rows when known, lets changes() take its narrow
+    path for a small frame."""
     from delta.tables import DeltaTable  # noqa: PLC0415 - needs the JVM
 
     source = _to_table_columns(frame, view)
@@ -248,7 +253,9 @@ def merge_into_table(
             if not DeltaTable.isDeltaTable(spark, path):
                 source.write.format("delta").mode("errorifexists").save(path)
                 return _last_commit(spark, path)
-            cached = changes(source, spark.read.format("delta").load(path), view).cache()
+            table = spark.read.format("delta").load(path)
+            narrow = rows is not None and rows <= SEMI_JOIN_MAX_ROWS
+            cached = changes(source, table, view, broadcast_keys=narrow).cache()
             try:
                 # Nothing to change: an empty frame, so the MERGE skips reading the table.
                 update = cached if cached.count() else spark.createDataFrame([], source.schema)
@@ -280,14 +287,26 @@ def _table_rank(view: FeatureView, side: str) -> str:
     return f"struct({side}.`{created}`, struct({values}))"
 
 
-def changes(source: DataFrame, table: DataFrame, view: FeatureView) -> DataFrame:
+def changes(
+    source: DataFrame, table: DataFrame, view: FeatureView, *, broadcast_keys: bool = False
+) -> DataFrame:
     """The rows of `source` (table columns) the MERGE would insert or update: keys the
     table lacks, and rows that rank higher than the table's row for their key. The rows
     left out can never change the table: a stored row is only ever replaced by a higher
-    ranking one."""
+    ranking one.
+
+    With `broadcast_keys` (a small source: an incremental run), the table's rows are
+    first narrowed to those whose (keys, event time) the source has, by a semi join
+    against a broadcast of the source's keys, so the join shuffles those few rows
+    instead of the whole table: 2.4-3.1 s against 6.2-6.8 s for 200k incoming rows
+    against a 9.8M-row table (benchmarks/README.md)."""
     ts = view.source.timestamp_field
     keys = [*view.join_keys, ts]
-    stored = table.select(*[F.col(f"`{c}`") for c in source.columns]).alias("t")
+    stored = table.select(*[F.col(f"`{c}`") for c in source.columns])
+    if broadcast_keys:
+        wanted = F.broadcast(source.select(*[F.col(f"`{k}`") for k in keys]))
+        stored = stored.join(wanted, on=keys, how="left_semi")
+    stored = stored.alias("t")
     matched = source.alias("s").join(
         stored, on=[F.col(f"s.`{k}`") == F.col(f"t.`{k}`") for k in keys], how="left"
     )
@@ -494,7 +513,9 @@ def materialize_view(
         per_event = valid.drop(_ROWS, _ARRIVED_US, _LATEST, _REJECTED)
         version, written_offline = -1, 0
         if delta_path is not None:
-            version, written_offline = merge_into_table(spark, per_event, view, delta_path)
+            version, written_offline = merge_into_table(
+                spark, per_event, view, delta_path, rows=int(stats["n"] or 0)
+            )
         offered = written = 0
         online_started = time.perf_counter()
         if writer is not None:
