@@ -231,7 +231,13 @@ def _to_table_columns(frame: DataFrame, view: FeatureView) -> DataFrame:
 
 
 def merge_into_table(
-    spark: SparkSession, frame: DataFrame, view: FeatureView, path: str, *, rows: int | None = None
+    spark: SparkSession,
+    frame: DataFrame,
+    view: FeatureView,
+    path: str,
+    *,
+    rows: int | None = None,
+    times: tuple[int, int] | None = None,
 ) -> tuple[int, int]:
     """MERGE `frame` (one row per key and event time) into the table at `path`; returns
     (Delta version written, rows inserted or updated). Concurrent writers retry.
@@ -241,12 +247,18 @@ def merge_into_table(
     them instead of every file a key of `frame` matches; the MERGE still checks the rank
     against the table as it is at commit time. One commit per run, even an empty one.
     `rows`, an upper bound of `frame`'s rows when known, lets changes() take its narrow
-    path for a small frame."""
+    path for a small frame. `times`, the first and last event time of `frame` (UTC
+    microseconds) when known, bounds the table's rows that both the search for changes
+    and the MERGE read: a row of `frame` can only ever meet a stored row of its own event
+    time, and Delta skips the files whose event times all lie outside (the files an
+    earlier run wrote, when new rows arrive for new times)."""
     from delta.tables import DeltaTable  # noqa: PLC0415 - needs the JVM
 
     source = _to_table_columns(frame, view)
     ts = view.source.timestamp_field
     on = " AND ".join(f"t.`{k}` = s.`{k}`" for k in [*view.join_keys, ts])
+    if times is not None:
+        on += f" AND t.`{ts}` BETWEEN {_instant(times[0])} AND {_instant(times[1])}"
     newer = f"{_table_rank(view, 's')} > {_table_rank(view, 't')}"
     for attempt in range(_MAX_COMMIT_ATTEMPTS):
         try:
@@ -254,6 +266,9 @@ def merge_into_table(
                 source.write.format("delta").mode("errorifexists").save(path)
                 return _last_commit(spark, path)
             table = spark.read.format("delta").load(path)
+            if times is not None:
+                lo, hi = (F.expr(_instant(us)) for us in times)
+                table = table.where(F.col(f"`{ts}`").between(lo, hi))
             narrow = rows is not None and rows <= SEMI_JOIN_MAX_ROWS
             cached = changes(source, table, view, broadcast_keys=narrow).cache()
             try:
@@ -278,6 +293,12 @@ def merge_into_table(
                 raise
             time.sleep(0.2 * (attempt + 1))
     raise AssertionError("unreachable: the last attempt returns or raises")  # pragma: no cover
+
+
+def _instant(us: int) -> str:
+    """A timestamp literal of UTC microseconds that Spark folds before Delta chooses the
+    files to read."""
+    return f"timestamp_micros({int(us)}L)"
 
 
 def _table_rank(view: FeatureView, side: str) -> str:
@@ -508,13 +529,16 @@ def materialize_view(
             F.max(_ARRIVED_US).alias("arrival"),
             F.count_if(F.col(_LATEST)).alias("entities"),
             F.sum(F.when(F.col(_REJECTED), F.col(_ROWS))).alias("rejected"),
+            F.min(F.when(~F.col(_REJECTED), F.unix_micros(F.col(TS)))).alias("first_us"),
+            F.max(F.when(~F.col(_REJECTED), F.unix_micros(F.col(TS)))).alias("last_us"),
         ).collect()[0]
         valid = deduplicated.where(~F.col(_REJECTED))
         per_event = valid.drop(_ROWS, _ARRIVED_US, _LATEST, _REJECTED)
         version, written_offline = -1, 0
         if delta_path is not None:
+            times = None if stats["first_us"] is None else (stats["first_us"], stats["last_us"])
             version, written_offline = merge_into_table(
-                spark, per_event, view, delta_path, rows=int(stats["n"] or 0)
+                spark, per_event, view, delta_path, rows=int(stats["n"] or 0), times=times
             )
         offered = written = 0
         online_started = time.perf_counter()
