@@ -358,6 +358,31 @@ def test_materialize_rerun_commits_once_and_rewrites_no_file(
     assert (metrics["numTargetFilesRemoved"], metrics["numTargetFilesAdded"]) == ("0", "0")
 
 
+def test_materialize_new_rows_go_into_one_file(repo: FeatureStore, spark: SparkSession) -> None:
+    """The rows a later run inserts land in one new file, not one per shuffle partition
+    (a scheduled job would otherwise add a handful of small files every run)."""
+    repo.materialize(at(0), at(30))
+    add_file(repo.repo_path, [row(100 + i, 20 + i / 10, i) for i in range(20)], "part-1")
+    # 8 partitions that adaptive execution leaves as they are: the suite's 2, coalesced,
+    # would hide a file per partition.
+    wide = {
+        "spark.sql.shuffle.partitions": "8",
+        "spark.sql.adaptive.coalescePartitions.enabled": "false",
+    }
+    previous = {key: spark.conf.get(key) for key in wide}
+    for key, value in wide.items():
+        spark.conf.set(key, value)
+    try:
+        (second,) = repo.materialize(at(0), at(30))
+    finally:
+        for key, value in previous.items():
+            spark.conf.set(key, value)
+    assert second.rows_written_offline == 20
+    last = DeltaTable.forPath(spark, second.delta_path).history(1).collect()[0]
+    metrics = last["operationMetrics"]
+    assert (metrics["numTargetFilesRemoved"], metrics["numTargetFilesAdded"]) == ("0", "1")
+
+
 def test_materialize_deduplicate_equals_per_event_then_per_entity(
     repo: FeatureStore, spark: SparkSession
 ) -> None:

@@ -70,6 +70,9 @@ _CREATED_MEANWHILE = frozenset({"DELTA_PATH_EXISTS", "PATH_ALREADY_EXISTS"})
 # Up to this many incoming rows, changes() narrows the table to the rows with their keys
 # through a broadcast of the keys (about 30 bytes a row on the driver) before joining.
 SEMI_JOIN_MAX_ROWS = 1_000_000
+# The rows a MERGE inserts are written in the partitions of its source: one file per this
+# many changed rows rather than one per shuffle partition (16 files for 100k rows).
+ROWS_PER_FILE = 1_000_000
 # Files modified up to this long before the last run's newest file are read again, so a
 # file written while that run was listing files is never skipped (re-reading is harmless).
 ARRIVAL_OVERLAP_US = 10 * 60 * 1_000_000
@@ -273,7 +276,12 @@ def merge_into_table(
             cached = changes(source, table, view, broadcast_keys=narrow).cache()
             try:
                 # Nothing to change: an empty frame, so the MERGE skips reading the table.
-                update = cached if cached.count() else spark.createDataFrame([], source.schema)
+                changed = cached.count()
+                update = (
+                    cached.coalesce(-(-changed // ROWS_PER_FILE))
+                    if changed
+                    else spark.createDataFrame([], source.schema)
+                )
                 with _recording_empty_commits(spark):
                     (
                         DeltaTable.forPath(spark, path)
