@@ -35,7 +35,6 @@ from tests.integration.redis_server import redis_server
 from benchmarks import data as bench_data
 from benchmarks import skewless_side
 
-RESULTS = Path(__file__).resolve().parent / "results"
 HOUR_S = 3600
 DAY_US = 86_400 * 1_000_000
 
@@ -159,7 +158,7 @@ def main() -> None:
     for x in result["incremental_runs"][1:]:
         if x["rows_written_offline"] > args.new_rows or x["rows_written_offline"] == 0:
             raise SystemExit(f"round {x['round']} wrote {x['rows_written_offline']} rows")
-    stem = RESULTS / f"{result['date']}-{args.scale}-incremental"
+    stem = bench_data.RESULTS / f"{result['date']}-{args.scale}-incremental"
     stem.with_suffix(".json").write_text(json.dumps(result, indent=2) + "\n")
     stem.with_suffix(".md").write_text(report(result))
     print(report(result))

@@ -260,19 +260,20 @@ def merge_into_table(
     source = _to_table_columns(frame, view)
     ts = view.source.timestamp_field
     on = " AND ".join(f"t.`{k}` = s.`{k}`" for k in [*view.join_keys, ts])
+    within = None
     if times is not None:
-        on += f" AND t.`{ts}` BETWEEN {_instant(times[0])} AND {_instant(times[1])}"
+        within = f"`{ts}` BETWEEN {_instant(times[0])} AND {_instant(times[1])}"
+        on += f" AND t.{within}"
     newer = f"{_table_rank(view, 's')} > {_table_rank(view, 't')}"
+    narrow = rows is not None and rows <= SEMI_JOIN_MAX_ROWS
     for attempt in range(_MAX_COMMIT_ATTEMPTS):
         try:
             if not DeltaTable.isDeltaTable(spark, path):
                 source.write.format("delta").mode("errorifexists").save(path)
                 return _last_commit(spark, path)
             table = spark.read.format("delta").load(path)
-            if times is not None:
-                lo, hi = (F.expr(_instant(us)) for us in times)
-                table = table.where(F.col(f"`{ts}`").between(lo, hi))
-            narrow = rows is not None and rows <= SEMI_JOIN_MAX_ROWS
+            if within is not None:
+                table = table.where(within)
             cached = changes(source, table, view, broadcast_keys=narrow).cache()
             try:
                 # Nothing to change: an empty frame, so the MERGE skips reading the table.

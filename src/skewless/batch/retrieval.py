@@ -69,7 +69,10 @@ class RetrievalJob:
         self.requests = list(requests)
         self._features = features
         self._entity = entity
-        self._entity_pandas = entity.frame if isinstance(entity, _PandasInput) else None
+
+    @property
+    def _entity_pandas(self) -> pd.DataFrame | None:
+        return self._entity.frame if isinstance(self._entity, _PandasInput) else None
 
     @property
     def feature_columns(self) -> list[str]:

@@ -1,9 +1,9 @@
 """The only module that builds SparkSessions.
 
 Settings come in layers, later ones winning: skewless's defaults (DEFAULTS), its
-required settings (Delta extensions, UTC), the `spark.conf_file` of feature_store.yaml (the shipped
-spark-conf/spark-defaults.conf), then `spark.conf`. The session time zone is always UTC:
-timestamps mean instants, and naive ones are read as UTC.
+required settings (Delta extensions, UTC), the `spark.conf_file` of feature_store.yaml
+(the shipped spark-conf/spark-defaults.conf), then `spark.conf`. The session time zone
+is always UTC: timestamps mean instants, and naive ones are read as UTC.
 """
 
 from __future__ import annotations
