@@ -10,6 +10,7 @@ import pytest
 import redis
 
 from skewless.online.codec import Record, decode_value, encode_value, entity_key
+from skewless.online.codec_v1 import encode_value_v1
 from skewless.online.redis import RedisOnlineStore, expire_at_ms
 from skewless.types import Float64, Int64
 
@@ -42,6 +43,21 @@ def test_redis_newer_replaces_older_never(store: RedisOnlineStore) -> None:
     assert stored(store, 1) == Record(100, None, (1, 1.0))
     assert store.write([item(1, 101, None, 4)]).written == 1
     assert stored(store, 1) == Record(101, None, (4, 4.0))
+
+
+def test_redis_replay_upgrades_a_version_1_value_and_never_downgrades(
+    store: RedisOnlineStore,
+) -> None:
+    key = entity_key("p", "v", [1])
+    old = encode_value_v1(Record(100, 5, (1, 1.0)), DTYPES)
+    assert store.write([(key, old, 0)]).written == 1
+    assert store.write([item(1, 100, 5, 1)]).written == 1  # the same row, codec version 2
+    raw = store.read([key])[0]
+    assert raw is not None and raw[0] == 2
+    assert decode_value(raw, DTYPES) == Record(100, 5, (1, 1.0))
+    assert store.write([item(1, 100, 5, 1)]).written == 0  # a replay of version 2
+    assert store.write([(key, old, 0)]).written == 0  # an older writer's replay
+    assert store.read([key])[0] == raw
 
 
 def test_redis_same_event_time_later_created_wins(store: RedisOnlineStore) -> None:

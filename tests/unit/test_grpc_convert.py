@@ -30,6 +30,8 @@ from skewless.grpc.backend import Lookup, OnlineAnswer, OnlineQuery
 from skewless.grpc.catalog import Catalog
 from skewless.grpc.errors import status_for
 from skewless.online.codec import CodecError, Record, encode_value
+from skewless.online.codec_v1 import encode_value_v1
+from skewless.online.entries import decode_entry, encode_entry
 from skewless.serving.plan import LookupPlan
 from skewless.serving.service import FeatureStatus, OnlineResponse, check_join_keys
 from skewless.timeutil import utc_micros
@@ -459,7 +461,7 @@ def lookups(draw: st.DrawFn) -> tuple[Any, list[Any], int]:
         "p", compile_requests([f"wide:{n}" for n in names], {"wide": view}, full_feature_names=full)
     )
     raw: list[bytes | None] = []
-    for _ in range(draw(st.integers(0, 4))):
+    for _ in range(draw(st.integers(0, 12))):
         if draw(st.integers(0, 3)) == 0:
             raw.append(None)
             continue
@@ -472,8 +474,9 @@ def lookups(draw: st.DrawFn) -> tuple[Any, list[Any], int]:
             )
             values.append(draw(st.none() | strategy))
         age = timedelta(minutes=draw(st.sampled_from([1, 59, 61, 10_000])))
+        encode = encode_value_v1 if draw(st.integers(0, 5)) == 0 else encode_value
         raw.append(
-            encode_value(
+            encode(
                 Record(utc_micros(T0 - age), None, tuple(values)), [f.dtype for f in view.features]
             )
         )
@@ -493,9 +496,14 @@ def test_encode_lookup_is_byte_for_byte_the_generated_serialization(
     )
     encoded = convert.encode_lookup(Lookup(plan, len(raw), views, version))
     assert encoded == reference.SerializeToString()
+    # as the server answers: the stored entries, gathered (decoded for version 1 values)
+    gathered = plan.entries(raw, len(raw), utc_micros(T0))
+    assert convert.encode_lookup(Lookup(plan, len(raw), gathered, version)) == encoded
 
 
 def test_encode_lookup_refuses_an_int32_out_of_range_as_upb_does() -> None:
+    """The writer refuses such a value (codec version 2); one written by version 1 is
+    refused when it is served."""
     view = FeatureView(
         "v",
         entities=[DRIVER],
@@ -503,9 +511,33 @@ def test_encode_lookup_refuses_an_int32_out_of_range_as_upb_does() -> None:
         source=FileSource("x.parquet", timestamp_field="ts"),
     )
     plan = LookupPlan("p", compile_requests(["v:n"], {"v": view}, full_feature_names=False))
-    raw = [encode_value(Record(0, None, (2**40,)), [Int32])]
+    with pytest.raises(CodecError, match="out of range for int32"):
+        encode_value(Record(0, None, (2**40,)), [Int32])
+    raw = [encode_value_v1(Record(0, None, (2**40,)), [Int32])]
     views = plan.assemble(raw, 1, 0)
     with pytest.raises(ValueError, match="out of range"):
         convert.answer_to_proto(OnlineAnswer(plan.response([{}], views), plan.dtypes, 1))
     with pytest.raises(ValueError, match="out of range"):
-        convert.encode_lookup(Lookup(plan, 1, views, 1))
+        convert.encode_lookup(Lookup(plan, 1, plan.entries(raw, 1, 0), 1))
+
+
+@st.composite
+def stored_values(draw: st.DrawFn) -> tuple[DType, Any]:
+    scalar = draw(st.sampled_from(list(STORED)))
+    if draw(st.booleans()):
+        items = st.lists(st.none() | STORED[scalar], max_size=5)
+        return Array(scalar), draw(st.none() | items)  # type: ignore[arg-type]
+    return scalar, draw(st.none() | STORED[scalar])
+
+
+@given(typed=stored_values())
+def test_stored_entries_are_the_generated_serialization_of_their_value(
+    typed: tuple[DType, Any],
+) -> None:
+    """What the online writer stores per feature is byte for byte the FeatureColumn.values
+    field the generated code writes for the same value, and reads back as that value."""
+    dtype, value = typed
+    message = b"" if value is None else convert.to_value(value, dtype).SerializeToString()
+    entry = encode_entry(value, dtype)
+    assert entry == b"\x12" + convert._varint(len(message)) + message
+    assert same(decode_entry(entry, dtype), value)

@@ -27,7 +27,7 @@ from skewless.grpc.catalog import Catalog, CatalogNotLoadedError, load_catalog
 from skewless.grpc.redis_reader import RedisReader, redis_reader
 from skewless.online.embedded import EmbeddedServer, embedded_dir
 from skewless.registry import RegistryReader, open_registry
-from skewless.serving.plan import LookupPlan, ViewColumns
+from skewless.serving.plan import LookupPlan, ViewColumns, ViewEntries
 from skewless.serving.service import OnlineResponse
 from skewless.timeutil import utc_micros
 from skewless.types import DType
@@ -56,11 +56,12 @@ class OnlineAnswer:
 
 @dataclass(frozen=True)
 class Lookup:
-    """A lookup's answer, column-major, as the gRPC response is laid out."""
+    """A lookup's answer, column-major, as the gRPC response is laid out: per view its
+    stored entries (or, for values of an older codec version, its decoded columns)."""
 
     plan: LookupPlan
     rows: int
-    views: list[ViewColumns]
+    views: list[ViewEntries | ViewColumns]
     registry_version: int
 
 
@@ -162,7 +163,7 @@ class OnlineBackend:
         catalog = self.catalog
         plan = catalog.plan(features, full_feature_names=full_feature_names)
         raw = await self._read(plan.keys_from_columns(entity_columns, rows), time_remaining_s)
-        views = plan.assemble(raw, rows, utc_micros(datetime.now(UTC)))
+        views = plan.entries(raw, rows, utc_micros(datetime.now(UTC)))
         return Lookup(plan, rows, views, catalog.registry_version)
 
     async def get_online_features(

@@ -28,6 +28,7 @@ from skewless._proto.skewless.serving.v1 import serving_pb2 as pb
 from skewless._proto.skewless.serving.v1 import serving_pb2_grpc as pb_grpc
 from skewless.errors import EntityDataFrameError, InvalidFeatureRefError
 from skewless.grpc.backend import Lookup, OnlineAnswer, OnlineQuery
+from skewless.serving.plan import ViewEntries
 from skewless.serving.service import FeatureStatus, OnlineResponse
 from skewless.timeutil import from_micros, from_micros_shared, utc_micros
 from skewless.types import ArrayType, DType
@@ -416,18 +417,22 @@ def encode_lookup(lookup: Lookup) -> bytes:
     """The serialized GetOnlineFeaturesResponse of a lookup."""
     plan = lookup.plan
     out = [_field(b"\x0a", key.encode()) for key in plan.join_keys]
-    where: dict[str, tuple[bytes, list[Any]]] = {}
+    where: dict[str, tuple[bytes, bytes | Sequence[Any]]] = {}
     for view, got in zip(plan.views, lookup.views, strict=True):
         tail = pb.FeatureColumn(
             statuses=[_STATUS_CODES[s] for s in got.statuses],
             event_timestamps=[0 if t is None else t for t in got.event_ts_us],
         ).SerializeToString()
-        for name, column in zip(view.outputs, got.columns, strict=True):
+        stored = got.entries if isinstance(got, ViewEntries) else got.columns
+        for name, column in zip(view.outputs, stored, strict=True):
             where[name] = (tail, column)
     for name in plan.features:
         tail, column = where[name]
         head = _field(b"\x0a", name.encode()) if name else b""
-        body = b"".join([head, *_encoded_values(column, plan.dtypes[name]), tail])
+        if isinstance(column, bytes):  # the stored entries, as they are
+            body = b"".join([head, column, tail])
+        else:
+            body = b"".join([head, *_encoded_values(column, plan.dtypes[name]), tail])
         out.append(_field(b"\x12", body))
     if lookup.registry_version:
         out.append(b"\x18" + _varint(lookup.registry_version))

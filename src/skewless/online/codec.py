@@ -6,52 +6,83 @@ Key:   b"sk1|" project b"|" view b"|" entity-key
                     b"n" null) and, except for null and bool, a 4-byte big-endian length
                     and the bytes. Typed and length-prefixed, so ("a|b", "c") and
                     ("a", "b|c"), or 1 and "1", can never share a key.
-Value: a 20-byte header, then the features.
-       header = codec version (1 byte), flags (1 byte), reserved (2 bytes),
-                event_ts and created_ts as microseconds since the epoch, each stored
-                as a big-endian uint64 after adding 2**63, so that comparing the 16
-                bytes in order is comparing (event_ts, created_ts) as signed numbers;
-                a null created_ts is stored as 0 (lowest), as it ranks offline.
-       features = in the view's schema order, each a presence byte (0 null, 1 value)
-                followed, when present, by its encoding: int32/int64/unix_timestamp as
-                signed 8-byte big-endian, float32 as 4-byte IEEE, float64 as 8-byte IEEE
-                (NaN kept), bool as 1 byte, string/bytes as 4-byte length + bytes,
-                arrays as 4-byte count then each element as a presence byte + encoding.
+Value (codec version 2):
+       header = the 20 bytes of online/header.py: version 2, flags, reserved, then the
+                (event_ts, created_ts) order bytes the writer's compare-and-set reads;
+                flags bit 0 set means 4-byte offsets, clear 2-byte; no other bit is used.
+       offsets = n + 1 little-endian unsigned integers for a view of n features: where
+                each feature's entry starts, counted from the value's first byte, then
+                the value's length.
+       entries = each feature's value, in the view's schema order, as the gRPC response
+                carries it (online/entries.py): a FeatureColumn.values field holding a
+                Value message.
+Version 1 values (online/codec_v1.py) are still read; the writer writes version 2.
 
-The online writer compares headers on the server (see online/redis.py) so that only a
-newer (event_ts, created_ts) replaces a stored value.
+The gRPC server answers a lookup by gathering stored entries (entry_gatherer): for each
+requested feature, the entries of every row, concatenated, are its column's `values` as
+they go on the wire, so serving builds no Python object per value. In-process lookups
+decode them (column_decoder). Both check the layout of every value they read (version,
+offsets, each entry's tag and length) and refuse what they cannot vouch for.
 """
 
 from __future__ import annotations
 
+import itertools
 import struct
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from functools import partial
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from skewless.online import entries as en
+from skewless.online import segments as sg
+from skewless.online.codec_v1 import VERSION as _V1
+from skewless.online.codec_v1 import decode_value_v1
+from skewless.online.header import (
+    HEADER,
+    HEADER_SIZE,
+    OFFSET,
+    ORDER_SLICE,
+    CodecError,
+    Record,
+    created_from_header,
+    header_bytes,
+    order_bytes,
+)
 from skewless.types import ArrayType, DType
 
-CODEC_VERSION = 1
-HEADER = struct.Struct(">BBHQQ")
-HEADER_SIZE = HEADER.size  # 20
-ORDER_SLICE = slice(4, 20)  # the bytes whose order is (event_ts, created_ts) order
-_OFFSET = 1 << 63
-_NULL_CREATED = 0
+__all__ = [
+    "CODEC_VERSION",
+    "HEADER",
+    "HEADER_SIZE",
+    "ORDER_SLICE",
+    "CodecError",
+    "ColumnDecoder",
+    "Gather",
+    "Record",
+    "arrow_entity_keys",
+    "column_decoder",
+    "decode_value",
+    "encode_entity_key",
+    "encode_value",
+    "encode_values",
+    "entity_key",
+    "entity_keys",
+    "entry_gatherer",
+    "event_times",
+    "key_prefix",
+    "order_bytes",
+]
+
+CODEC_VERSION = 2
+_WIDE = 0x01  # flags: 4-byte offsets
 
 _I64 = struct.Struct(">q")
-_F32 = struct.Struct(">f")
-_F64 = struct.Struct(">d")
 _U32 = struct.Struct(">I")
-
-
-class CodecError(ValueError):
-    """A value could not be encoded or decoded with this codec."""
+_EVENT = struct.Struct(">4xQ")
 
 
 # --- keys -------------------------------------------------------------------------------
@@ -94,321 +125,387 @@ def entity_key(project: str, view: str, values: Sequence[Any]) -> bytes:
 # --- values -----------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Record:
-    """One entity's latest row of one view, as stored online."""
-
-    event_ts_us: int
-    created_ts_us: int | None
-    values: tuple[Any, ...]
-
-
-def order_bytes(event_ts_us: int, created_ts_us: int | None) -> bytes:
-    created = _NULL_CREATED if created_ts_us is None else created_ts_us + _OFFSET
-    return struct.pack(">QQ", event_ts_us + _OFFSET, created)
-
-
-def _scalar(out: list[bytes], name: str, v: Any) -> None:
-    if name in ("int64", "int32", "unix_timestamp"):
-        out.append(_I64.pack(int(v)))
-    elif name == "float64":
-        out.append(_F64.pack(float(v)))
-    elif name == "float32":
-        out.append(_F32.pack(float(v)))
-    elif name == "bool":
-        out.append(b"\x01" if v else b"\x00")
-    elif name == "string":
-        raw = v.encode()
-        out.append(_U32.pack(len(raw)) + raw)
-    elif name == "bytes":
-        raw = bytes(v)
-        out.append(_U32.pack(len(raw)) + raw)
-    else:  # pragma: no cover - every scalar name is handled above
-        raise CodecError(f"no encoding for {name}")
+def _offsets(width: int, features: int) -> struct.Struct:
+    return struct.Struct(f"<{features + 1}{'H' if width == 2 else 'I'}")
 
 
 def encode_value(record: Record, dtypes: Sequence[DType]) -> bytes:
+    """The stored value (codec version 2) of one entity's latest row."""
     if len(record.values) != len(dtypes):
         raise CodecError(f"{len(record.values)} values for {len(dtypes)} features")
-    out = [
-        struct.pack(">BBH", CODEC_VERSION, 0, 0),
-        order_bytes(record.event_ts_us, record.created_ts_us),
-    ]
-    for v, dtype in zip(record.values, dtypes, strict=True):
-        if v is None:
-            out.append(b"\x00")
-            continue
-        out.append(b"\x01")
-        try:
-            if isinstance(dtype, ArrayType):
-                items = list(v)
-                out.append(_U32.pack(len(items)))
-                for item in items:
-                    if item is None:
-                        out.append(b"\x00")
-                    else:
-                        out.append(b"\x01")
-                        _scalar(out, dtype.element.name, item)
-            else:
-                _scalar(out, dtype.name, v)
-        except (struct.error, TypeError, ValueError, AttributeError) as exc:
-            raise CodecError(f"cannot encode {v!r} as {dtype.name}: {exc}") from None
-    return b"".join(out)
+    body = [en.encode_entry(v, dtype) for v, dtype in zip(record.values, dtypes, strict=True)]
+    sizes = [len(b) for b in body]
+    for width in (2, 4):
+        start = HEADER_SIZE + width * (len(dtypes) + 1)
+        ends = [start]
+        for size in sizes:
+            ends.append(ends[-1] + size)
+        if ends[-1] < 1 << (8 * width):
+            break
+    else:  # pragma: no cover - a value of 4 GiB
+        raise CodecError(f"a value of {ends[-1]} bytes")
+    flags = 0 if width == 2 else _WIDE
+    return b"".join(
+        [
+            header_bytes(CODEC_VERSION, flags, record.event_ts_us, record.created_ts_us),
+            _offsets(width, len(dtypes)).pack(*ends),
+            *body,
+        ]
+    )
 
 
-class _Reader:
-    def __init__(self, data: bytes) -> None:
-        self.data = data
-        self.pos = 0
-
-    def take(self, n: int) -> bytes:
-        end = self.pos + n
-        if end > len(self.data):
-            raise CodecError("value is truncated")
-        chunk = self.data[self.pos : end]
-        self.pos = end
-        return chunk
-
-    def scalar(self, name: str) -> Any:
-        if name in ("int64", "int32", "unix_timestamp"):
-            return _I64.unpack(self.take(8))[0]
-        if name == "float64":
-            return _F64.unpack(self.take(8))[0]
-        if name == "float32":
-            return _F32.unpack(self.take(4))[0]
-        if name == "bool":
-            return self.take(1) == b"\x01"
-        n = _U32.unpack(self.take(4))[0]
-        raw = self.take(n)
-        return raw.decode() if name == "string" else raw
+def _layout(data: bytes, features: int) -> tuple[int, ...]:
+    """The offsets of a version 2 value, checked: from the end of the table, never
+    decreasing, up to the value's end."""
+    if len(data) < HEADER_SIZE:
+        raise CodecError("value is shorter than its header")
+    flags = data[1]
+    if flags & ~_WIDE:
+        raise CodecError(f"unknown flags {flags:#x}")
+    width = 4 if flags & _WIDE else 2
+    table = _offsets(width, features)
+    if len(data) < HEADER_SIZE + table.size:
+        raise CodecError("value is truncated (its offsets)")
+    ends = table.unpack_from(data, HEADER_SIZE)
+    if ends[0] != HEADER_SIZE + table.size:
+        raise CodecError(f"the first entry is at {ends[0]}, not after the offsets")
+    if ends[-1] > len(data):
+        raise CodecError(f"value is truncated: its entries end at {ends[-1]} of {len(data)} bytes")
+    if ends[-1] < len(data):
+        raise CodecError(f"{len(data) - ends[-1]} unexpected trailing bytes")
+    if any(a > b for a, b in itertools.pairwise(ends)):
+        raise CodecError("offsets decrease")
+    return ends
 
 
 def decode_value(data: bytes, dtypes: Sequence[DType]) -> Record:
+    """The record of a stored value of any version this skewless reads."""
     if len(data) < HEADER_SIZE:
         raise CodecError("value is shorter than its header")
-    version, _flags, _reserved, ets, cts = HEADER.unpack_from(data)
+    version = data[0]
+    if version == _V1:
+        return decode_value_v1(data, dtypes)
     if version != CODEC_VERSION:
-        raise CodecError(f"codec version {version}; this skewless reads {CODEC_VERSION}")
-    reader = _Reader(data)
-    reader.pos = HEADER_SIZE
-    values: list[Any] = []
-    for dtype in dtypes:
-        if reader.take(1) == b"\x00":
-            values.append(None)
-            continue
-        if isinstance(dtype, ArrayType):
-            count = _U32.unpack(reader.take(4))[0]
-            values.append(
-                [
-                    reader.scalar(dtype.element.name) if reader.take(1) == b"\x01" else None
-                    for _ in range(count)
-                ]
-            )
-        else:
-            values.append(reader.scalar(dtype.name))
-    if reader.pos != len(data):
-        raise CodecError(f"{len(data) - reader.pos} unexpected trailing bytes")
-    created = None if cts == _NULL_CREATED else cts - _OFFSET
-    return Record(ets - _OFFSET, created, tuple(values))
-
-
-# --- batch decoding (the serving hot path) ----------------------------------------------
-#
-# decode_value() reads one value through a generic reader; a lookup of 100 entities of a
-# 50-feature view calls it 100 times and then pivots rows into columns. column_decoder()
-# prepares, once per (dtypes, selected positions), a function that reads a whole batch
-# of stored values and returns columns: a value with every feature present, of a view
-# whose features are all fixed-width, is one struct.unpack_from; in any other value each
-# run of up to _RUN fixed-width features is one struct.unpack_from when all of them are
-# present, and the rest (variable-width features, runs holding a null) are read by one
-# prepared reader per feature (no code is generated or evaluated). It accepts
-# exactly what decode_value accepts: whenever the fast path meets anything unexpected (a
-# wrong version, a truncated or over-long value, bad UTF-8) it hands the value to
-# decode_value, which raises the precise error. tests/unit/online/test_codec.py checks it
-# against decode_value.
-
-ColumnDecoder = Callable[[Sequence[bytes | None]], tuple[list[int | None], list[list[Any]]]]
-# Reads the present feature whose presence byte is at `p`: (value, position after it).
-_FieldReader = Callable[[bytes, int], tuple[Any, int]]
-
-_HEAD = struct.Struct(">B3xQ")  # version, event_ts (offset-binary) of HEADER
-_FIXED = {  # scalar name -> (struct, width)
-    "int64": _I64,
-    "int32": _I64,
-    "unix_timestamp": _I64,
-    "float64": _F64,
-    "float32": _F32,
-}
-_DECODE_ERRORS = (IndexError, struct.error, UnicodeDecodeError, CodecError)
-
-
-def _array_at(data: bytes, pos: int, element: str) -> tuple[list[Any], int]:
-    """An array value whose count starts at `pos` (past the presence byte), and the
-    position after it; as decode_value reads it."""
-    reader = _Reader(data)
-    reader.pos = pos
-    count = _U32.unpack(reader.take(4))[0]
-    items = [reader.scalar(element) if reader.take(1) == b"\x01" else None for _ in range(count)]
-    return items, reader.pos
-
-
-def _field_reader(dtype: DType) -> _FieldReader:
-    if isinstance(dtype, ArrayType):
-        element = dtype.element.name
-        return lambda data, p: _array_at(data, p + 1, element)
-    name = dtype.name
-    if name == "bool":
-        return lambda data, p: (data[p + 1] == 1, p + 2)
-    if name in _FIXED:
-        unpack, width = _FIXED[name].unpack_from, _FIXED[name].size
-        return lambda data, p: (unpack(data, p + 1)[0], p + 1 + width)
-    text = name == "string"  # else bytes: both a 4-byte length, then the bytes
-
-    def sized(data: bytes, p: int) -> tuple[Any, int]:
-        end = p + 5 + _U32.unpack_from(data, p + 1)[0]
-        raw = data[p + 5 : end]  # past the end: caught by the length check after
-        return (raw.decode() if text else raw), end
-
-    return sized
-
-
-_FORMATS = {"bool": "B", **{name: st.format[-1] for name, st in _FIXED.items()}}
-# A run of fixed-width features is read by one struct of at most this many: a null costs
-# only its run field-by-field reading (a struct cannot skip an absent value), so shorter
-# runs lose less to a null, longer ones save more calls when every feature is present.
-_RUN = 8
-
-
-def _fixed_width(dtype: DType) -> bool:
-    return not isinstance(dtype, ArrayType) and dtype.name in _FORMATS
-
-
-def _present_format(dtypes: Sequence[DType]) -> str:
-    """The struct format of fixed-width features, each present: its byte, its value."""
-    return "".join("B" + _FORMATS[d.name] for d in dtypes)
-
-
-def _all_present(dtypes: Sequence[DType]) -> struct.Struct | None:
-    """The layout of a value with every feature present, if that has a fixed size."""
-    if not all(_fixed_width(d) for d in dtypes):
-        return None
-    return struct.Struct(">B3xQ8x" + _present_format(dtypes))
-
-
-class _Segment(NamedTuple):
-    """Consecutive features of a value: `unpack` reads all of them at once when they are
-    all present (presence byte then value, `size` bytes in all); `readers` read them one
-    by one, the way any value is read. `unpack` is None for a variable-width feature."""
-
-    unpack: Callable[[bytes, int], tuple[Any, ...]] | None
-    size: int
-    readers: tuple[_FieldReader, ...]
-
-
-def _segments(dtypes: Sequence[DType]) -> tuple[_Segment, ...]:
-    """The features in runs of up to _RUN fixed-width ones, and each other one alone."""
-    out: list[_Segment] = []
-    run: list[DType] = []
-
-    def close_run() -> None:
-        if run:
-            layout = struct.Struct(">" + _present_format(run))
-            readers = tuple(_field_reader(d) for d in run)
-            out.append(_Segment(layout.unpack_from, layout.size, readers))
-            run.clear()
-
-    for dtype in dtypes:
-        if _fixed_width(dtype):
-            run.append(dtype)
-            if len(run) == _RUN:
-                close_run()
-        else:
-            close_run()
-            out.append(_Segment(None, 0, (_field_reader(dtype),)))
-    close_run()
-    return tuple(out)
-
-
-def _row_reader(dtypes: tuple[DType, ...]) -> Callable[[bytes], tuple[int, tuple[Any, ...]]]:
-    """A function reading (event time, every feature) of one stored value, as
-    decode_value reads it; raises what decode_value raises."""
-    segments = _segments(dtypes)
-    full = _all_present(dtypes)
-    head = _HEAD.unpack_from
-    # No stored value is -1 bytes long, so without a fixed layout the fast path never runs.
-    full_size, full_unpack = (-1, head) if full is None else (full.size, full.unpack_from)
-
-    def read_row(data: bytes) -> tuple[int, tuple[Any, ...]]:
-        """(event time, every feature) of one stored value."""
-        if len(data) == full_size:
-            t = full_unpack(data, 0)
-            if t[0] == CODEC_VERSION and 0 not in t[2::2]:
-                return t[1] - _OFFSET, t[3::2]
-        p = -1
-        end = len(data)
+        raise CodecError(f"codec version {version}; this skewless reads 1 and {CODEC_VERSION}")
+    _, _, _, ets, cts = HEADER.unpack_from(data)
+    ends = _layout(data, len(dtypes))
+    values = []
+    for i, dtype in enumerate(dtypes):
         try:
-            version, ets = head(data, 0)
-            p = HEADER_SIZE
-            row: list[Any] = []
-            for unpack, size, readers in segments:
-                # A run whose features are all present, in one struct. Were one of them
-                # null, the first null's presence byte is still read where it lies (every
-                # feature before it is present), so `0 in` sees it.
-                if unpack is not None and p + size <= end:
-                    t = unpack(data, p)
-                    if 0 not in t[::2]:
-                        row.extend(t[1::2])
-                        p += size
-                        continue
-                for read in readers:
-                    if data[p]:
-                        value, p = read(data, p)
-                    else:
-                        value, p = None, p + 1
-                    row.append(value)
-        except _DECODE_ERRORS:
-            p = -1
-        if p != end or version != CODEC_VERSION:
-            decode_value(data, dtypes)  # raises the precise error
-            raise CodecError("a value the batch decoder refused decodes alone")
-        return ets - _OFFSET, tuple(row)
+            values.append(en.decode_entry(data[ends[i] : ends[i + 1]], dtype))
+        except CodecError as exc:
+            raise CodecError(f"feature {i} ({dtype.name}): {exc}") from None
+    return Record(ets - OFFSET, created_from_header(cts), tuple(values))
 
-    return read_row
+
+def event_times(values: Sequence[bytes | None]) -> list[int | None]:
+    """The event time of each stored value (None for None), from its header."""
+    event = _EVENT.unpack_from
+    try:
+        return [None if v is None else event(v)[0] - OFFSET for v in values]
+    except struct.error:
+        raise CodecError("value is shorter than its header") from None
+
+
+# --- reading many values: the serving hot path ------------------------------------------
+#
+# Both readers below take the values of one view for a batch of entity rows (None where
+# nothing is stored, or where the caller withholds the value) and a selection of the
+# view's features. Up to _FEW values are read one by one in Python; more are read with
+# numpy: the values joined into one buffer, every offset table read at once, and the
+# selected entries located, checked and copied (or decoded) as arrays, so the cost per
+# value is a few array elements rather than Python calls.
+
+_FEW = 8
+Gather = Callable[[Sequence[bytes | None]], list[bytes] | None]
+ColumnDecoder = Callable[[Sequence[bytes | None]], tuple[list[int | None], list[list[Any]]]]
+
+
+def _check_positions(dtypes: Sequence[DType], positions: Sequence[int]) -> None:
+    if len(set(positions)) != len(positions) or not all(0 <= p < len(dtypes) for p in positions):
+        raise ValueError(f"positions {list(positions)} do not select features of {len(dtypes)}")
+
+
+class _Located:
+    """Where the selected entries of a batch of version 2 values lie in one buffer."""
+
+    def __init__(self, raw: bytes, starts: npt.NDArray[np.int64], lengths: npt.NDArray[np.int64]):
+        self.raw = raw  # the values joined, then a null entry
+        self.buffer = np.frombuffer(raw, dtype=np.uint8)
+        self.starts = starts  # (rows, selected): where each entry starts in raw
+        self.lengths = lengths  # and its length
+
+
+def _locate(
+    values: Sequence[bytes | None], features: int, positions: npt.NDArray[np.int64]
+) -> _Located | None:
+    """The selected entries of `values` (None rows: a null entry), or None when any value
+    is not a well-formed version 2 value with 2-byte offsets (the caller then reads them
+    one by one, which also raises the precise error)."""
+    stored = [v for v in values if v is not None]
+    raw = b"".join([*stored, en.NULL_ENTRY])
+    buffer = np.frombuffer(raw, dtype=np.uint8)
+    sizes = np.fromiter(map(len, stored), dtype=np.int64, count=len(stored))
+    begin = np.cumsum(sizes) - sizes
+    table_end = HEADER_SIZE + 2 * (features + 1)
+    if (sizes < table_end).any():
+        return None
+    if stored and ((buffer[begin] != CODEC_VERSION) | (buffer[begin + 1] != 0)).any():
+        return None
+    table_bytes = buffer[begin[:, None] + np.arange(HEADER_SIZE, table_end)[None, :]]
+    table = table_bytes.reshape(-1).view("<u2").reshape(len(stored), features + 1).astype(np.int64)
+    if (
+        stored
+        and (
+            (table[:, 0] != table_end)
+            | (table[:, -1] != sizes)
+            | (np.diff(table, axis=1) < 0).any(axis=1)
+        ).any()
+    ):
+        return None
+    starts = table[:, positions] + begin[:, None]
+    lengths = table[:, positions + 1] - table[:, positions]
+    rows = len(values)
+    if len(stored) < rows:  # the rows without a value get the null entry at the end
+        at = np.fromiter((v is not None for v in values), dtype=np.bool_, count=rows)
+        all_starts = np.full((rows, len(positions)), len(raw) - 2, dtype=np.int64)
+        all_lengths = np.full((rows, len(positions)), 2, dtype=np.int64)
+        all_starts[at], all_lengths[at] = starts, lengths
+        starts, lengths = all_starts, all_lengths
+    return _Located(raw, starts, lengths)
+
+
+def _entries_in_order(located: _Located, tags: list[bytes]) -> bool:
+    """Whether every located entry is a FeatureColumn.values field of its length holding
+    its feature's field (or nothing): what the wire needs to stay well formed."""
+    buffer, starts, lengths = located.buffer, located.starts, located.lengths
+    short = lengths <= 0x81  # a one-byte length: checked here; longer ones in Python
+    if (lengths < 2).any() or (buffer[starts] != en.ENTRY_TAG).any():
+        return False
+    if (short & (buffer[starts + 1] != lengths - 2)).any():
+        return False
+    present = lengths > 2
+    first = np.array([t[0] for t in tags], dtype=np.uint8)[None, :]
+    found = buffer[np.where(present, starts + 2, 0)]
+    if (present & short & (found != first)).any():
+        return False
+    if short.all():
+        return True
+    for row, col in zip(*np.nonzero(~short), strict=True):
+        s, n = int(starts[row, col]), int(lengths[row, col])
+        if not _long_entry_ok(located.raw, s, n, tags[col]):
+            return False
+    return True
+
+
+def _long_entry_ok(raw: bytes, start: int, length: int, tag: bytes) -> bool:
+    try:
+        size, p = en.read_varint(raw, start + 1, start + length)
+    except CodecError:
+        return False
+    return p + size == start + length and raw[p : p + len(tag)] == tag
+
+
+def _entry_ok(entry: bytes, tag: bytes) -> bool:
+    """_entries_in_order() for one entry."""
+    if len(entry) < 2 or entry[0] != en.ENTRY_TAG:
+        return False
+    if entry[1] < 0x80:
+        return entry[1] + 2 == len(entry) and (len(entry) == 2 or entry[2] == tag[0])
+    return _long_entry_ok(entry, 0, len(entry), tag)
+
+
+def entry_gatherer(dtypes: Sequence[DType], positions: Sequence[int]) -> Gather:
+    """A function giving, for the stored values of a batch of rows, per feature at
+    `positions` (indices into `dtypes`, in the order wanted), the entries of every row
+    concatenated (a null entry for a None row): that feature's FeatureColumn.values on
+    the wire. It gives None when a value is of another codec version (the caller then
+    decodes them), and raises CodecError for a version 2 value whose layout is wrong."""
+    _check_positions(dtypes, positions)
+    dtypes = tuple(dtypes)
+    selected = np.asarray(positions, dtype=np.int64)
+    pairs = [(p, p + 1) for p in positions]
+    tags = [en.tag_of(dtypes[p]) for p in positions]
+    nulls = [en.NULL_ENTRY] * len(positions)
+    features = len(dtypes)
+    table = {2: _offsets(2, features), 4: _offsets(4, features)}
+
+    def one_by_one(values: Sequence[bytes | None]) -> list[bytes] | None:
+        rows: list[list[bytes]] = []
+        for data in values:
+            if data is None:
+                rows.append(nulls)
+                continue
+            if len(data) < HEADER_SIZE or data[0] != CODEC_VERSION or data[1] & ~_WIDE:
+                if len(data) >= HEADER_SIZE and data[0] == _V1:
+                    return None  # the caller decodes (version 1 is read row by row)
+                _refuse(data, dtypes)
+            layout = table[4 if data[1] & _WIDE else 2]
+            try:
+                ends = layout.unpack_from(data, HEADER_SIZE)
+            except struct.error:
+                _refuse(data, dtypes)
+            if ends[0] != HEADER_SIZE + layout.size or ends[-1] != len(data):
+                _refuse(data, dtypes)
+            row = [data[ends[a] : ends[b]] for a, b in pairs]
+            if not all(_entry_ok(e, t) for e, t in zip(row, tags, strict=True)):
+                _refuse(data, dtypes)
+            rows.append(row)
+        if not rows:
+            return [b""] * len(pairs)
+        return [b"".join(column) for column in zip(*rows, strict=True)]
+
+    def gather(values: Sequence[bytes | None]) -> list[bytes] | None:
+        if len(values) <= _FEW:
+            return one_by_one(values)
+        located = _locate(values, features, selected)
+        if located is None or not _entries_in_order(located, tags):
+            return one_by_one(values)  # another version, 4-byte offsets, or an error
+        lengths = located.lengths.T.reshape(-1)
+        starts = located.starts.T.reshape(-1)
+        total = int(lengths.sum())
+        index = np.repeat(starts - (np.cumsum(lengths) - lengths), lengths) + np.arange(total)
+        out = located.buffer[index].tobytes()
+        ends = np.cumsum(located.lengths.sum(axis=0)).tolist()
+        return [out[a:b] for a, b in zip([0, *ends][:-1], ends, strict=True)]
+
+    return gather
+
+
+def _refuse(data: bytes, dtypes: Sequence[DType]) -> None:
+    decode_value(data, dtypes)  # raises the precise error
+    raise CodecError("a value whose layout the gather refused decodes alone")
 
 
 def column_decoder(dtypes: Sequence[DType], positions: Sequence[int]) -> ColumnDecoder:
     """A function decoding a batch of stored values (None: no value stored) of one view
     into, per value, its event time (None for None) and, per feature at `positions`
     (indices into `dtypes`, in the order wanted), a column of values (None for None).
-    Row for row equal to decode_value(data, dtypes); raises what it raises."""
-    if len(set(positions)) != len(positions) or not all(0 <= p < len(dtypes) for p in positions):
-        raise ValueError(f"positions {list(positions)} do not select features of {len(dtypes)}")
+    Row for row equal to decode_value(data, dtypes) (values of any version); raises what
+    it raises for a value whose layout or selected features are wrong."""
+    _check_positions(dtypes, positions)
     dtypes = tuple(dtypes)
-    read_row = _row_reader(dtypes)
+    selected = np.asarray(positions, dtype=np.int64)
+    chosen = [dtypes[p] for p in positions]
     none_row = (None,) * len(dtypes)
-    bools = [i for i, p in enumerate(positions) if str(dtypes[p]) == "bool"]
-    width = len(positions)
+    tags = [en.tag_of(d) for d in chosen]
+    # the selected features by scalar type, read a type at a time; arrays one by one
+    by_name: dict[str, list[int]] = {}
+    one_by_one = []
+    for i, dtype in enumerate(chosen):
+        if isinstance(dtype, ArrayType) or dtype.name not in en.VECTORIZED:
+            one_by_one.append(i)
+        else:
+            by_name.setdefault(dtype.name, []).append(i)
+    groups = [(name, np.asarray(at, dtype=np.int64)) for name, at in by_name.items()]
 
-    def decode(values: Sequence[bytes | None]) -> tuple[list[int | None], list[list[Any]]]:
+    def row_by_row(values: Sequence[bytes | None]) -> tuple[list[int | None], list[list[Any]]]:
         ets: list[int | None] = []
         rows: list[tuple[Any, ...]] = []
         for data in values:
             if data is None:
                 ets.append(None)
                 rows.append(none_row)
-            else:
-                event, row = read_row(data)
-                ets.append(event)
-                rows.append(row)
+                continue
+            record = decode_value(data, dtypes)
+            ets.append(record.event_ts_us)
+            rows.append(record.values)
         if not rows:
-            return ets, [[] for _ in range(width)]
+            return ets, [[] for _ in positions]
         transposed = list(zip(*rows, strict=True))
-        columns = [list(transposed[p]) for p in positions]
-        for i in bools:  # a struct reads a bool as its byte
-            columns[i] = [None if v is None else v == 1 for v in columns[i]]
-        return ets, columns
+        return ets, [list(transposed[p]) for p in positions]
+
+    def decode(values: Sequence[bytes | None]) -> tuple[list[int | None], list[list[Any]]]:
+        if len(values) <= _FEW:
+            return row_by_row(values)
+        located = _locate(values, len(dtypes), selected)
+        if located is None or not _entries_in_order(located, tags):
+            return row_by_row(values)  # another version, 4-byte offsets, or an error
+        columns: list[list[Any]] = [[] for _ in positions]
+        for name, at in groups:
+            read = en.read_columns(
+                located.buffer, located.raw, located.starts[:, at], located.lengths[:, at], name
+            )
+            if read is None:
+                return row_by_row(values)  # raises the precise error
+            for i, column in zip(at, read, strict=True):
+                columns[i] = column
+        for i in one_by_one:
+            columns[i] = _entries_one_by_one(values, located, i, dtypes, chosen[i])
+        return event_times(values), columns
 
     return decode
+
+
+def _entries_one_by_one(
+    values: Sequence[bytes | None],
+    located: _Located,
+    i: int,
+    dtypes: tuple[DType, ...],
+    dtype: DType,
+) -> list[Any]:
+    column = []
+    for row, (s, n) in enumerate(
+        zip(located.starts[:, i].tolist(), located.lengths[:, i].tolist(), strict=True)
+    ):
+        try:
+            column.append(en.decode_entry(located.raw[s : s + n], dtype))
+        except CodecError:
+            data = values[row]
+            assert data is not None  # a None row's entry is the null entry
+            _refuse(data, dtypes)
+    return column
+
+
+# --- the online writer: a whole Arrow batch at once --------------------------------------
+
+
+def encode_values(
+    event_ts_us: pa.Array,
+    created_ts_us: pa.Array,
+    columns: Sequence[pa.Array],
+    dtypes: Sequence[DType],
+) -> list[bytes]:
+    """encode_value() of every row of Arrow columns, byte for byte, column by column.
+
+    `event_ts_us` and `created_ts_us` are microseconds (int64 or timestamps); created
+    times may be null (stored as the lowest), event times may not. `columns` hold the
+    features in the view's schema order, as Arrow arrays of the dtypes' types."""
+    if len(columns) != len(dtypes):
+        raise CodecError(f"{len(columns)} columns for {len(dtypes)} features")
+    rows = len(event_ts_us)
+    if event_ts_us.null_count:
+        raise CodecError("an event time is null")
+    features = []
+    for column, dtype in zip(columns, dtypes, strict=True):
+        if len(column) != rows:
+            raise CodecError(f"a column of {len(column)} rows in a batch of {rows}")
+        features.append(en.encode_column(column, dtype))
+    sizes = np.zeros(rows, dtype=np.int64)
+    for lengths, _ in features:
+        sizes += lengths
+    # 2-byte offsets unless a value of this batch needs more (then all of them get 4)
+    width = 2
+    if rows and int(sizes.max()) + HEADER_SIZE + 2 * (len(dtypes) + 1) >= 1 << 16:
+        width = 4
+    start = HEADER_SIZE + width * (len(dtypes) + 1)
+    ends = np.empty((rows, len(dtypes) + 1), dtype=np.int64)
+    ends[:, 0] = start
+    for i, (lengths, _) in enumerate(features):
+        ends[:, i + 1] = ends[:, i] + lengths
+    header = np.empty((rows, HEADER_SIZE), dtype=np.uint8)
+    header[:, 0] = CODEC_VERSION
+    header[:, 1] = 0 if width == 2 else _WIDE
+    header[:, 2:4] = 0
+    sign = np.uint64(OFFSET)
+    events = sg.int64s(event_ts_us).view(np.uint64) ^ sign
+    header[:, 4:12] = events.astype(">u8").view(np.uint8).reshape(rows, 8)
+    created = sg.int64s(pc.fill_null(created_ts_us, 0)).view(np.uint64) ^ sign
+    created[~sg.valid(created_ts_us)] = 0  # a null created time ranks lowest
+    header[:, 12:20] = created.astype(">u8").view(np.uint8).reshape(rows, 8)
+    table = ends.astype("<u2" if width == 2 else "<u4")
+    parts = [sg.fixed(header), sg.fixed(table), *features]
+    return sg.split(sg.interleave(parts, rows))
 
 
 _INT_KEY_TAG = b"i" + _U32.pack(8)
@@ -436,207 +533,51 @@ def entity_keys(prefix: bytes, columns: Sequence[Sequence[Any]], rows: int) -> l
     return keys
 
 
-# --- column-wise encoding ---------------------------------------------------------------
-#
-# The same bytes as entity_key() and encode_value(), built for a whole Arrow batch at once
-# with numpy instead of row by row in Python (the online writer's hot path). Each column
-# becomes "segments": every row's byte length and all rows' bytes concatenated in row
-# order; _interleave() lays the columns' segments side by side, row by row.
-
-_Lengths = npt.NDArray[np.int64]
-_Bytes = npt.NDArray[np.uint8]
-_Segments = tuple[_Lengths, _Bytes]
-_HEADER_START = np.frombuffer(struct.pack(">BBH", CODEC_VERSION, 0, 0), dtype=np.uint8)
-_SIGN = np.uint64(_OFFSET)
-_F32_QUIET = np.uint32(0x00400000)
+def _length_prefixed(values: pa.Array) -> sg.Segments:
+    """A 4-byte big-endian length, then the bytes, of each row of a null-free string or
+    binary column."""
+    lengths, data = sg.binary(values)
+    return sg.interleave([sg.u32(lengths), (lengths, data)], len(values))
 
 
-def _interleave(parts: Sequence[_Segments], rows: int) -> _Segments:
-    """Row i of the result is row i of every part, in order."""
-    lengths = np.zeros(rows, dtype=np.int64)
-    for part_lengths, _ in parts:
-        lengths += part_lengths
-    out = np.empty(int(lengths.sum()), dtype=np.uint8)
-    cursor = np.cumsum(lengths) - lengths  # where each row's next part goes
-    for part_lengths, data in parts:
-        if data.size:
-            source = np.cumsum(part_lengths) - part_lengths
-            out[np.repeat(cursor - source, part_lengths) + np.arange(data.size)] = data
-        cursor += part_lengths
-    return lengths, out
-
-
-def _split(segments: _Segments) -> list[bytes]:
-    lengths, data = segments
-    raw = data.tobytes()
-    ends = np.cumsum(lengths).tolist()
-    starts = [0, *ends[:-1]] if ends else []
-    return [raw[a:b] for a, b in zip(starts, ends, strict=True)]
-
-
-def _fixed(rows: npt.NDArray[Any]) -> _Segments:
-    """Segments of a (rows, width) or big-endian 1-D array: every row the same width."""
-    width = rows.itemsize * (rows.shape[1] if rows.ndim == 2 else 1)
-    data = np.ascontiguousarray(rows).view(np.uint8).reshape(-1)
-    return np.full(len(rows), width, dtype=np.int64), data
-
-
-def _constant(value: bytes, rows: int) -> _Segments:
-    return _fixed(np.tile(np.frombuffer(value, dtype=np.uint8), (rows, 1)))
-
-
-def _binary(values: pa.Array) -> _Segments:
-    """Lengths and bytes of a null-free string or binary array (no length prefix)."""
-    cast = pc.cast(values, pa.large_binary())
-    rows = len(cast)
-    data_buffer = cast.buffers()[2]
-    if rows == 0 or data_buffer is None:
-        return np.zeros(rows, dtype=np.int64), np.zeros(0, dtype=np.uint8)
-    offsets = np.frombuffer(cast.buffers()[1], dtype=np.int64)[cast.offset : cast.offset + rows + 1]
-    data = np.frombuffer(data_buffer, dtype=np.uint8)[offsets[0] : offsets[-1]]
-    return np.diff(offsets), data
-
-
-def _u32(values: npt.NDArray[Any]) -> _Segments:
-    return _fixed(values.astype(">u4"))
-
-
-def _int64s(values: pa.Array) -> npt.NDArray[np.int64]:
-    if pa.types.is_timestamp(values.type):
-        values = pc.cast(pc.cast(values, pa.timestamp("us")), pa.int64())
-    result: npt.NDArray[np.int64] = np.asarray(
-        values.to_numpy(zero_copy_only=False), dtype=np.int64
-    )
-    return result
-
-
-def _scalars(values: pa.Array, name: str) -> _Segments:
-    """The encodings of a null-free column of scalars, as _scalar() writes them."""
-    if name in ("int64", "int32", "unix_timestamp"):
-        return _fixed(_int64s(values).astype(">i8"))
-    if name == "float64":
-        return _fixed(values.to_numpy(zero_copy_only=False).astype(">f8"))
-    if name == "float32":
-        # _scalar() packs float(v): a float32 widened to a double and narrowed back,
-        # which quiets a signalling NaN; the bits are otherwise unchanged.
-        bits = values.to_numpy(zero_copy_only=False).astype(np.float32).view(np.uint32)
-        nan = (bits & np.uint32(0x7FFFFFFF)) > np.uint32(0x7F800000)
-        bits = np.where(nan, bits | _F32_QUIET, bits)
-        return _fixed(bits.astype(">u4"))
-    if name == "bool":
-        return _fixed(values.to_numpy(zero_copy_only=False).astype(np.uint8))
-    if name in ("string", "bytes"):
-        lengths, data = _binary(values)
-        return _interleave([_u32(lengths), (lengths, data)], len(values))
-    raise CodecError(f"no encoding for {name}")  # pragma: no cover - names are closed
-
-
-def _valid(column: pa.Array) -> npt.NDArray[np.bool_]:
-    if column.null_count == 0:
-        return np.ones(len(column), dtype=np.bool_)
-    return np.asarray(column.is_valid().to_numpy(zero_copy_only=False), dtype=np.bool_)
-
-
-def _only_valid(
-    column: pa.Array, valid: npt.NDArray[np.bool_], encode: Callable[[pa.Array], _Segments]
-) -> _Segments:
-    """`encode` applied to the valid rows; null rows get no bytes."""
-    values = column if column.null_count == 0 else column.filter(pa.array(valid))
-    encoded_lengths, data = encode(values)
-    lengths = np.zeros(len(column), dtype=np.int64)
-    lengths[valid] = encoded_lengths
-    return lengths, data
-
-
-def _present(column: pa.Array, encode: Callable[[pa.Array], _Segments]) -> _Segments:
-    """A presence byte per row, then (for valid rows) `encode(valid values)`."""
-    valid = _valid(column)
-    presence = _fixed(valid.astype(np.uint8))
-    return _interleave([presence, _only_valid(column, valid, encode)], len(column))
-
-
-def _array_values(values: pa.Array, element: str) -> _Segments:
-    """A null-free list column: a 4-byte count, then each element with a presence byte."""
-    counts = np.asarray(pc.list_value_length(values).to_numpy(zero_copy_only=False), dtype=np.int64)
-    element_lengths, data = _present(values.flatten(), partial(_scalars, name=element))
-    ends = np.concatenate([np.zeros(1, dtype=np.int64), np.cumsum(element_lengths)])
-    stops = np.cumsum(counts)
-    return _interleave([_u32(counts), (ends[stops] - ends[stops - counts], data)], len(values))
-
-
-def encode_values(
-    event_ts_us: pa.Array,
-    created_ts_us: pa.Array,
-    columns: Sequence[pa.Array],
-    dtypes: Sequence[DType],
-) -> list[bytes]:
-    """encode_value() of every row of Arrow columns, byte for byte, column by column.
-
-    `event_ts_us` and `created_ts_us` are microseconds (int64 or timestamps); created
-    times may be null (stored as the lowest), event times may not. `columns` hold the
-    features in the view's schema order, as Arrow arrays of the dtypes' types."""
-    if len(columns) != len(dtypes):
-        raise CodecError(f"{len(columns)} columns for {len(dtypes)} features")
-    rows = len(event_ts_us)
-    if event_ts_us.null_count:
-        raise CodecError("an event time is null")
-    header = np.empty((rows, HEADER_SIZE), dtype=np.uint8)
-    header[:, :4] = _HEADER_START
-    events = _int64s(event_ts_us).view(np.uint64) ^ _SIGN
-    header[:, 4:12] = events.astype(">u8").view(np.uint8).reshape(rows, 8)
-    created = _int64s(pc.fill_null(created_ts_us, 0)).view(np.uint64) ^ _SIGN
-    created[~_valid(created_ts_us)] = _NULL_CREATED
-    header[:, 12:20] = created.astype(">u8").view(np.uint8).reshape(rows, 8)
-    parts = [_fixed(header)]
-    for column, dtype in zip(columns, dtypes, strict=True):
-        if len(column) != rows:
-            raise CodecError(f"a column of {len(column)} rows in a batch of {rows}")
-        if isinstance(dtype, ArrayType):
-            element = dtype.element.name
-            parts.append(_present(column, partial(_array_values, element=element)))
-        else:
-            parts.append(_present(column, partial(_scalars, name=dtype.name)))
-    return _split(_interleave(parts, rows))
-
-
-def _int_key(values: pa.Array) -> _Segments:
+def _int_key(values: pa.Array) -> sg.Segments:
     length = np.tile(np.frombuffer(_U32.pack(8), dtype=np.uint8), (len(values), 1))
-    number = _int64s(values).astype(">i8").view(np.uint8).reshape(len(values), 8)
-    return _fixed(np.concatenate([length, number], axis=1))
+    number = sg.int64s(values).astype(">i8").view(np.uint8).reshape(len(values), 8)
+    return sg.fixed(np.concatenate([length, number], axis=1))
 
 
-def _bool_key(values: pa.Array) -> _Segments:
-    return _fixed(values.to_numpy(zero_copy_only=False).astype(np.uint8))
+def _bool_key(values: pa.Array) -> sg.Segments:
+    return sg.fixed(values.to_numpy(zero_copy_only=False).astype(np.uint8))
 
 
-def _key_part(column: pa.Array) -> _Segments | None:
+def _key_part(column: pa.Array) -> sg.Segments | None:
     """One join key column's encode_entity_key() parts, or None for types that only
     the row-wise encoder handles (its checks and errors then apply)."""
     kind = column.type
-    encode: Callable[[pa.Array], _Segments]
+    encode: Callable[[pa.Array], sg.Segments]
     if pa.types.is_integer(kind) and kind != pa.uint64():  # uint64 may not fit an int64
         tag, encode = b"i", _int_key
     elif pa.types.is_boolean(kind):
         tag, encode = b"t", _bool_key
     elif pa.types.is_string(kind) or pa.types.is_large_string(kind):
-        tag, encode = b"s", partial(_scalars, name="string")
+        tag, encode = b"s", _length_prefixed
     elif pa.types.is_binary(kind) or pa.types.is_large_binary(kind):
-        tag, encode = b"b", partial(_scalars, name="bytes")
+        tag, encode = b"b", _length_prefixed
     else:
         return None
-    valid = _valid(column)
+    valid = sg.valid(column)
     tags = np.where(valid, np.uint8(tag[0]), np.uint8(ord("n"))).astype(np.uint8)
-    return _interleave([_fixed(tags), _only_valid(column, valid, encode)], len(column))
+    return sg.interleave([sg.fixed(tags), sg.only_valid(column, valid, encode)], len(column))
 
 
 def arrow_entity_keys(project: str, view: str, columns: Sequence[pa.Array]) -> list[bytes]:
     """entity_key() of every row of Arrow join key columns (in join-key order)."""
     rows = len(columns[0]) if columns else 0
-    parts = [_constant(key_prefix(project, view), rows)]
+    parts = [sg.constant(key_prefix(project, view), rows)]
     for column in columns:
         part = _key_part(column)
         if part is None:
             rows_of_values = zip(*(c.to_pylist() for c in columns), strict=True)
             return [entity_key(project, view, values) for values in rows_of_values]
         parts.append(part)
-    return _split(_interleave(parts, rows))
+    return sg.split(sg.interleave(parts, rows))

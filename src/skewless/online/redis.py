@@ -4,7 +4,9 @@ A write replaces the stored value only if its (event_ts, created_ts) is newer, d
 atomically on the server by a Lua script comparing the two values' order bytes (see
 codec.py). So concurrent or replayed writers can never put an older value over a newer
 one, and a same-event-time correction with a later created_ts wins online exactly as it
-wins offline. An equal header is a replay: nothing changes.
+wins offline. An equal header is a replay: nothing changes, unless the stored value is
+of an older codec version (online/codec_v1.py), which the replay then rewrites: running
+a materialization again over the same interval upgrades a store in place.
 
 Expiry is per key, from the view's ttl: a value stays readable until `ttl` after the
 later of its event time and its write time, plus one more `ttl` of grace, so a reader can
@@ -24,7 +26,8 @@ import numpy.typing as npt
 import redis
 
 # Compares bytes 5..20 (event_ts, created_ts as offset-binary uint64) as four uint32
-# words, which Lua's doubles hold exactly.
+# words, which Lua's doubles hold exactly; on a tie, a value of a newer codec version
+# (byte 1) replaces one of an older version.
 _ORDERED_SET = """
 local written = 0
 for i, key in ipairs(KEYS) do
@@ -38,7 +41,8 @@ for i, key in ipairs(KEYS) do
     if n1 ~= o1 then newer = n1 > o1
     elseif n2 ~= o2 then newer = n2 > o2
     elseif n3 ~= o3 then newer = n3 > o3
-    else newer = n4 > o4 end
+    elseif n4 ~= o4 then newer = n4 > o4
+    else newer = string.byte(new, 1) > string.byte(old, 1) end
   end
   if newer then
     if expire_at == '0' then

@@ -24,7 +24,15 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from skewless.batch.compile import ViewRequest, output_columns
-from skewless.online.codec import ColumnDecoder, column_decoder, entity_keys, key_prefix
+from skewless.online.codec import (
+    ColumnDecoder,
+    Gather,
+    column_decoder,
+    entity_keys,
+    entry_gatherer,
+    event_times,
+    key_prefix,
+)
 from skewless.timeutil import from_micros_shared, micros
 from skewless.types import ArrayType, DType, UnixTimestamp
 
@@ -55,6 +63,7 @@ class ViewPlan:
     ttl_us: int | None
     outputs: tuple[str, ...]  # output names of the selected features, in request order
     decode: ColumnDecoder
+    gather: Gather
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +74,17 @@ class ViewColumns:
     statuses: list[FeatureStatus]
     event_ts_us: list[int | None]
     columns: list[list[Any]]
+
+
+@dataclass(frozen=True, slots=True)
+class ViewEntries:
+    """What one view answered, as the gRPC response carries it: per row a status and an
+    event time, per selected feature its FeatureColumn.values entries, concatenated (null
+    entries where a row is not PRESENT)."""
+
+    statuses: list[FeatureStatus]
+    event_ts_us: list[int | None]
+    entries: list[bytes]
 
 
 class LookupPlan:
@@ -128,32 +148,36 @@ class LookupPlan:
     def assemble(self, raw: Sequence[bytes | None], rows: int, now_us: int) -> list[ViewColumns]:
         """Decode what Redis returned for keys() (of `rows` entity rows) at request time
         `now_us` (microseconds since the epoch)."""
-        from skewless.serving.service import FeatureStatus  # noqa: PLC0415
+        return [
+            _decoded(view, stored, now_us)
+            for view, stored in zip(self.views, self._per_view(raw, rows), strict=True)
+        ]
 
-        present, missing, stale = (
-            FeatureStatus.PRESENT,
-            FeatureStatus.NOT_FOUND,
-            FeatureStatus.OUTSIDE_MAX_AGE,
-        )
+    def entries(
+        self, raw: Sequence[bytes | None], rows: int, now_us: int
+    ) -> list[ViewEntries | ViewColumns]:
+        """assemble()'s answer as the gRPC response carries it: the stored entries of
+        each view, gathered; a view with values of an older codec version is decoded
+        (ViewColumns) instead."""
+        out: list[ViewEntries | ViewColumns] = []
+        for view, stored in zip(self.views, self._per_view(raw, rows), strict=True):
+            event_ts = event_times(stored)
+            statuses = _statuses(event_ts, view.ttl_us, now_us)
+            kept = stored
+            if _withheld(statuses):
+                present = _present()
+                kept = [v if s is present else None for v, s in zip(stored, statuses, strict=True)]
+            gathered = view.gather(kept)
+            if gathered is None:
+                out.append(_decoded(view, stored, now_us))
+            else:
+                out.append(ViewEntries(statuses, event_ts, gathered))
+        return out
+
+    def _per_view(self, raw: Sequence[bytes | None], rows: int) -> list[Sequence[bytes | None]]:
         if len(raw) != rows * len(self.views):
             raise ValueError(f"{len(raw)} stored values for {rows} rows of {len(self.views)} views")
-        out: list[ViewColumns] = []
-        for i, view in enumerate(self.views):
-            event_ts, columns = view.decode(raw[i * rows : (i + 1) * rows])
-            if view.ttl_us is None:
-                statuses = [missing if t is None else present for t in event_ts]
-            else:
-                oldest = now_us - view.ttl_us
-                statuses = [
-                    missing if t is None else stale if t < oldest else present for t in event_ts
-                ]
-                if stale in statuses:  # withhold the values of stale rows
-                    columns = [
-                        [v if s is present else None for v, s in zip(col, statuses, strict=True)]
-                        for col in columns
-                    ]
-            out.append(ViewColumns(statuses, event_ts, columns))
-        return out
+        return [raw[i * rows : (i + 1) * rows] for i in range(len(self.views))]
 
     def response(
         self, entity_rows: Sequence[Mapping[str, Any]], answered: Sequence[ViewColumns]
@@ -182,6 +206,47 @@ class LookupPlan:
         )
 
 
+def _decoded(view: ViewPlan, stored: Sequence[bytes | None], now_us: int) -> ViewColumns:
+    """One view's stored values, decoded, stale rows' values withheld."""
+    event_ts, columns = view.decode(stored)
+    statuses = _statuses(event_ts, view.ttl_us, now_us)
+    if _withheld(statuses):
+        present = _present()
+        columns = [
+            [v if s is present else None for v, s in zip(col, statuses, strict=True)]
+            for col in columns
+        ]
+    return ViewColumns(statuses, event_ts, columns)
+
+
+def _present() -> FeatureStatus:
+    from skewless.serving.service import FeatureStatus  # noqa: PLC0415 - no cycle
+
+    return FeatureStatus.PRESENT
+
+
+def _statuses(event_ts: list[int | None], ttl_us: int | None, now_us: int) -> list[FeatureStatus]:
+    """PRESENT, NOT_FOUND (nothing stored) or OUTSIDE_MAX_AGE (older than the ttl)."""
+    from skewless.serving.service import FeatureStatus  # noqa: PLC0415 - no cycle
+
+    present, missing, stale = (
+        FeatureStatus.PRESENT,
+        FeatureStatus.NOT_FOUND,
+        FeatureStatus.OUTSIDE_MAX_AGE,
+    )
+    if ttl_us is None:
+        return [missing if t is None else present for t in event_ts]
+    oldest = now_us - ttl_us
+    return [missing if t is None else stale if t < oldest else present for t in event_ts]
+
+
+def _withheld(statuses: list[FeatureStatus]) -> bool:
+    """Whether some row has a stored value whose values are withheld (a stale one)."""
+    from skewless.serving.service import FeatureStatus  # noqa: PLC0415 - no cycle
+
+    return FeatureStatus.OUTSIDE_MAX_AGE in statuses
+
+
 def _as_datetimes(column: list[Any], dtype: DType, shared: dict[int, datetime]) -> list[Any]:
     """A UnixTimestamp column's (or array column's) values as UTC datetimes, as
     get_historical_features gives them; other columns as they are."""
@@ -196,13 +261,14 @@ def _view_plan(project: str, req: ViewRequest) -> ViewPlan:
     view = req.view
     features = view.features
     position = {f.name: i for i, f in enumerate(features)}
+    dtypes = [f.dtype for f in features]
+    positions = [position[c.feature] for c in req.columns]
     return ViewPlan(
         request=req,
         prefix=key_prefix(project, req.name),
         join_keys=tuple(req.join_keys),
         ttl_us=None if req.ttl is None else micros(req.ttl),
         outputs=tuple(c.output for c in req.columns),
-        decode=column_decoder(
-            [f.dtype for f in features], [position[c.feature] for c in req.columns]
-        ),
+        decode=column_decoder(dtypes, positions),
+        gather=entry_gatherer(dtypes, positions),
     )

@@ -16,9 +16,13 @@ from skewless.online.codec import (
     encode_value,
     entity_key,
     entity_keys,
+    entry_gatherer,
+    event_times,
     key_prefix,
     order_bytes,
 )
+from skewless.online.codec_v1 import encode_value_v1
+from skewless.online.entries import NULL_ENTRY, encode_entry
 from skewless.types import Array, Bool, Bytes, Float32, Float64, Int32, Int64, String, UnixTimestamp
 
 I64 = st.integers(-(2**63), 2**63 - 1)
@@ -119,16 +123,21 @@ def test_codec_rejects_bad_input() -> None:
 
 @st.composite
 def stored_batches(draw: st.DrawFn) -> tuple[list[Any], list[bytes | None], list[int]]:
-    """A view's dtypes, a batch of its encoded values (None: not stored) and positions."""
+    """A view's dtypes, a batch of its stored values (None: not stored), written by this
+    codec, by version 1 or by both, and positions. Batches run past the size that the
+    vectorized readers take (codec._FEW)."""
     dtypes, _ = draw(typed_rows())
     fixed = [Int64, Int32, Float64, Float32, Bool, UnixTimestamp]
     layout = draw(st.sampled_from(["typed", "fixed", "runs"]))
-    if layout == "fixed":  # a view of fixed-width features (the one-struct path)
+    if layout == "fixed":
         dtypes = draw(st.lists(st.sampled_from(fixed), min_size=1, max_size=8))
-    elif layout == "runs":  # runs of fixed-width features, longer than one struct's
+    elif layout == "runs":
         dtypes = draw(st.lists(st.sampled_from([*fixed] * 4 + [String, Bytes]), max_size=20))
+    writers = draw(
+        st.sampled_from([[encode_value], [encode_value_v1], [encode_value, encode_value_v1]])
+    )
     batch: list[bytes | None] = []
-    for _ in range(draw(st.integers(0, 6))):
+    for _ in range(draw(st.integers(0, 14))):
         if draw(st.integers(0, 4)) == 0:
             batch.append(None)
             continue
@@ -141,7 +150,7 @@ def stored_batches(draw: st.DrawFn) -> tuple[list[Any], list[bytes | None], list
             )
             values.append(draw(st.none() | strategy) if draw(st.booleans()) else draw(strategy))
         record = Record(draw(TS), draw(st.none() | TS), tuple(values))
-        batch.append(encode_value(record, dtypes))
+        batch.append(draw(st.sampled_from(writers))(record, dtypes))
     positions = draw(st.permutations(range(len(dtypes))))[: draw(st.integers(0, len(dtypes)))]
     return dtypes, batch, list(positions)
 
@@ -154,6 +163,7 @@ def test_column_decoder_equals_decode_value_row_by_row(
     event_ts, columns = column_decoder(dtypes, positions)(batch)
     assert len(event_ts) == len(batch)
     assert len(columns) == len(positions)
+    assert event_ts == event_times(batch)
     for row, data in enumerate(batch):
         if data is None:
             assert event_ts[row] is None
@@ -165,12 +175,32 @@ def test_column_decoder_equals_decode_value_row_by_row(
             assert same(column[row], record.values[pos]), (pos, dtypes[pos])
 
 
+@given(case=stored_batches())
+def test_gather_concatenates_the_entries_of_the_decoded_values(
+    case: tuple[list[Any], list[bytes | None], list[int]],
+) -> None:
+    """Per selected feature, the gathered bytes are the entries of every row's decoded
+    value, re-encoded (a null entry for a row with nothing stored); a batch holding a
+    version 1 value is left to the decoder."""
+    dtypes, batch, positions = case
+    gathered = entry_gatherer(dtypes, positions)(batch)
+    if any(data is not None and data[0] == 1 for data in batch):
+        assert gathered is None
+        return
+    records = [None if data is None else decode_value(data, dtypes) for data in batch]
+    expected = [
+        b"".join(NULL_ENTRY if r is None else encode_entry(r.values[p], dtypes[p]) for r in records)
+        for p in positions
+    ]
+    assert gathered == expected
+
+
 @given(case=stored_batches(), cut=st.integers(0, 40), junk=st.binary(min_size=1, max_size=3))
-def test_column_decoder_refuses_what_decode_value_refuses(
+def test_column_decoder_and_gather_refuse_what_decode_value_refuses(
     case: tuple[list[Any], list[bytes | None], list[int]], cut: int, junk: bytes
 ) -> None:
     dtypes, batch, positions = case
-    stored = [d for d in batch if d is not None]
+    stored = [d for d in batch if d is not None and d[0] == 2]
     if not stored:
         return
     for bad in (stored[0][: max(0, len(stored[0]) - 1 - cut)], stored[0] + junk):
@@ -179,20 +209,55 @@ def test_column_decoder_refuses_what_decode_value_refuses(
         with pytest.raises(CodecError) as batched:
             column_decoder(dtypes, positions)([*stored, bad])
         assert str(batched.value) == str(alone.value)
+        with pytest.raises(CodecError) as gathered:
+            entry_gatherer(dtypes, positions)([*stored, bad])
+        assert str(gathered.value) == str(alone.value)
 
 
-def test_column_decoder_refuses_another_codec_version() -> None:
-    data = bytearray(encode_value(Record(1, None, (1.5,)), [Float64]))
-    data[0] = 2
-    with pytest.raises(CodecError, match="codec version 2"):
-        column_decoder([Float64], [0])([bytes(data)])
+def test_codec_reads_version_1_values_and_refuses_other_versions() -> None:
+    record = Record(1, 5, (1.5, "a", None))
+    dtypes = [Float64, String, Int64]
+    assert decode_value(encode_value_v1(record, dtypes), dtypes) == record
+    assert decode_value(encode_value(record, dtypes), dtypes) == record
+    data = bytearray(encode_value(record, dtypes))
+    data[0] = 3
+    with pytest.raises(CodecError, match="codec version 3; this skewless reads 1 and 2"):
+        column_decoder(dtypes, [0])([bytes(data)] * 10)
+    with pytest.raises(CodecError, match="codec version 3"):
+        entry_gatherer(dtypes, [0])([bytes(data)])
+    data[0], data[1] = 2, 0x80
+    with pytest.raises(CodecError, match="unknown flags 0x80"):
+        decode_value(bytes(data), dtypes)
 
 
-def test_column_decoder_reads_a_bool_byte_as_decode_value_does() -> None:
-    data = bytearray(encode_value(Record(1, None, (True, 1)), [Bool, Int64]))
-    data[21] = 2  # not a bool the encoder writes: decode_value reads it as False
-    assert decode_value(bytes(data), [Bool, Int64]).values == (False, 1)
-    assert column_decoder([Bool, Int64], [0, 1])([bytes(data)])[1] == [[False], [1]]
+def test_codec_refuses_entries_its_encoder_never_writes() -> None:
+    dtypes = [Bool, Int64]
+    data = bytearray(encode_value(Record(1, None, (True, 1)), dtypes))
+    bool_at = data.index(b"\x12\x02\x20\x01") + 3
+    data[bool_at] = 2  # a bool of 2
+    for batch in ([bytes(data)], [bytes(data)] * 12):
+        with pytest.raises(CodecError, match="feature 0 \\(bool\\): a bool holds 2"):
+            column_decoder(dtypes, [0, 1])(batch)
+    data[bool_at - 1] = 0x08  # an int64's field where a bool belongs
+    with pytest.raises(CodecError, match="field tag 0x8, not bool's"):
+        decode_value(bytes(data), dtypes)
+    with pytest.raises(CodecError, match="field tag 0x8"):
+        entry_gatherer(dtypes, [0])([bytes(data)] * 12)
+
+
+def test_codec_values_past_64_kib_take_4_byte_offsets() -> None:
+    big = "x" * 70_000
+    dtypes = [String, Int64]
+    records = [Record(i, None, (big if i == 3 else "s", i)) for i in range(12)]
+    batch = [encode_value(r, dtypes) for r in records]
+    assert [data[1] for data in batch].count(1) == 1  # only the big one
+    assert [decode_value(d, dtypes) for d in batch] == records
+    assert column_decoder(dtypes, [0, 1])(batch)[1] == [
+        [r.values[0] for r in records],
+        list(range(12)),
+    ]
+    gathered = entry_gatherer(dtypes, [0])(batch)
+    assert gathered == [b"".join(encode_entry(r.values[0], String) for r in records)]
 
 
 KEY_VALUES = st.none() | st.booleans() | I64 | st.text(max_size=5) | st.binary(max_size=5)

@@ -15,6 +15,7 @@ from skewless.online.codec import (
     CodecError,
     Record,
     arrow_entity_keys,
+    decode_value,
     encode_value,
     encode_values,
     entity_key,
@@ -171,12 +172,30 @@ def test_codec_encode_values_golden_bytes() -> None:
         pa.array([1], pa.int64()), pa.array([None], pa.int64()), [pa.array([7])], [Int64]
     )
     assert value == (
-        b"\x01\x00\x00\x00"
-        + struct.pack(">Q", 2**63 + 1)
-        + b"\x00" * 8
-        + b"\x01"
-        + struct.pack(">q", 7)
+        b"\x02\x00\x00\x00"  # version 2, no flags: 2-byte offsets
+        + struct.pack(">Q", 2**63 + 1)  # event time 1 us
+        + b"\x00" * 8  # no created time
+        + struct.pack("<HH", 24, 28)  # the entry of the one feature, then the end
+        + b"\x12\x02\x08\x07"  # FeatureColumn.values: a Value of int64_value 7
     )
+
+
+def test_codec_encode_values_refuses_an_int32_out_of_range() -> None:
+    with pytest.raises(CodecError, match="2147483648 is out of range for int32"):
+        encode_values(
+            pa.array([1], pa.int64()), pa.array([None], pa.int64()), [pa.array([2**31])], [Int32]
+        )
+    with pytest.raises(CodecError, match="2147483648 is out of range for int32"):
+        encode_value(Record(1, None, (2**31,)), [Int32])
+
+
+def test_codec_encode_values_takes_4_byte_offsets_for_a_batch_past_64_kib() -> None:
+    column = pa.array(["x" * 70_000, "y", None])
+    values = encode_values(
+        pa.array([1, 2, 3]), pa.array([None] * 3, pa.int64()), [column], [String]
+    )
+    assert [v[1] for v in values] == [1, 1, 1]  # every value of the batch
+    assert [decode_value(v, [String]).values for v in values] == [("x" * 70_000,), ("y",), (None,)]
 
 
 KEY_COLUMNS: dict[str, tuple[pa.DataType, st.SearchStrategy[Any]]] = {
