@@ -217,6 +217,7 @@ def event_times(values: Sequence[bytes | None]) -> list[int | None]:
 # value is a few array elements rather than Python calls.
 
 _FEW = 8
+_PAD = 16
 Gather = Callable[[Sequence[bytes | None]], list[bytes] | None]
 ColumnDecoder = Callable[[Sequence[bytes | None]], tuple[list[int | None], list[list[Any]]]]
 
@@ -230,7 +231,7 @@ class _Located:
     """Where the selected entries of a batch of version 2 values lie in one buffer."""
 
     def __init__(self, raw: bytes, starts: npt.NDArray[np.int64], lengths: npt.NDArray[np.int64]):
-        self.raw = raw  # the values joined, then a null entry
+        self.raw = raw  # the values joined, then a null entry and padding
         self.buffer = np.frombuffer(raw, dtype=np.uint8)
         self.starts = starts  # (rows, selected): where each entry starts in raw
         self.lengths = lengths  # and its length
@@ -243,7 +244,10 @@ def _locate(
     is not a well-formed version 2 value with 2-byte offsets (the caller then reads them
     one by one, which also raises the precise error)."""
     stored = [v for v in values if v is not None]
-    raw = b"".join([*stored, en.NULL_ENTRY])
+    # then the null entry, and zeros enough that reading a fixed width past any entry
+    # (of a row the readers then mask out) stays inside the buffer
+    raw = b"".join([*stored, en.NULL_ENTRY, bytes(_PAD)])
+    null_at = len(raw) - _PAD - len(en.NULL_ENTRY)
     buffer = np.frombuffer(raw, dtype=np.uint8)
     sizes = np.fromiter(map(len, stored), dtype=np.int64, count=len(stored))
     begin = np.cumsum(sizes) - sizes
@@ -268,7 +272,7 @@ def _locate(
     rows = len(values)
     if len(stored) < rows:  # the rows without a value get the null entry at the end
         at = np.fromiter((v is not None for v in values), dtype=np.bool_, count=rows)
-        all_starts = np.full((rows, len(positions)), len(raw) - 2, dtype=np.int64)
+        all_starts = np.full((rows, len(positions)), null_at, dtype=np.int64)
         all_lengths = np.full((rows, len(positions)), 2, dtype=np.int64)
         all_starts[at], all_lengths[at] = starts, lengths
         starts, lengths = all_starts, all_lengths

@@ -235,8 +235,10 @@ def _read_list(name: str, data: bytes, p: int, end: int) -> list[Any]:
 
 
 def decode_entry(entry: bytes, dtype: DType) -> Any:
-    """The value of one entry of type `dtype` (None for a null), read strictly: anything
-    but exactly what encode_entry writes for some value raises CodecError."""
+    """The value of one entry of type `dtype` (None for a null). Raises CodecError for
+    anything that is not one well-formed entry of that type: another field, a length
+    that does not match, a truncated or trailing byte, an int32 or bool out of range,
+    a string that is not UTF-8."""
     try:
         if len(entry) < 2 or entry[0] != ENTRY_TAG:
             raise CodecError("an entry does not start with FeatureColumn.values' tag")

@@ -22,6 +22,7 @@ Segments = tuple[Lengths, Bytes]
 
 _VARINT_GROUPS = np.arange(10, dtype=np.uint64) * np.uint64(7)
 _GROUP_INDEX = np.arange(10)
+_THRESHOLDS = [np.uint64(1 << (7 * k)) for k in range(1, 10)]
 
 
 def interleave(parts: Sequence[Segments], rows: int) -> Segments:
@@ -78,12 +79,14 @@ def varints(values: npt.NDArray[Any]) -> Segments:
     """Protocol Buffers base-128 varints of 64-bit integers (a negative one as its
     two's complement, ten bytes), as protobuf writes an int64 or an int32."""
     bits = np.asarray(values).astype(np.int64).view(np.uint64)
-    groups = bits[:, None] >> _VARINT_GROUPS[None, :]
-    # bytes = 1 + the number of 7-bit groups above the first that are not all zero above
-    sizes = np.count_nonzero(groups[:, 1:], axis=1).astype(np.int64) + 1
-    out = (groups & np.uint64(0x7F)).astype(np.uint8)
-    out |= np.where(_GROUP_INDEX[None, :] < (sizes - 1)[:, None], np.uint8(0x80), np.uint8(0))
-    return sizes, out[_GROUP_INDEX[None, :] < sizes[:, None]]
+    sizes = np.ones(len(bits), dtype=np.int64)
+    for threshold in _THRESHOLDS:
+        sizes += bits >= threshold
+    widest = int(sizes.max()) if len(bits) else 1  # only as many groups as needed
+    groups = ((bits[:, None] >> _VARINT_GROUPS[None, :widest]) & np.uint64(0x7F)).astype(np.uint8)
+    index = _GROUP_INDEX[None, :widest]
+    groups |= np.where(index < (sizes - 1)[:, None], np.uint8(0x80), np.uint8(0))
+    return sizes, groups[index < sizes[:, None]]
 
 
 def int64s(values: pa.Array) -> npt.NDArray[np.int64]:

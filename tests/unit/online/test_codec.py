@@ -214,6 +214,23 @@ def test_column_decoder_and_gather_refuse_what_decode_value_refuses(
         assert str(gathered.value) == str(alone.value)
 
 
+def test_column_decoder_and_gather_of_rows_with_nothing_stored() -> None:
+    dtypes = [Float64, Int64, Bool, String]
+    some = [None] * 11 + [encode_value(Record(1, None, (1.5, 2, True, "a")), dtypes)]
+    for batch in ([None] * 12, some):
+        event_ts, columns = column_decoder(dtypes, [0, 1, 2, 3])(batch)
+        assert event_ts == [None] * 11 + [1 if batch is some else None]
+        for column, value in zip(columns, (1.5, 2, True, "a"), strict=True):
+            assert column == [None] * 11 + [value if batch is some else None]
+        gathered = entry_gatherer(dtypes, [0, 3])(batch)
+        last = (
+            [encode_entry(1.5, Float64), encode_entry("a", String)]
+            if batch is some
+            else [NULL_ENTRY] * 2
+        )
+        assert gathered == [NULL_ENTRY * 11 + e for e in last]
+
+
 def test_codec_reads_version_1_values_and_refuses_other_versions() -> None:
     record = Record(1, 5, (1.5, "a", None))
     dtypes = [Float64, String, Int64]
