@@ -28,6 +28,7 @@ from skewless._proto.skewless.serving.v1 import serving_pb2 as pb
 from skewless._proto.skewless.serving.v1 import serving_pb2_grpc as pb_grpc
 from skewless.errors import EntityDataFrameError, InvalidFeatureRefError
 from skewless.grpc.backend import Lookup, OnlineAnswer, OnlineQuery
+from skewless.online.entries import varint as _varint
 from skewless.serving.plan import ViewEntries
 from skewless.serving.service import FeatureStatus, OnlineResponse
 from skewless.timeutil import from_micros, from_micros_shared, utc_micros
@@ -344,18 +345,6 @@ _INT_HEADS: Final = {
     for name, tag in _INT_TAGS.items()
 }
 _STATUS_CODES: Final = dict(_STATUS_TO_PROTO)
-
-
-def _varint(n: int) -> bytes:
-    if 0 <= n < 0x80:
-        return _BYTE[n]
-    n &= 0xFFFF_FFFF_FFFF_FFFF  # negative int64: ten bytes of two's complement
-    out = bytearray()
-    while n > 0x7F:
-        out.append((n & 0x7F) | 0x80)
-        n >>= 7
-    out.append(n)
-    return bytes(out)
 
 
 def _field(tag: bytes, payload: bytes) -> bytes:
