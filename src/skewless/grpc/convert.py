@@ -406,23 +406,25 @@ def encode_lookup(lookup: Lookup) -> bytes:
     """The serialized GetOnlineFeaturesResponse of a lookup."""
     plan = lookup.plan
     out = [_field(b"\x0a", key.encode()) for key in plan.join_keys]
-    where: dict[str, tuple[bytes, bytes | Sequence[Any]]] = {}
+    where: dict[str, tuple[bytes, bytes]] = {}  # output -> (its FeatureColumn's tail, values)
     for view, got in zip(plan.views, lookup.views, strict=True):
         tail = pb.FeatureColumn(
             statuses=[_STATUS_CODES[s] for s in got.statuses],
             event_timestamps=[0 if t is None else t for t in got.event_ts_us],
         ).SerializeToString()
-        stored = got.entries if isinstance(got, ViewEntries) else got.columns
-        for name, column in zip(view.outputs, stored, strict=True):
+        if isinstance(got, ViewEntries):  # the stored entries, as they are
+            entries = got.entries
+        else:  # decoded values (an older codec version): encoded here
+            entries = [
+                b"".join(_encoded_values(column, plan.dtypes[name]))
+                for name, column in zip(view.outputs, got.columns, strict=True)
+            ]
+        for name, column in zip(view.outputs, entries, strict=True):
             where[name] = (tail, column)
     for name in plan.features:
         tail, column = where[name]
         head = _field(b"\x0a", name.encode()) if name else b""
-        if isinstance(column, bytes):  # the stored entries, as they are
-            body = b"".join([head, column, tail])
-        else:
-            body = b"".join([head, *_encoded_values(column, plan.dtypes[name]), tail])
-        out.append(_field(b"\x12", body))
+        out.append(_field(b"\x12", b"".join([head, column, tail])))
     if lookup.registry_version:
         out.append(b"\x18" + _varint(lookup.registry_version))
     return b"".join(out)

@@ -27,6 +27,7 @@ offsets, each entry's tag and length) and refuse what they cannot vouch for.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import struct
 from collections.abc import Callable, Sequence
@@ -125,6 +126,7 @@ def entity_key(project: str, view: str, values: Sequence[Any]) -> bytes:
 # --- values -----------------------------------------------------------------------------
 
 
+@functools.cache
 def _offsets(width: int, features: int) -> struct.Struct:
     return struct.Struct(f"<{features + 1}{'H' if width == 2 else 'I'}")
 
@@ -332,7 +334,6 @@ def entry_gatherer(dtypes: Sequence[DType], positions: Sequence[int]) -> Gather:
     tags = [en.tag_of(dtypes[p]) for p in positions]
     nulls = [en.NULL_ENTRY] * len(positions)
     features = len(dtypes)
-    table = {2: _offsets(2, features), 4: _offsets(4, features)}
 
     def one_by_one(values: Sequence[bytes | None]) -> list[bytes] | None:
         rows: list[list[bytes]] = []
@@ -340,17 +341,11 @@ def entry_gatherer(dtypes: Sequence[DType], positions: Sequence[int]) -> Gather:
             if data is None:
                 rows.append(nulls)
                 continue
-            if len(data) < HEADER_SIZE or data[0] != CODEC_VERSION or data[1] & ~_WIDE:
-                if len(data) >= HEADER_SIZE and data[0] == _V1:
-                    return None  # the caller decodes (version 1 is read row by row)
+            if len(data) >= HEADER_SIZE and data[0] == _V1:
+                return None  # the caller decodes (version 1 is read row by row)
+            if len(data) < HEADER_SIZE or data[0] != CODEC_VERSION:
                 _refuse(data, dtypes)
-            layout = table[4 if data[1] & _WIDE else 2]
-            try:
-                ends = layout.unpack_from(data, HEADER_SIZE)
-            except struct.error:
-                _refuse(data, dtypes)
-            if ends[0] != HEADER_SIZE + layout.size or ends[-1] != len(data):
-                _refuse(data, dtypes)
+            ends = _layout(data, features)
             row = [data[ends[a] : ends[b]] for a, b in pairs]
             if not all(_entry_ok(e, t) for e, t in zip(row, tags, strict=True)):
                 _refuse(data, dtypes)
@@ -393,11 +388,11 @@ def column_decoder(dtypes: Sequence[DType], positions: Sequence[int]) -> ColumnD
     chosen = [dtypes[p] for p in positions]
     none_row = (None,) * len(dtypes)
     tags = [en.tag_of(d) for d in chosen]
-    # the selected features by scalar type, read a type at a time; arrays one by one
+    # the selected scalar features by type, read a type at a time; arrays one by one
     by_name: dict[str, list[int]] = {}
     one_by_one = []
     for i, dtype in enumerate(chosen):
-        if isinstance(dtype, ArrayType) or dtype.name not in en.VECTORIZED:
+        if isinstance(dtype, ArrayType):
             one_by_one.append(i)
         else:
             by_name.setdefault(dtype.name, []).append(i)

@@ -21,11 +21,11 @@ from typing import Any
 from skewless.online.header import (
     HEADER,
     HEADER_SIZE,
-    NULL_CREATED,
     OFFSET,
     CodecError,
     Record,
-    order_bytes,
+    created_from_header,
+    header_bytes,
 )
 from skewless.types import ArrayType, DType
 
@@ -60,8 +60,7 @@ def encode_value_v1(record: Record, dtypes: Sequence[DType]) -> bytes:
     if len(record.values) != len(dtypes):
         raise CodecError(f"{len(record.values)} values for {len(dtypes)} features")
     out = [
-        struct.pack(">BBH", VERSION, 0, 0),
-        order_bytes(record.event_ts_us, record.created_ts_us),
+        header_bytes(VERSION, 0, record.event_ts_us, record.created_ts_us),
     ]
     for v, dtype in zip(record.values, dtypes, strict=True):
         if v is None:
@@ -137,5 +136,5 @@ def decode_value_v1(data: bytes, dtypes: Sequence[DType]) -> Record:
             values.append(reader.scalar(dtype.name))
     if reader.pos != len(data):
         raise CodecError(f"{len(data) - reader.pos} unexpected trailing bytes")
-    created = None if cts == NULL_CREATED else cts - OFFSET
+    created = created_from_header(cts)
     return Record(ets - OFFSET, created, tuple(values))

@@ -200,6 +200,22 @@ def _read_scalar(name: str, data: bytes, p: int, end: int) -> tuple[Any, int]:
         raise CodecError(f"a string is not UTF-8: {exc}") from None
 
 
+def _packed(
+    data: bytes, p: int, end: int, read: Callable[[bytes, int, int], tuple[Any, int]], what: str
+) -> tuple[list[Any], int]:
+    """The items of the packed field whose length is at `p`, each read with `read`, and
+    the position after it."""
+    size, p = read_varint(data, p, end)
+    stop = p + size
+    if stop > end:
+        raise CodecError(f"{what} run past their entry")
+    items = []
+    while p < stop:
+        item, p = read(data, p, stop)
+        items.append(item)
+    return items, p
+
+
 def _read_list(name: str, data: bytes, p: int, end: int) -> list[Any]:
     items: list[Any] = []
     nulls: list[int] = []
@@ -210,21 +226,11 @@ def _read_list(name: str, data: bytes, p: int, end: int) -> list[Any]:
             value, p = _read_scalar(name, data, p, end)
             items.append(value)
         elif tag == 0x0A:
-            size, p = read_varint(data, p, end)
-            stop = p + size
-            if stop > end:
-                raise CodecError("packed values run past their entry")
-            while p < stop:
-                value, p = _read_scalar(name, data, p, stop)
-                items.append(value)
+            values, p = _packed(data, p, end, partial(_read_scalar, name), "packed values")
+            items.extend(values)
         elif tag == 0x12:
-            size, p = read_varint(data, p, end)
-            stop = p + size
-            if stop > end:
-                raise CodecError("null indices run past their entry")
-            while p < stop:
-                index, p = read_varint(data, p, stop)
-                nulls.append(index)
+            indices, p = _packed(data, p, end, read_varint, "null indices")
+            nulls.extend(indices)
         else:
             raise CodecError(f"an array holds field tag {tag:#x}")
     for i in nulls:
@@ -268,11 +274,8 @@ def decode_entry(entry: bytes, dtype: DType) -> Any:
 # --- a whole Arrow column (the online writer) -------------------------------------------
 
 
-def _messages_fixed(values: pa.Array, name: str) -> sg.Segments:
-    """Value messages of a null-free float or bool column: tag then the bytes."""
-    rows = len(values)
-    if rows == 0:
-        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.uint8)
+def _fixed_payloads(values: pa.Array, name: str) -> npt.NDArray[np.uint8]:
+    """The bytes of each value of a null-free float or bool column, one row each."""
     if name == "float64":
         body = values.to_numpy(zero_copy_only=False).astype("<f8").view(np.uint8)
     elif name == "float32":
@@ -283,10 +286,8 @@ def _messages_fixed(values: pa.Array, name: str) -> sg.Segments:
         body = np.where(nan, bits | np.uint32(0x00400000), bits).astype("<u4").view(np.uint8)
     else:
         body = values.to_numpy(zero_copy_only=False).astype(np.uint8)
-    matrix = np.concatenate(
-        [np.full((rows, 1), SCALAR_TAGS[name][0], dtype=np.uint8), body.reshape(rows, -1)], axis=1
-    )
-    return sg.fixed(matrix)
+    rows: npt.NDArray[np.uint8] = body.reshape(len(values), _FIXED_SIZE[name] - 3)
+    return rows
 
 
 def _checked_ints(values: pa.Array, name: str) -> npt.NDArray[np.int64]:
@@ -302,9 +303,9 @@ def _checked_ints(values: pa.Array, name: str) -> npt.NDArray[np.int64]:
 def _messages(values: pa.Array, name: str) -> sg.Segments:
     """The Value messages of a null-free column of scalars, as encode_entry writes them."""
     rows = len(values)
-    if name in _FIXED_SIZE:
-        return _messages_fixed(values, name)
     tag = sg.constant(SCALAR_TAGS[name], rows)
+    if name in _FIXED_SIZE:
+        return sg.interleave([tag, sg.fixed(_fixed_payloads(values, name))], rows)
     if name in _INTS:
         return sg.interleave([tag, sg.varints(_checked_ints(values, name))], rows)
     lengths, data = sg.binary(values)
@@ -326,18 +327,12 @@ def _packed_elements(values: pa.Array, name: str) -> sg.Segments:
         return sg.interleave(
             [sg.constant(b"\x0a", rows), sg.varints(lengths), (lengths, data)], rows
         )
-    lengths, data = _messages_fixed(filled, name)
-    if rows == 0:
-        return lengths, data
-    return sg.fixed(np.ascontiguousarray(data.reshape(rows, -1)[:, 1:]))  # without the tag
+    return sg.fixed(_fixed_payloads(filled, name))
 
 
-def _sum_by(lengths: sg.Lengths, counts: npt.NDArray[np.int64]) -> sg.Lengths:
-    """The sums of consecutive runs of `counts` items of `lengths`."""
-    ends = np.concatenate([np.zeros(1, dtype=np.int64), np.cumsum(lengths)])
-    stops = np.cumsum(counts)
-    result: sg.Lengths = ends[stops] - ends[stops - counts]
-    return result
+def _per_row(lengths: sg.Lengths, row_of: npt.NDArray[np.int64], rows: int) -> sg.Lengths:
+    """The sums of `lengths` by the row each item belongs to."""
+    return np.bincount(row_of, weights=lengths, minlength=rows).astype(np.int64)
 
 
 def _field_if_any(tag: bytes, lengths: sg.Lengths, data: sg.Bytes, rows: int) -> sg.Segments:
@@ -358,7 +353,8 @@ def _list_messages(values: pa.Array, name: str) -> sg.Segments:
     counts = np.asarray(pc.list_value_length(values).to_numpy(zero_copy_only=False), dtype=np.int64)
     flat = values.flatten()
     element_lengths, element_data = _packed_elements(flat, name)
-    per_row = _sum_by(element_lengths, counts)
+    element_row = np.repeat(np.arange(rows), counts)
+    per_row = _per_row(element_lengths, element_row, rows)
     if name in ("string", "bytes"):
         body = [(per_row, element_data)]
     else:
@@ -366,18 +362,12 @@ def _list_messages(values: pa.Array, name: str) -> sg.Segments:
     if flat.null_count:
         starts = np.cumsum(counts) - counts
         null_at = np.flatnonzero(~sg.valid(flat))
-        row_of = np.searchsorted(np.cumsum(counts), null_at, side="right")
+        row_of = element_row[null_at]
         index_lengths, index_data = sg.varints(null_at - starts[row_of])
-        body.append(
-            _field_if_any(b"\x12", _sum_by_rows(index_lengths, row_of, rows), index_data, rows)
-        )
+        body.append(_field_if_any(b"\x12", _per_row(index_lengths, row_of, rows), index_data, rows))
     message = sg.interleave(body, rows)
     tag = sg.constant(LIST_TAGS[name], rows)
     return sg.interleave([tag, sg.varints(message[0]), message], rows)
-
-
-def _sum_by_rows(lengths: sg.Lengths, row_of: npt.NDArray[np.int64], rows: int) -> sg.Lengths:
-    return np.bincount(row_of, weights=lengths, minlength=rows).astype(np.int64)
 
 
 def encode_column(column: pa.Array, dtype: DType) -> sg.Segments:
@@ -397,8 +387,6 @@ def encode_column(column: pa.Array, dtype: DType) -> sg.Segments:
 
 _NUMBER_GROUPS = np.arange(10)
 _SHIFTS = (np.arange(10) * 7).astype(np.uint64)
-# scalar types read column-wise by read_columns(); arrays are read entry by entry
-VECTORIZED: Final = frozenset({*_FIXED_SIZE, *_INTS, "string", "bytes"})
 
 
 def read_columns(

@@ -162,11 +162,8 @@ class LookupPlan:
         out: list[ViewEntries | ViewColumns] = []
         for view, stored in zip(self.views, self._per_view(raw, rows), strict=True):
             event_ts = event_times(stored)
-            statuses = _statuses(event_ts, view.ttl_us, now_us)
-            kept = stored
-            if _withheld(statuses):
-                present = _present()
-                kept = [v if s is present else None for v, s in zip(stored, statuses, strict=True)]
+            statuses, fresh = _statuses(event_ts, view.ttl_us, now_us)
+            kept = stored if fresh is None else _withhold(stored, fresh)
             gathered = view.gather(kept)
             if gathered is None:
                 out.append(_decoded(view, stored, now_us))
@@ -209,24 +206,17 @@ class LookupPlan:
 def _decoded(view: ViewPlan, stored: Sequence[bytes | None], now_us: int) -> ViewColumns:
     """One view's stored values, decoded, stale rows' values withheld."""
     event_ts, columns = view.decode(stored)
-    statuses = _statuses(event_ts, view.ttl_us, now_us)
-    if _withheld(statuses):
-        present = _present()
-        columns = [
-            [v if s is present else None for v, s in zip(col, statuses, strict=True)]
-            for col in columns
-        ]
+    statuses, fresh = _statuses(event_ts, view.ttl_us, now_us)
+    if fresh is not None:
+        columns = [_withhold(column, fresh) for column in columns]
     return ViewColumns(statuses, event_ts, columns)
 
 
-def _present() -> FeatureStatus:
-    from skewless.serving.service import FeatureStatus  # noqa: PLC0415 - no cycle
-
-    return FeatureStatus.PRESENT
-
-
-def _statuses(event_ts: list[int | None], ttl_us: int | None, now_us: int) -> list[FeatureStatus]:
-    """PRESENT, NOT_FOUND (nothing stored) or OUTSIDE_MAX_AGE (older than the ttl)."""
+def _statuses(
+    event_ts: list[int | None], ttl_us: int | None, now_us: int
+) -> tuple[list[FeatureStatus], list[bool] | None]:
+    """Per row PRESENT, NOT_FOUND (nothing stored) or OUTSIDE_MAX_AGE (older than the
+    ttl), and, when some row is stale, which rows' values are shown (None: all)."""
     from skewless.serving.service import FeatureStatus  # noqa: PLC0415 - no cycle
 
     present, missing, stale = (
@@ -235,16 +225,16 @@ def _statuses(event_ts: list[int | None], ttl_us: int | None, now_us: int) -> li
         FeatureStatus.OUTSIDE_MAX_AGE,
     )
     if ttl_us is None:
-        return [missing if t is None else present for t in event_ts]
+        return [missing if t is None else present for t in event_ts], None
     oldest = now_us - ttl_us
-    return [missing if t is None else stale if t < oldest else present for t in event_ts]
+    statuses = [missing if t is None else stale if t < oldest else present for t in event_ts]
+    if stale not in statuses:
+        return statuses, None
+    return statuses, [s is not stale for s in statuses]
 
 
-def _withheld(statuses: list[FeatureStatus]) -> bool:
-    """Whether some row has a stored value whose values are withheld (a stale one)."""
-    from skewless.serving.service import FeatureStatus  # noqa: PLC0415 - no cycle
-
-    return FeatureStatus.OUTSIDE_MAX_AGE in statuses
+def _withhold(values: Sequence[Any], shown: list[bool]) -> list[Any]:
+    return [v if keep else None for v, keep in zip(values, shown, strict=True)]
 
 
 def _as_datetimes(column: list[Any], dtype: DType, shared: dict[int, datetime]) -> list[Any]:
