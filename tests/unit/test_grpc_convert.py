@@ -96,12 +96,15 @@ def round_trip(value: Any, dtype: DType | None = None) -> Any:
 
 
 @st.composite
-def typed_values(draw: st.DrawFn) -> tuple[DType, Any]:
-    scalar = draw(st.sampled_from(list(SCALARS)))
+def typed_values(
+    draw: st.DrawFn, scalars: dict[DType, st.SearchStrategy[Any]] = SCALARS
+) -> tuple[DType, Any]:
+    """A type (a scalar of `scalars`, or an array of one) and a value of it, or None."""
+    scalar = draw(st.sampled_from(list(scalars)))
     if draw(st.booleans()):
-        items = st.lists(st.none() | SCALARS[scalar], max_size=5)
+        items = st.lists(st.none() | scalars[scalar], max_size=5)
         return Array(scalar), draw(st.none() | items)  # type: ignore[arg-type]
-    return scalar, draw(st.none() | SCALARS[scalar])
+    return scalar, draw(st.none() | scalars[scalar])
 
 
 @given(typed=typed_values())
@@ -521,16 +524,7 @@ def test_encode_lookup_refuses_an_int32_out_of_range_as_upb_does() -> None:
         convert.encode_lookup(Lookup(plan, 1, plan.entries(raw, 1, 0), 1))
 
 
-@st.composite
-def stored_values(draw: st.DrawFn) -> tuple[DType, Any]:
-    scalar = draw(st.sampled_from(list(STORED)))
-    if draw(st.booleans()):
-        items = st.lists(st.none() | STORED[scalar], max_size=5)
-        return Array(scalar), draw(st.none() | items)  # type: ignore[arg-type]
-    return scalar, draw(st.none() | STORED[scalar])
-
-
-@given(typed=stored_values())
+@given(typed=typed_values(STORED))
 def test_stored_entries_are_the_generated_serialization_of_their_value(
     typed: tuple[DType, Any],
 ) -> None:
