@@ -78,7 +78,7 @@ def with_status(
 
     async def call(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
         started = time.perf_counter()
-        code = Code.OK
+        code: grpc.StatusCode | None = Code.OK  # None once recorded
         try:
             result = handler(request, context)
             return await result if inspect.isawaitable(result) else result
@@ -89,12 +89,17 @@ def with_status(
             code = Code.CANCELLED  # the client went away or its deadline passed
             raise
         except Exception as exc:
-            code, details = status_for(exc)
-            if code is Code.INTERNAL:
+            status, details = status_for(exc)
+            if status is Code.INTERNAL:
                 log.exception("%s failed", method)
-            await context.abort(code, details)
-        finally:
+            # Recorded before abort() sends the status: a client that has seen the error
+            # then finds it counted (the finally below would run after the send).
             if record is not None:
+                record(status, time.perf_counter() - started)
+            code = None
+            await context.abort(status, details)
+        finally:
+            if record is not None and code is not None:
                 record(code, time.perf_counter() - started)
 
     return call
