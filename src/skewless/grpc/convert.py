@@ -207,12 +207,44 @@ def query_from_proto(msg: pb.GetOnlineFeaturesRequest) -> OnlineQuery:
     )
 
 
+# A ValueColumn whose every Value is an int64_value, as upb serializes it: per row the
+# `values` tag, the Value's length, int64_value's tag and a varint of one byte less than
+# that length. Only this exact layout takes the shortcut below.
+_INT64_COLUMN: Final = re.compile(
+    b"(?:"
+    + b"|".join(  # n: the varint's length
+        rb"\x0a"
+        + re.escape(bytes([n + 1]))
+        + rb"\x08"
+        + rb"[\x80-\xff]" * (n - 1)
+        + rb"[\x00-\x7f]"
+        for n in range(1, 11)
+    )
+    + b")*",
+    re.DOTALL,
+)
+
+
+def _int64_column(column: pb.ValueColumn) -> list[int] | None:
+    """The values of a column of int64 Values (the usual entity ids), read by upb in one
+    call, or None for any other column. Parsed as an Int64List, the column's bytes are
+    the packed varints (tag, value) of each row: exact when the layout is _INT64_COLUMN's."""
+    raw = column.SerializeToString()
+    if not _INT64_COLUMN.fullmatch(raw):
+        return None
+    return list(pb.Int64List.FromString(raw).values)[1::2]
+
+
 def entity_columns_from_proto(
     columns: Mapping[str, pb.ValueColumn],
 ) -> tuple[dict[str, list[Any]], int]:
     """Each entity column's Python values, and the number of rows."""
     decoded: dict[str, list[Any]] = {}
     for name, column in columns.items():
+        ints = _int64_column(column)
+        if ints is not None:
+            decoded[name] = ints
+            continue
         values: list[Any] = []
         add = values.append
         try:
@@ -345,6 +377,7 @@ _INT_HEADS: Final = {
     for name, tag in _INT_TAGS.items()
 }
 _STATUS_CODES: Final = dict(_STATUS_TO_PROTO)
+_PRESENT: Final = bytes([_STATUS_CODES[FeatureStatus.PRESENT]])
 
 
 def _field(tag: bytes, payload: bytes) -> bytes:
@@ -402,16 +435,25 @@ def _encoded_values(values: Sequence[Any], dtype: DType) -> list[bytes]:
     return out
 
 
+def _tail(statuses: list[FeatureStatus], event_ts_us: list[int | None]) -> bytes:
+    """FeatureColumn.statuses and .event_timestamps of one view's rows, packed."""
+    if not statuses:
+        return b""
+    if statuses.count(FeatureStatus.PRESENT) == len(statuses):  # the usual case
+        codes = _PRESENT * len(statuses)
+    else:
+        codes = bytes([_STATUS_CODES[s] for s in statuses])  # each code is one byte
+    times = pb.FeatureColumn(event_timestamps=[0 if t is None else t for t in event_ts_us])
+    return b"\x1a" + _varint(len(codes)) + codes + times.SerializeToString()
+
+
 def encode_lookup(lookup: Lookup) -> bytes:
     """The serialized GetOnlineFeaturesResponse of a lookup."""
     plan = lookup.plan
     out = [_field(b"\x0a", key.encode()) for key in plan.join_keys]
     where: dict[str, tuple[bytes, bytes]] = {}  # output -> (its FeatureColumn's tail, values)
     for view, got in zip(plan.views, lookup.views, strict=True):
-        tail = pb.FeatureColumn(
-            statuses=[_STATUS_CODES[s] for s in got.statuses],
-            event_timestamps=[0 if t is None else t for t in got.event_ts_us],
-        ).SerializeToString()
+        tail = _tail(got.statuses, got.event_ts_us)
         if isinstance(got, ViewEntries):  # the stored entries, as they are
             entries = got.entries
         else:  # decoded values (an older codec version): encoded here

@@ -240,7 +240,7 @@ class _Located:
 
 
 def _locate(
-    values: Sequence[bytes | None], features: int, positions: npt.NDArray[np.int64]
+    values: Sequence[bytes | None], features: int, positions: npt.NDArray[np.int64] | slice
 ) -> _Located | None:
     """The selected entries of `values` (None rows: a null entry), or None when any value
     is not a well-formed version 2 value with 2-byte offsets (the caller then reads them
@@ -252,48 +252,59 @@ def _locate(
     null_at = len(raw) - _PAD - len(en.NULL_ENTRY)
     buffer = np.frombuffer(raw, dtype=np.uint8)
     sizes = np.fromiter(map(len, stored), dtype=np.int64, count=len(stored))
-    begin = np.cumsum(sizes) - sizes
     table_end = HEADER_SIZE + 2 * (features + 1)
-    if (sizes < table_end).any():
+    if stored and sizes.min() < table_end:
         return None
-    if stored and ((buffer[begin] != CODEC_VERSION) | (buffer[begin + 1] != 0)).any():
-        return None
-    table_bytes = buffer[begin[:, None] + np.arange(HEADER_SIZE, table_end)[None, :]]
-    table = table_bytes.reshape(-1).view("<u2").reshape(len(stored), features + 1).astype(np.int64)
-    if (
-        stored
-        and (
-            (table[:, 0] != table_end)
-            | (table[:, -1] != sizes)
-            | (np.diff(table, axis=1) < 0).any(axis=1)
-        ).any()
-    ):
+    begin = np.cumsum(sizes) - sizes
+    table = buffer[begin[:, None] + _table_columns(features)].view("<u2").astype(np.int64)
+    lengths = np.diff(table, axis=1)
+    bad = (buffer[begin] != CODEC_VERSION) | (buffer[begin + 1] != 0)  # version 2, narrow
+    bad |= (table[:, 0] != table_end) | (table[:, -1] != sizes)
+    if bad.any() or (lengths < 0).any():
         return None
     starts = table[:, positions] + begin[:, None]
-    lengths = table[:, positions + 1] - table[:, positions]
+    lengths = lengths[:, positions]
     rows = len(values)
     if len(stored) < rows:  # the rows without a value get the null entry at the end
         at = np.fromiter((v is not None for v in values), dtype=np.bool_, count=rows)
-        all_starts = np.full((rows, len(positions)), null_at, dtype=np.int64)
-        all_lengths = np.full((rows, len(positions)), 2, dtype=np.int64)
+        shape = (rows, starts.shape[1])
+        all_starts = np.full(shape, null_at, dtype=np.int64)
+        all_lengths = np.full(shape, 2, dtype=np.int64)
         all_starts[at], all_lengths[at] = starts, lengths
         starts, lengths = all_starts, all_lengths
     return _Located(raw, starts, lengths)
 
 
-def _entries_in_order(located: _Located, tags: list[bytes]) -> bool:
+def _selection(positions: Sequence[int]) -> npt.NDArray[np.int64] | slice:
+    """Positions as an index of the offset table's columns: a slice (a view, no copy)
+    when they are consecutive and ascending, as when a lookup asks for a whole view."""
+    if positions and list(positions) == list(range(positions[0], positions[-1] + 1)):
+        return slice(positions[0], positions[-1] + 1)
+    return np.asarray(positions, dtype=np.int64)
+
+
+def _first_bytes(tags: list[bytes]) -> npt.NDArray[np.uint8]:
+    return np.array([t[0] for t in tags], dtype=np.uint8)
+
+
+@functools.cache
+def _table_columns(features: int) -> npt.NDArray[np.int64]:
+    """Where a value's 2-byte offsets lie, from its first byte."""
+    return np.arange(HEADER_SIZE, HEADER_SIZE + 2 * (features + 1))[None, :]
+
+
+def _entries_in_order(located: _Located, tags: list[bytes], first: npt.NDArray[np.uint8]) -> bool:
     """Whether every located entry is a FeatureColumn.values field of its length holding
-    its feature's field (or nothing): what the wire needs to stay well formed."""
+    its feature's field (tags[i] for the i-th selected feature, `first` the first byte of
+    each) or nothing: what the wire needs to stay well formed."""
     buffer, starts, lengths = located.buffer, located.starts, located.lengths
     short = lengths <= 0x81  # a one-byte length: checked here; longer ones in Python
-    if (lengths < 2).any() or (buffer[starts] != en.ENTRY_TAG).any():
-        return False
-    if (short & (buffer[starts + 1] != lengths - 2)).any():
-        return False
-    present = lengths > 2
-    first = np.array([t[0] for t in tags], dtype=np.uint8)[None, :]
-    found = buffer[np.where(present, starts + 2, 0)]
-    if (present & short & (found != first)).any():
+    bad = (buffer[starts] != en.ENTRY_TAG) | (lengths < 2)
+    # the length byte, and the first byte of the field held (past the end of a null
+    # entry this is a byte of the next one, or padding, and is not looked at)
+    wrong = (buffer[starts + 1] != lengths - 2) | ((lengths > 2) & (buffer[starts + 2] != first))
+    bad |= short & wrong
+    if bad.any():
         return False
     if short.all():
         return True
@@ -329,9 +340,10 @@ def entry_gatherer(dtypes: Sequence[DType], positions: Sequence[int]) -> Gather:
     decodes them), and raises CodecError for a version 2 value whose layout is wrong."""
     _check_positions(dtypes, positions)
     dtypes = tuple(dtypes)
-    selected = np.asarray(positions, dtype=np.int64)
+    selected = _selection(positions)
     pairs = [(p, p + 1) for p in positions]
     tags = [en.tag_of(dtypes[p]) for p in positions]
+    first = _first_bytes(tags)
     nulls = [en.NULL_ENTRY] * len(positions)
     features = len(dtypes)
 
@@ -358,7 +370,7 @@ def entry_gatherer(dtypes: Sequence[DType], positions: Sequence[int]) -> Gather:
         if len(values) <= _FEW:
             return one_by_one(values)
         located = _locate(values, features, selected)
-        if located is None or not _entries_in_order(located, tags):
+        if located is None or not _entries_in_order(located, tags, first):
             return one_by_one(values)  # another version, 4-byte offsets, or an error
         lengths = located.lengths.T.reshape(-1)
         starts = located.starts.T.reshape(-1)
@@ -384,10 +396,11 @@ def column_decoder(dtypes: Sequence[DType], positions: Sequence[int]) -> ColumnD
     it raises for a value whose layout or selected features are wrong."""
     _check_positions(dtypes, positions)
     dtypes = tuple(dtypes)
-    selected = np.asarray(positions, dtype=np.int64)
+    selected = _selection(positions)
     chosen = [dtypes[p] for p in positions]
     none_row = (None,) * len(dtypes)
     tags = [en.tag_of(d) for d in chosen]
+    first = _first_bytes(tags)
     # the selected scalar features by type, read a type at a time; arrays one by one
     by_name: dict[str, list[int]] = {}
     one_by_one = []
@@ -418,7 +431,7 @@ def column_decoder(dtypes: Sequence[DType], positions: Sequence[int]) -> ColumnD
         if len(values) <= _FEW:
             return row_by_row(values)
         located = _locate(values, len(dtypes), selected)
-        if located is None or not _entries_in_order(located, tags):
+        if located is None or not _entries_in_order(located, tags, first):
             return row_by_row(values)  # another version, 4-byte offsets, or an error
         columns: list[list[Any]] = [[] for _ in positions]
         for name, at in groups:
