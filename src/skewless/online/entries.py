@@ -441,17 +441,21 @@ def _int_values(
     buffer: npt.NDArray[np.uint8], lengths: _Ints, present: _Mask, body: _Ints, name: str
 ) -> npt.NDArray[Any] | None:
     sizes = np.where(present, lengths - 3, 1)
-    if (sizes > 10).any():
+    if not sizes.size:
+        return np.zeros(sizes.shape, dtype=np.int64)
+    widest = int(sizes.max())  # read only as many bytes as the longest varint has
+    if widest > 10 or sizes.min() < 1:
         return None
-    index = np.minimum(body[:, :, None] + _NUMBER_GROUPS, len(buffer) - 1)
-    inside = sizes[:, :, None] > _NUMBER_GROUPS
+    at = _NUMBER_GROUPS[:widest]
+    index = np.minimum(body[:, :, None] + at, len(buffer) - 1)
+    inside = sizes[:, :, None] > at
     groups = np.where(inside, buffer[index], 0)
-    last = np.take_along_axis(groups, (sizes - 1)[:, :, None], axis=2)[:, :, 0]
-    continued = np.count_nonzero(groups >= 0x80, axis=2)
-    # every byte but the last continues the varint; a tenth byte holds one bit
-    if ((last >= 0x80) | (continued != sizes - 1) | ((sizes == 10) & (last > 1))).any():
+    # every byte but the last continues the varint (and bytes past it are zeros here)
+    if ((groups >= 0x80) != (sizes[:, :, None] - 1 > at)).any():
         return None
-    shifted = (groups & 0x7F).astype(np.uint64) << _SHIFTS
+    if widest == 10 and ((sizes == 10) & (groups[:, :, 9] > 1)).any():
+        return None  # a tenth byte holds one bit
+    shifted = (groups & 0x7F).astype(np.uint64) << _SHIFTS[:widest]
     values: npt.NDArray[Any] = shifted.sum(axis=2, dtype=np.uint64).view(np.int64)
     if name in _RANGES:
         low, high = _RANGES[name]

@@ -266,6 +266,35 @@ def test_codec_refuses_entries_its_encoder_never_writes() -> None:
         entry_gatherer(dtypes, [0])([bytes(data)] * 12)
 
 
+@pytest.mark.parametrize(
+    ("dtype", "payload"),
+    [
+        (Int64, b"\x08"),  # the field's tag and no varint
+        (Int64, b"\x08\x80\x80"),  # the last byte continues
+        (Int64, b"\x08" + b"\xff" * 9 + b"\x02"),  # a tenth byte of more than one bit
+        (Int64, b"\x08" + b"\xff" * 10 + b"\x01"),  # eleven bytes
+        (Int32, b"\x38\x80\x80\x80\x80\x08"),  # 2**31, out of int32's range
+        (UnixTimestamp, b"\x40\x81"),
+        (Int32, b"\x38\x01\x00"),  # a byte after the varint
+    ],
+)
+def test_column_decoder_refuses_malformed_varints_as_decode_value_does(
+    dtype: Any, payload: bytes
+) -> None:
+    good = encode_value(Record(1, None, (5,)), [dtype])
+    entry = b"\x12" + bytes([len(payload)]) + payload
+    table_end = 20 + 2 * 2  # the header, then two 2-byte offsets
+    bad = good[:20] + (table_end).to_bytes(2, "little")
+    bad += (table_end + len(entry)).to_bytes(2, "little") + entry
+    with pytest.raises(CodecError) as alone:
+        decode_value(bad, [dtype])
+    for batch in ([bad], [good] * 11 + [bad]):  # read one by one, and with numpy
+        with pytest.raises(CodecError) as batched:
+            column_decoder([dtype], [0])(batch)
+        assert str(batched.value) == str(alone.value)
+    assert column_decoder([dtype], [0])([good] * 12)[1] == [[5] * 12]
+
+
 def test_codec_values_past_64_kib_take_4_byte_offsets() -> None:
     big = "x" * 70_000
     dtypes = [String, Int64]
