@@ -8,19 +8,23 @@ from __future__ import annotations
 import itertools
 import random
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pyarrow as pa
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F  # noqa: N812
 
-from skewless.batch.materialize import ARRIVAL, deduplicate
+from skewless.batch.materialize import ARRIVAL, deduplicate, latest_per_event
 from skewless.batch.presort import sort_hint
 from skewless.batch.retrieval import get_historical_features
 from skewless.batch.sources import CTS, TS
 from skewless.definitions import Entity
-from skewless.types import Int64
+from skewless.timeutil import utc_micros
+from skewless.types import Float64, Int64
 from tests.integration.helpers import columns_for, make_view, requests_for, write_rows
 
 # Spark's timestamp range, in microseconds: 0001-01-01 to 9999-12-31T23:59:59.999999.
@@ -129,3 +133,77 @@ def test_deduplicate_keeps_the_hint_in_one_shuffle_and_one_exact_sort(
         (r["driver_id"], r["x"], r["__rows"], r["__latest"]) for r in deduplicated.collect()
     )
     assert got == [(1, 6, 2, False), (1, 7, 1, True), (2, None, 1, True)]
+
+
+DEDUP_ROWS = st.lists(
+    st.tuples(
+        st.sampled_from([None, 1, 2, 3]),  # driver_id
+        st.sampled_from([None, 0, 1, 2]),  # event time, minutes
+        st.sampled_from([None, 0, 1]),  # created time, minutes
+        st.sampled_from([None, -1, 0, 5]),  # x
+        st.sampled_from([None, 0.5, float("nan")]),  # y
+        st.integers(0, 3),  # arrival, minutes
+    ),
+    max_size=14,
+)
+
+
+@pytest.mark.spark
+@settings(max_examples=25, deadline=None)
+@given(rows=DEDUP_ROWS)
+def test_deduplicate_equals_a_reference_and_the_grouped_reduction(
+    spark: SparkSession, rows: list[tuple[Any, ...]]
+) -> None:
+    """One row per (driver, event time), nulls included: the count and latest arrival of
+    its rows, whether it is the driver's newest (and not rejected), by a reference in
+    Python; the winning (created, values) equal latest_per_event()'s grouped reduction."""
+    driver = Entity("driver", join_keys=["driver_id"])
+    view = make_view("v", [driver], {"x": Int64, "y": Float64}, "unused", created=True, ttl=None)
+    minute = 60_000_000
+    frame = spark.createDataFrame(
+        [(d, t, c, x, y, a) for d, t, c, x, y, a in rows],
+        "driver_id long, t long, c long, x long, y double, a long",
+    ).select(
+        "driver_id",
+        F.timestamp_micros(F.col("t") * minute).alias(TS),
+        F.timestamp_micros(F.col("c") * minute).alias(CTS),
+        "x",
+        "y",
+        F.timestamp_micros(F.col("a") * minute).alias(ARRIVAL),
+    )
+    got = deduplicate(frame, view).collect()
+    groups: dict[tuple[Any, Any], list[tuple[Any, ...]]] = {}
+    for r in rows:
+        groups.setdefault((r[0], r[1]), []).append(r)
+    newest = {
+        d: max(t for dd, t in groups if dd == d and t is not None)
+        for d, t in groups
+        if d is not None and t is not None
+    }
+    expected = {
+        (d, t): (
+            len(members),
+            max(m[5] for m in members) * minute,
+            d is not None and t is not None and newest[d] == t,
+            d is None or t is None,
+        )
+        for (d, t), members in groups.items()
+    }
+    seen = {
+        (r["driver_id"], None if r[TS] is None else utc_micros(r[TS]) // minute): (
+            r["__rows"],
+            r["__arrived_us"],
+            r["__latest"],
+            r["__rejected"],
+        )
+        for r in got
+    }
+    assert len(got) == len(seen) == len(expected)
+    assert seen == expected
+
+    def comparable(r: Any) -> tuple[Any, ...]:
+        y = r["y"]
+        return (r["driver_id"], r[TS], r[CTS], r["x"], "nan" if y is not None and y != y else y)
+
+    winners = latest_per_event(frame.drop(ARRIVAL), view).collect()
+    assert sorted(map(comparable, got), key=repr) == sorted(map(comparable, winners), key=repr)

@@ -59,6 +59,7 @@ _ROWS = "__rows"  # source rows a deduplicated row stands for
 _ARRIVED_US = "__arrived_us"  # the latest arrival among them
 _LATEST = "__latest"  # the entity's row with the greatest event time
 _NEWEST = "__newest"  # the entity's greatest event time
+_LAST = "__last"  # the last of its (keys, event time)'s rows in the window's order
 _REJECTED = "__rejected"  # a null join key or event time: never materialized, counted
 # Delta skips commits that change nothing; a run commits once even then (see
 # _recording_empty_commits). Session settings are shared: one MERGE at a time sets it.
@@ -149,30 +150,38 @@ def deduplicate(rows: DataFrame, view: FeatureView) -> DataFrame:
     a row's (created, values) already win within its event time) and _REJECTED (a null
     join key or event time: such groups are only counted, never written).
 
-    One shuffle and one sort: the rows are clustered by the join keys and sorted by
-    (KEY_HASH, keys, event time), with a radix-sorted head start (batch/presort.py); the
-    per-entity window (each entity's newest event time) and then the per-event reduction
-    both run on that order. The window comes first because Spark drops a sort that only
-    an aggregate consumes (EliminateSorts), which would lose the head start."""
+    One shuffle, one sort and one window: the rows are clustered by the join keys and
+    sorted by (KEY_HASH, keys, event time), with a radix-sorted head start
+    (batch/presort.py), and one window pass over each entity's rows computes, for each
+    row, the aggregates of its event time's rows (its peers in that order: the winning
+    (created, values), the count, the latest arrival) and the entity's newest event
+    time, then keeps the last row of each event time. An aggregate per (keys, event time)
+    would need a sort-based aggregation twice over (Spark aggregates structs only by
+    sorting), and took 18% longer at 10M rows."""
     keys = list(view.join_keys)
-    by_entity = (
-        Window.partitionBy(KEY_HASH, *keys)
-        .orderBy(F.col(TS))  # the order the grouping below needs, so no second sort
-        .rowsBetween(Window.unboundedPreceding, Window.unboundedFollowing)
+    entity = Window.partitionBy(KEY_HASH, *keys).orderBy(F.col(TS))
+    peers = entity.rangeBetween(Window.currentRow, Window.currentRow)
+    so_far = entity.rangeBetween(Window.unboundedPreceding, Window.currentRow)
+    whole = entity.rowsBetween(Window.unboundedPreceding, Window.unboundedFollowing)
+    one = F.lit(1)
+    per_row = presorted(rows, keys, TS).select(
+        *[F.col(f"`{k}`") for k in keys],
+        TS,
+        F.max(_rank(view)).over(peers).alias(_WIN),
+        F.count(one).over(peers).alias(_ROWS),
+        F.max(F.unix_micros(F.col(ARRIVAL))).over(peers).alias(_ARRIVED_US),
+        F.max(F.col(TS)).over(whole).alias(_NEWEST),
+        # the last of its event time's rows: as many rows up to it, peers included, as
+        # its position (null event times are peers of each other, as in a grouping)
+        (F.row_number().over(entity) == F.count(one).over(so_far)).alias(_LAST),
     )
-    clustered = presorted(rows, keys, TS).withColumn(_NEWEST, F.max(F.col(TS)).over(by_entity))
-    best = clustered.groupBy(KEY_HASH, *keys, TS).agg(
-        F.max(_rank(view)).alias(_WIN),
-        F.count(F.lit(1)).alias(_ROWS),
-        F.max(F.unix_micros(F.col(ARRIVAL))).alias(_ARRIVED_US),
-        F.max(F.col(_NEWEST)).alias(_NEWEST),  # one value per entity
-    )
+    best = per_row.where(F.col(_LAST))
     newest = F.col(_NEWEST)
     rejected = F.col(TS).isNull()
     for key in keys:
         rejected = rejected | F.col(f"`{key}`").isNull()
     return best.select(
-        *keys,
+        *[F.col(f"`{k}`") for k in keys],
         TS,
         F.col(f"{_WIN}.{CTS}").alias(CTS),
         *[F.col(f"{_WIN}.{_VALUES}").getField(f).alias(f) for f in view.feature_names],
