@@ -3,6 +3,7 @@ idempotent reruns, ordered online writes, late arrivals, concurrency, kill -9 + 
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -356,6 +357,28 @@ def test_materialize_rerun_commits_once_and_rewrites_no_file(
     assert (last["version"], last["operation"]) == (first.delta_version + 1, "MERGE")
     metrics = last["operationMetrics"]
     assert (metrics["numTargetFilesRemoved"], metrics["numTargetFilesAdded"]) == ("0", "0")
+
+
+def test_materialize_collects_file_statistics_on_keys_and_event_time(
+    repo: FeatureStore, spark: SparkSession
+) -> None:
+    """Every file of the table, the first run's and a later MERGE's, has statistics on
+    the join keys and the event time (what runs skip files by), and on nothing else."""
+    (first,) = repo.materialize(at(0), at(3))
+    (later,) = repo.materialize(at(3), at(6))
+    assert later.delta_version == first.delta_version + 1
+    log = Path(later.delta_path.removeprefix("file:")) / "_delta_log"
+    actions = [
+        json.loads(line)
+        for commit in sorted(log.glob("*.json"))
+        for line in commit.read_text().splitlines()
+    ]
+    (meta,) = [a["metaData"] for a in actions if "metaData" in a]
+    assert meta["configuration"] == {"delta.dataSkippingStatsColumns": "`driver_id`,`ts`"}
+    added = [json.loads(a["add"]["stats"]) for a in actions if "add" in a]
+    assert len(added) >= 2  # files of both runs
+    for stats in added:
+        assert set(stats["minValues"]) == set(stats["nullCount"]) == {"driver_id", "ts"}
 
 
 def test_materialize_new_rows_go_into_one_file(repo: FeatureStore, spark: SparkSession) -> None:
