@@ -283,7 +283,9 @@ def _selection(positions: Sequence[int]) -> npt.NDArray[np.int64] | slice:
     return np.asarray(positions, dtype=np.int64)
 
 
-def _first_bytes(tags: list[bytes]) -> npt.NDArray[np.uint8]:
+@functools.cache
+def _first_bytes(tags: tuple[bytes, ...]) -> npt.NDArray[np.uint8]:
+    """The first byte of each selected feature's field tag, as the masks compare them."""
     return np.array([t[0] for t in tags], dtype=np.uint8)
 
 
@@ -293,11 +295,12 @@ def _table_columns(features: int) -> npt.NDArray[np.int64]:
     return np.arange(HEADER_SIZE, HEADER_SIZE + 2 * (features + 1))[None, :]
 
 
-def _entries_in_order(located: _Located, tags: list[bytes], first: npt.NDArray[np.uint8]) -> bool:
+def _entries_in_order(located: _Located, tags: tuple[bytes, ...]) -> bool:
     """Whether every located entry is a FeatureColumn.values field of its length holding
-    its feature's field (tags[i] for the i-th selected feature, `first` the first byte of
-    each) or nothing: what the wire needs to stay well formed."""
+    its feature's field (tags[i] for the i-th selected feature) or nothing: what the wire
+    needs to stay well formed."""
     buffer, starts, lengths = located.buffer, located.starts, located.lengths
+    first = _first_bytes(tags)
     short = lengths <= 0x81  # a one-byte length: checked here; longer ones in Python
     bad = (buffer[starts] != en.ENTRY_TAG) | (lengths < 2)
     # the length byte, and the first byte of the field held (past the end of a null
@@ -342,8 +345,7 @@ def entry_gatherer(dtypes: Sequence[DType], positions: Sequence[int]) -> Gather:
     dtypes = tuple(dtypes)
     selected = _selection(positions)
     pairs = [(p, p + 1) for p in positions]
-    tags = [en.tag_of(dtypes[p]) for p in positions]
-    first = _first_bytes(tags)
+    tags = tuple(en.tag_of(dtypes[p]) for p in positions)
     nulls = [en.NULL_ENTRY] * len(positions)
     features = len(dtypes)
 
@@ -370,7 +372,7 @@ def entry_gatherer(dtypes: Sequence[DType], positions: Sequence[int]) -> Gather:
         if len(values) <= _FEW:
             return one_by_one(values)
         located = _locate(values, features, selected)
-        if located is None or not _entries_in_order(located, tags, first):
+        if located is None or not _entries_in_order(located, tags):
             return one_by_one(values)  # another version, 4-byte offsets, or an error
         lengths = located.lengths.T.reshape(-1)
         starts = located.starts.T.reshape(-1)
@@ -399,8 +401,7 @@ def column_decoder(dtypes: Sequence[DType], positions: Sequence[int]) -> ColumnD
     selected = _selection(positions)
     chosen = [dtypes[p] for p in positions]
     none_row = (None,) * len(dtypes)
-    tags = [en.tag_of(d) for d in chosen]
-    first = _first_bytes(tags)
+    tags = tuple(en.tag_of(d) for d in chosen)
     # the selected scalar features by type, read a type at a time; arrays one by one
     by_name: dict[str, list[int]] = {}
     one_by_one = []
@@ -431,7 +432,7 @@ def column_decoder(dtypes: Sequence[DType], positions: Sequence[int]) -> ColumnD
         if len(values) <= _FEW:
             return row_by_row(values)
         located = _locate(values, len(dtypes), selected)
-        if located is None or not _entries_in_order(located, tags, first):
+        if located is None or not _entries_in_order(located, tags):
             return row_by_row(values)  # another version, 4-byte offsets, or an error
         columns: list[list[Any]] = [[] for _ in positions]
         for name, at in groups:

@@ -441,10 +441,8 @@ def _int_values(
     buffer: npt.NDArray[np.uint8], lengths: _Ints, present: _Mask, body: _Ints, name: str
 ) -> npt.NDArray[Any] | None:
     sizes = np.where(present, lengths - 3, 1)
-    if not sizes.size:
-        return np.zeros(sizes.shape, dtype=np.int64)
-    widest = int(sizes.max())  # read only as many bytes as the longest varint has
-    if widest > 10 or sizes.min() < 1:
+    widest = int(sizes.max(initial=1))  # read only as many bytes as the longest varint
+    if widest > 10 or sizes.min(initial=1) < 1:
         return None
     at = _NUMBER_GROUPS[:widest]
     index = np.minimum(body[:, :, None] + at, len(buffer) - 1)
