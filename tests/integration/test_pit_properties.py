@@ -19,7 +19,8 @@ import pyarrow as pa
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from pyspark.sql import SparkSession
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F  # noqa: N812
 
 from skewless.batch.retrieval import get_historical_features
 from skewless.definitions import Entity
@@ -146,6 +147,11 @@ def worlds(draw: st.DrawFn) -> dict[str, Any]:
         "a_ttl": a_ttl,
         "b_ttl": b_ttl,
         "entities": entities,
+        # How the entity rows come in and the training set goes out: a pandas frame out
+        # as Arrow (put in order on the driver), a pandas frame out as a Spark frame
+        # (over a checkpoint of every input column, ordered by Spark), or a Spark frame
+        # with a column of an odd name and type.
+        "via": draw(st.sampled_from(["pandas", "pandas_to_spark", "spark"])),
         "refs": draw(
             st.lists(
                 st.sampled_from(["a:a_int", "a:a_float", "a:a_str", "b:b_float", "b:b_int"]),
@@ -184,11 +190,18 @@ def run_world(spark: SparkSession, world: dict[str, Any], folder: Path) -> None:
         make_view("b", [driver, zone], B_FEATURES, b_path, created=world["b_created"], ttl=b_ttl),
     ]
     refs = world["refs"]
-    entity_df = _entity_frame(world["entities"])
+    entity_df: pd.DataFrame | DataFrame = _entity_frame(world["entities"])
+    odd = "tags. x"  # a dot and a space: carried through the join as any other column
+    if world["via"] == "spark":
+        frame = spark.createDataFrame(entity_df).repartition(1)  # one partition: input order
+        entity_df = frame.withColumn(odd, F.array(F.col("label"), F.lit(None)))
     job = get_historical_features(
         spark, folder, entity_df, requests_for(views, refs), "event_timestamp"
     )
-    got = job.to_arrow().to_pylist()
+    if world["via"] == "pandas":
+        got = job.to_arrow().to_pylist()
+    else:
+        got = job.to_spark().toArrow().to_pylist()
 
     ref_views = [
         RefView("a", ["driver_id"], list(A_FEATURES), world["a_rows"], world["a_ttl"]),
@@ -198,9 +211,14 @@ def run_world(spark: SparkSession, world: dict[str, Any], folder: Path) -> None:
     expected = historical(world["entities"], ref_views, wanted)  # type: ignore[arg-type]
 
     assert len(got) == len(world["entities"])
+    outputs = [r.split(":")[1] for r in refs]
+    assert list(got[0]) == [*entity_df.columns, *outputs], "columns or their order changed"
     for i, (g, e, ent) in enumerate(zip(got, expected, world["entities"], strict=True)):
         assert g["label"] == ent["label"], f"row {i}: input order or columns changed"
         assert g["driver_id"] == ent["driver_id"]
+        assert g["zone_id"] == ent["zone_id"]
+        if world["via"] == "spark":
+            assert g[odd] == [ent["label"], None]
         for feature, value in e.items():
             assert same(g[feature], value), (
                 f"row {i} {ent}: {feature} = {g[feature]!r}, reference says {value!r}"
