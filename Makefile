@@ -22,7 +22,7 @@ lint: setup ## ruff (lint + format check) and the generated gRPC stubs' drift ch
 proto: setup ## Regenerate the gRPC stubs from proto/
 	@scripts/gen_proto.sh
 
-typecheck: setup ## mypy, strict on src/
+typecheck: setup ## mypy, strict on src/ and benchmarks/
 	$(VENV)/mypy
 
 test: setup lint typecheck ## Set up, then lint, type-check and run the whole test suite

@@ -33,8 +33,7 @@ from typing import Any
 
 import grpc
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import loadgen
+from benchmarks import loadgen
 
 FEAST_VERSION = "0.67.0"
 # The grpcio extra brings grpcio, grpcio-reflection and grpcio-health-checking, which
@@ -312,7 +311,7 @@ def _wait_grpc(proc: subprocess.Popen[Any], port: int, timeout_s: float) -> None
             continue
         # The server answers the standard gRPC health check once it is serving.
         with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
-            check = channel.unary_unary("/grpc.health.v1.Health/Check")
+            check = loadgen.raw_unary(channel, "/grpc.health.v1.Health/Check")
             try:
                 check(b"", timeout=5)  # an empty HealthCheckRequest
                 return

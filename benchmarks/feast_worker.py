@@ -33,9 +33,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import loadgen
-from data import FEATURES, WIDE_FEATURES
+# Run as a script by Feast's venv, which has no skewless: the repository's root makes the
+# benchmarks package importable (loadgen and data need only grpcio, numpy and pyarrow).
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from benchmarks import loadgen
+from benchmarks.data import FEATURES, WIDE_FEATURES
 
 # Feast type names for FEATURES, as skewless declares them.
 FEATURE_TYPES = {

@@ -23,8 +23,9 @@ import os
 import socket
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import grpc
 import numpy as np
@@ -58,9 +59,9 @@ def latencies(call: Callable[[], Any], calls: int, warmup: int = 200) -> list[fl
     return out
 
 
-def raw_unary(channel: grpc.Channel, method: str) -> Callable[[bytes], bytes]:
+def raw_unary(channel: grpc.Channel, method: str) -> grpc.UnaryUnaryMultiCallable[bytes, bytes]:
     """A unary method on `channel` that sends and returns raw bytes (no (de)serializers)."""
-    return channel.unary_unary(method)  # type: ignore[no-any-return]
+    return cast("grpc.UnaryUnaryMultiCallable[bytes, bytes]", channel.unary_unary(method))
 
 
 def interleaved_latencies(
@@ -95,7 +96,7 @@ def grpc_interleaved(spec: list[dict[str, str]], calls: int, warmup: int) -> dic
             grpc.channel_ready_future(channel).result(timeout=30)
             stub = raw_unary(channel, entry["method"])
             payload = Path(entry["payload"]).read_bytes()
-            fns[entry["name"]] = lambda stub=stub, payload=payload: stub(payload, timeout=30)
+            fns[entry["name"]] = partial(stub, payload, timeout=30)
         samples = interleaved_latencies(fns, calls, warmup)
     finally:
         for channel in channels:
@@ -109,7 +110,10 @@ async def _throughput(
     # One channel per client: each concurrent client is its own connection, as separate
     # application processes would be.
     channels = [grpc.aio.insecure_channel(target, options=_OPTIONS) for _ in range(concurrency)]
-    stubs = [ch.unary_unary(method) for ch in channels]
+    stubs = [
+        cast("grpc.aio.UnaryUnaryMultiCallable[bytes, bytes]", ch.unary_unary(method))
+        for ch in channels
+    ]
     samples: list[float] = []
     errors = 0
     measuring = False

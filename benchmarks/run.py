@@ -496,7 +496,7 @@ class Suite:
                     out["feast_sdk_error"] = f"{res.status}: {res.stderr_tail[-2000:]}"
 
             # Throughput and memory under a sustained load, 1 entity x 10 features.
-            servers = {
+            under_load = {
                 "skewless_grpc": (
                     targets["skewless"],
                     skewless_side.GRPC_METHOD,
@@ -504,14 +504,14 @@ class Suite:
                     server,
                 )
             }
-            servers["echo_floor"] = (
+            under_load["echo_floor"] = (
                 targets["echo"],
                 loadgen.ECHO_METHOD,
                 str(out["skewless_answers"]["1x10"]["response_bytes"]).encode(),
                 echo,
             )
             if feast_grpc is not None:
-                servers["feast_grpc"] = (
+                under_load["feast_grpc"] = (
                     targets["feast"],
                     feast_method,
                     feast_payloads["1x10"],
@@ -521,10 +521,10 @@ class Suite:
             # skewless's load ends with --sustain-seconds at 8 clients (the issue's
             # sustained run); Feast's is its throughput runs (3 x 5 s), which saves the run
             # a minute of its 15 at small scale.
-            loaded = {s: e for s, e in servers.items() if s != "echo_floor"}
+            loaded = {s: e for s, e in under_load.items() if s != "echo_floor"}
             rss_before = {s: loadgen.rss_bytes(proc.pid) for s, (*_, proc) in loaded.items()}
             throughput = out.setdefault("throughput", {})
-            for system, (target, method, payload, _) in servers.items():
+            for system, (target, method, payload, _) in under_load.items():
                 for clients in CLIENTS:
                     log(f"throughput {system} x{clients}")
                     throughput.setdefault(system, {})[str(clients)] = self.throughput(

@@ -228,6 +228,7 @@ def check_grpc_answers(target: str, payloads: dict[str, bytes]) -> dict[str, dic
     so a benchmark of empty answers cannot pass unnoticed."""
     import grpc  # noqa: PLC0415
 
+    from skewless._proto.skewless.serving.v1 import serving_pb2 as pb  # noqa: PLC0415
     from skewless.grpc import convert  # noqa: PLC0415
     from skewless.serving.service import FeatureStatus  # noqa: PLC0415
 
@@ -235,7 +236,7 @@ def check_grpc_answers(target: str, payloads: dict[str, bytes]) -> dict[str, dic
     with grpc.insecure_channel(target) as channel:
         stub = convert.OnlineServingStub(channel)
         for name, payload in payloads.items():
-            request = convert.pb.GetOnlineFeaturesRequest.FromString(payload)
+            request = pb.GetOnlineFeaturesRequest.FromString(payload)
             reply = stub.GetOnlineFeatures(request, timeout=30)
             response = convert.response_from_proto(reply, _rows(WORKLOADS[name][2]))
             statuses = [s for column in response.statuses.values() for s in column]
