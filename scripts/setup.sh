@@ -4,6 +4,7 @@
 #   - the virtualenv .venv with skewless and its dev tools
 #   - the Delta Lake jars, fetched from Maven Central into ~/.cache/skewless/jars
 #   - redis-server (Debian package), which the online-store tests start on a free port
+#   - a JVM class archive of Spark's classes in ~/.cache/skewless/cds (skewless/batch/class_archive.py)
 # Re-running it is cheap: each step is skipped when already done.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -47,5 +48,10 @@ fi
 
 log "fetching the Delta Lake jars (cached after the first run)"
 .venv/bin/python -m skewless.batch.jars >/dev/null
+
+# Spark starts faster with it; without it (no java yet, a JVM that cannot dump) it starts
+# as before, so a failure here only costs that.
+log "building the JVM class archive for a faster Spark start (cached after the first run)"
+.venv/bin/python -m skewless.batch.class_archive >/dev/null || log "no class archive: Spark starts without one"
 
 log "ready"

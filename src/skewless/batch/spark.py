@@ -15,6 +15,7 @@ from pathlib import Path
 
 from pyspark.sql import SparkSession
 
+from skewless.batch import class_archive
 from skewless.batch.jars import ensure_delta_jars
 from skewless.batch.java import ensure_java
 from skewless.config import SparkConfig, resolve_path
@@ -83,7 +84,11 @@ def get_spark(config: SparkConfig, repo_path: Path) -> SparkSession:
         os.environ.setdefault("PYSPARK_PYTHON", _python())
         ensure_java()
         builder = SparkSession.builder.master(config.master).appName(config.app_name)
-        for key, value in session_conf(config, repo_path).items():
+        conf = session_conf(config, repo_path)
+        # A class archive of an earlier run's classes, when one matches this runtime.
+        options = conf.get("spark.driver.extraJavaOptions", "")
+        conf["spark.driver.extraJavaOptions"] = class_archive.with_archive(options)
+        for key, value in conf.items():
             builder = builder.config(key, value)
         session = builder.getOrCreate()
         session.sparkContext.setLogLevel(os.environ.get("SKEWLESS_SPARK_LOG_LEVEL", "ERROR"))

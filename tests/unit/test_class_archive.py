@@ -1,0 +1,128 @@
+"""Which class archive a Spark driver maps, and when none (skewless.batch.class_archive)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from skewless.batch import class_archive
+
+
+def _runtime(root: Path) -> Path:
+    """A fake JAVA_HOME: bin/java and lib/server/libjvm.so."""
+    (root / "bin").mkdir(parents=True)
+    (root / "lib" / "server").mkdir(parents=True)
+    (root / "bin" / "java").write_text("#!/bin/sh\n")
+    (root / "lib" / "server" / "libjvm.so").write_bytes(b"jvm")
+    return root
+
+
+@pytest.fixture
+def runtime(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    home = _runtime(tmp_path / "jdk")
+    monkeypatch.setenv("JAVA_HOME", str(home))
+    monkeypatch.setenv("SKEWLESS_CDS_DIR", str(tmp_path / "cds"))
+    monkeypatch.delenv("SKEWLESS_CDS", raising=False)
+    return home
+
+
+def test_the_key_follows_the_jvm_and_the_jars(tmp_path: Path) -> None:
+    java = _runtime(tmp_path / "jdk") / "bin" / "java"
+    jars = tmp_path / "jars"
+    jars.mkdir()
+    (jars / "spark-core.jar").write_bytes(b"1234")
+    key = class_archive.archive_key(java, jars)
+    assert class_archive.archive_key(java, jars) == key  # stable
+
+    (jars / "spark-core.jar").write_bytes(b"12345")  # a jar of another size
+    assert class_archive.archive_key(java, jars) != key
+    (jars / "spark-core.jar").write_bytes(b"1234")
+    assert class_archive.archive_key(java, jars) == key
+    (jars / "delta.jar").write_bytes(b"d")  # one more jar
+    assert class_archive.archive_key(java, jars) != key
+    (jars / "delta.jar").unlink()
+
+    (java.parent.parent / "lib" / "server" / "libjvm.so").write_bytes(b"another jvm")
+    assert class_archive.archive_key(java, jars) != key
+
+
+def test_options_name_the_archive_only_when_it_exists(runtime: Path) -> None:
+    path = class_archive.archive_path()
+    assert path is not None
+    assert path.parent == Path(class_archive.archive_dir())
+    assert path.name.startswith("spark-") and path.suffix == ".jsa"
+    assert class_archive.with_archive("-Duser.timezone=UTC") == "-Duser.timezone=UTC"
+
+    path.parent.mkdir(parents=True)
+    path.write_bytes(b"archive")
+    options = class_archive.with_archive("-Duser.timezone=UTC").split()
+    assert options[0] == "-Duser.timezone=UTC"  # the caller's options stay, first
+    assert f"-XX:SharedArchiveFile={path}" in options
+    # Without the archive mapped, the JVM starts as before and says nothing about it.
+    assert "-Xshare:auto" in options and "-Xlog:cds*=off" in options
+
+
+def test_switched_off_or_without_java_nothing_is_added(
+    runtime: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = class_archive.archive_path()
+    assert path is not None
+    path.parent.mkdir(parents=True)
+    path.write_bytes(b"archive")
+    monkeypatch.setenv("SKEWLESS_CDS", "off")
+    assert class_archive.with_archive("-Dx=1") == "-Dx=1"
+    monkeypatch.delenv("SKEWLESS_CDS")
+    assert class_archive.with_archive("-Dx=1") != "-Dx=1"
+
+    monkeypatch.setenv("JAVA_HOME", str(runtime.parent / "missing"))
+    assert class_archive.archive_path() is None
+    assert class_archive.with_archive("-Dx=1") == "-Dx=1"
+
+
+def test_an_exited_unreaped_process_is_not_alive() -> None:
+    """The dumping JVM is a grandchild: once gone it may linger as a zombie, which the
+    wait for the dump must count as exited."""
+    running = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        assert class_archive._alive(running.pid)
+    finally:
+        running.kill()
+    # Killed and not yet waited for: a zombie.
+    deadline = 100
+    while class_archive._alive(running.pid) and deadline:
+        subprocess.run(["sleep", "0.05"], check=True)
+        deadline -= 1
+    assert not class_archive._alive(running.pid)
+    running.wait()
+    assert not class_archive._alive(running.pid)
+
+
+def test_another_environments_copy_of_the_jars_is_another_archive(tmp_path: Path) -> None:
+    """The JVM compares class paths by path, so equal jars in another folder (another
+    virtual environment) need their own archive."""
+    java = _runtime(tmp_path / "jdk") / "bin" / "java"
+    for env in ("a", "b"):
+        (tmp_path / env / "jars").mkdir(parents=True)
+        (tmp_path / env / "jars" / "spark-core.jar").write_bytes(b"1234")
+    a = class_archive.archive_key(java, tmp_path / "a" / "jars")
+    assert a != class_archive.archive_key(java, tmp_path / "b" / "jars")
+
+
+def test_archives_of_removed_environments_are_removed_others_stay(tmp_path: Path) -> None:
+    live = tmp_path / "live-jars"
+    live.mkdir()
+    for name, jars in [("spark-1-live", live), ("spark-1-gone", tmp_path / "gone-jars")]:
+        (tmp_path / f"{name}.jsa").write_bytes(b"archive")
+        (tmp_path / f"{name}.json").write_text(f'{{"jars_dir": "{jars}"}}')
+    (tmp_path / "spark-1-odd.jsa").write_bytes(b"archive")
+    (tmp_path / "spark-1-odd.json").write_text("not json")  # unreadable: left alone
+    class_archive._remove_orphans(tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir() if p.is_file()) == [
+        "spark-1-live.jsa",
+        "spark-1-live.json",
+        "spark-1-odd.jsa",
+        "spark-1-odd.json",
+    ]
