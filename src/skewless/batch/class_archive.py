@@ -84,10 +84,17 @@ def enabled() -> bool:
     return os.environ.get("SKEWLESS_CDS", "").lower() not in ("0", "off", "false", "no")
 
 
+# Options by which a user already decides about class sharing: theirs stand.
+_USERS_OWN = ("Xshare", "SharedArchiveFile", "ArchiveClassesAtExit", "Xlog:cds")
+
+
 def with_archive(java_options: str) -> str:
-    """`java_options` plus the archive's options when a matching archive exists."""
+    """`java_options` plus the archive's options when a matching archive exists, unless
+    those options already say something about class sharing."""
     path = archive_path() if enabled() else None
-    if path is None or not path.is_file():
+    if path is None or not path.is_file() or any(o in java_options for o in _USERS_OWN):
+        return java_options
+    if any(c.isspace() for c in str(path)):  # Spark's launcher splits options on spaces
         return java_options
     return f"{java_options} -XX:SharedArchiveFile={path} -Xshare:auto {_QUIET}".strip()
 
@@ -170,68 +177,90 @@ def build(force: bool = False) -> Path | None:
         return None
     if final.is_file() and not force:
         return final
+    if any(c.isspace() for c in str(final)):
+        raise SparkSetupError(f"{final.parent} has a space, which Spark's JVM options cannot hold")
     final.parent.mkdir(parents=True, exist_ok=True)
-    for stale in final.parent.glob(".building-*"):  # left by a build that was killed
-        if time.time() - stale.stat().st_mtime > _JVM_EXIT_TIMEOUT_S * 2:
-            shutil.rmtree(stale, ignore_errors=True)
+    _clear_stale_builds(final.parent)
     with tempfile.TemporaryDirectory(dir=final.parent, prefix=".building-") as tmp:
         dump = Path(tmp) / "classes.jsa"
-        try:
-            child = subprocess.run(  # noqa: S603 - this Python and our own script
-                [sys.executable, "-c", _TRAINING, str(dump)],
-                capture_output=True,
-                text=True,
-                timeout=_JVM_EXIT_TIMEOUT_S,
-                check=False,
-            )
-        except subprocess.TimeoutExpired:
-            raise SparkSetupError("the class archive's Spark session did not finish") from None
-        if child.returncode != 0:
-            raise SparkSetupError(f"building the class archive failed: {child.stderr[-2000:]}")
-        try:
-            info = json.loads(child.stdout.strip().splitlines()[-1])
-        except (IndexError, ValueError):
-            raise SparkSetupError(f"unexpected output: {child.stdout[-2000:]!r}") from None
-        # The JVM dumps its classes as it exits, after the Python process has gone.
-        deadline = time.monotonic() + _JVM_EXIT_TIMEOUT_S
-        while _alive(int(info["pid"])):
-            if time.monotonic() > deadline:
-                raise SparkSetupError("the JVM did not exit after dumping its classes")
-            time.sleep(0.2)
-        if not dump.is_file():
-            raise SparkSetupError(f"the JVM wrote no class archive ({info['java']})")
-        check = subprocess.run(  # noqa: S603 - the JVM Spark ran, our arguments
-            [
-                info["java"],
-                "-Xshare:on",
-                f"-XX:SharedArchiveFile={dump}",
-                "-cp",
-                info["class_path"],
-                "-version",
-            ],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
-        if check.returncode != 0:
-            raise SparkSetupError(f"the class archive does not map: {check.stderr[-2000:]}")
+        info = _dump(dump)
+        _check(dump, java=info["java"], class_path=info["class_path"])
+        # The sidecar first: an archive is never in place without the note that lets a
+        # later build remove it.
+        final.with_suffix(".json").write_text(json.dumps({"jars_dir": str(spark_jars_dir())}))
         os.replace(dump, final)
-    final.with_suffix(".json").write_text(json.dumps({"jars_dir": str(spark_jars_dir())}))
-    _remove_orphans(final.parent)
+    _remove_outdated(final)
     return final
 
 
-def _remove_orphans(folder: Path) -> None:
-    """Archives whose Spark jars are gone (a removed virtual environment) go too; those of
-    other live environments stay."""
-    for sidecar in folder.glob("spark-*.json"):
+def _clear_stale_builds(folder: Path) -> None:
+    for stale in folder.glob(".building-*"):  # left by a build that was killed
         try:
-            jars = Path(json.loads(sidecar.read_text())["jars_dir"])
+            if time.time() - stale.stat().st_mtime > _JVM_EXIT_TIMEOUT_S * 2:
+                shutil.rmtree(stale, ignore_errors=True)
+        except FileNotFoundError:  # another build's, just finished
+            continue
+
+
+def _dump(dump: Path) -> dict[str, str]:
+    """Run the training session with its JVM dumping to `dump`; returns the JVM's java
+    and class path once that JVM has exited."""
+    try:
+        child = subprocess.run(  # noqa: S603 - this Python and our own script
+            [sys.executable, "-c", _TRAINING, str(dump)],
+            capture_output=True,
+            text=True,
+            timeout=_JVM_EXIT_TIMEOUT_S,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        raise SparkSetupError("the class archive's Spark session did not finish") from None
+    if child.returncode != 0:
+        raise SparkSetupError(f"building the class archive failed: {child.stderr[-2000:]}")
+    try:
+        info = json.loads(child.stdout.strip().splitlines()[-1])
+        pid, java, class_path = int(info["pid"]), str(info["java"]), str(info["class_path"])
+    except (IndexError, ValueError, KeyError, TypeError):
+        raise SparkSetupError(f"unexpected output: {child.stdout[-2000:]!r}") from None
+    # The JVM dumps its classes as it exits, which may be after the Python process.
+    deadline = time.monotonic() + _JVM_EXIT_TIMEOUT_S
+    while _alive(pid):
+        if time.monotonic() > deadline:
+            raise SparkSetupError("the JVM did not exit after dumping its classes")
+        time.sleep(0.2)
+    if not dump.is_file():
+        raise SparkSetupError(f"the JVM wrote no class archive ({java})")
+    return {"java": java, "class_path": class_path}
+
+
+def _check(dump: Path, *, java: str, class_path: str) -> None:
+    """A JVM on the same class path must map the archive (-Xshare:on fails otherwise)."""
+    check = subprocess.run(  # noqa: S603 - the JVM Spark ran, our arguments
+        [java, "-Xshare:on", f"-XX:SharedArchiveFile={dump}", "-cp", class_path, "-version"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    if check.returncode != 0:
+        raise SparkSetupError(f"the class archive does not map: {check.stderr[-2000:]}")
+
+
+def _remove_outdated(current: Path) -> None:
+    """Remove the archives no runtime can use any more: those of this environment's earlier
+    Java or jars, and those whose environment is gone. Other live environments keep
+    theirs."""
+    here = str(spark_jars_dir())
+    for sidecar in current.parent.glob("spark-*.json"):
+        archive = sidecar.with_suffix(".jsa")
+        if archive == current:
+            continue
+        try:
+            jars = str(json.loads(sidecar.read_text())["jars_dir"])
         except (OSError, ValueError, KeyError, TypeError):
             continue
-        if not jars.is_dir():
-            sidecar.with_suffix(".jsa").unlink(missing_ok=True)
+        if jars == here or not Path(jars).is_dir():
+            archive.unlink(missing_ok=True)
             sidecar.unlink(missing_ok=True)
 
 

@@ -38,8 +38,11 @@ def write_shim(java: Path, target: Path) -> Path:
     bin_dir = target / "bin"
     bin_dir.mkdir(parents=True, exist_ok=True)
     script = bin_dir / "java"
-    script.write_text(SHIM.format(dropped=_DROPPED, java=java))
-    script.chmod(0o755)
+    text = SHIM.format(dropped=_DROPPED, java=java)
+    # Rewritten only when it changes: the class archive is keyed by this file's time.
+    if not script.is_file() or script.read_text() != text:
+        script.write_text(text)
+        script.chmod(0o755)
     return target
 
 
