@@ -1,4 +1,4 @@
-"""A class-data-sharing archive of Spark's and Delta's classes, for a faster JVM start.
+"""A class-data-sharing archive of the classes Spark loads, for a faster JVM start.
 
 A fresh Spark driver spends seconds loading and verifying classes before any job runs.
 The JVM's dynamic class-data-sharing (CDS, JDK 13+) dumps the classes a run loaded into
