@@ -141,30 +141,11 @@ union.repartition("k").withColumn("m", F.max("v").over(window)).toArrow()
 table.groupBy("k").agg(F.max(F.struct("ts", "x"))).join(entity, "k").toArrow()
 DeltaTable.forPath(spark, folder).history(1).collect()
 print(json.dumps({
-    "pid": int(jvm.java.lang.ProcessHandle.current().pid()),
     "class_path": str(jvm.java.lang.System.getProperty("java.class.path")),
     "java": str(jvm.java.lang.System.getProperty("java.home")) + "/bin/java",
 }))
 spark.stop()
 """
-
-
-def _alive(pid: int) -> bool:
-    """Whether process `pid` still runs (a zombie, exited but not yet reaped, does not)."""
-    stat = Path(f"/proc/{pid}/stat")
-    if stat.parent.parent.is_dir() and Path("/proc/self").exists():
-        try:
-            state = stat.read_text().rsplit(")", 1)[1].split()[0]
-        except (FileNotFoundError, ProcessLookupError, IndexError):
-            return False
-        return state not in ("Z", "X")
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def build(force: bool = False) -> Path | None:
@@ -204,7 +185,9 @@ def _clear_stale_builds(folder: Path) -> None:
 
 def _dump(dump: Path) -> dict[str, str]:
     """Run the training session with its JVM dumping to `dump`; returns the JVM's java
-    and class path once that JVM has exited."""
+    and class path once that JVM has exited. The JVM dumps as it exits, after the Python
+    process; it holds that process's output pipes, which `run` reads to their end, so
+    `run` returns only once the JVM is gone (and _check refuses a partial archive)."""
     try:
         child = subprocess.run(  # noqa: S603 - this Python and our own script
             [sys.executable, "-c", _TRAINING, str(dump)],
@@ -219,15 +202,9 @@ def _dump(dump: Path) -> dict[str, str]:
         raise SparkSetupError(f"building the class archive failed: {child.stderr[-2000:]}")
     try:
         info = json.loads(child.stdout.strip().splitlines()[-1])
-        pid, java, class_path = int(info["pid"]), str(info["java"]), str(info["class_path"])
+        java, class_path = str(info["java"]), str(info["class_path"])
     except (IndexError, ValueError, KeyError, TypeError):
         raise SparkSetupError(f"unexpected output: {child.stdout[-2000:]!r}") from None
-    # The JVM dumps its classes as it exits, which may be after the Python process.
-    deadline = time.monotonic() + _JVM_EXIT_TIMEOUT_S
-    while _alive(pid):
-        if time.monotonic() > deadline:
-            raise SparkSetupError("the JVM did not exit after dumping its classes")
-        time.sleep(0.2)
     if not dump.is_file():
         raise SparkSetupError(f"the JVM wrote no class archive ({java})")
     return {"java": java, "class_path": class_path}
