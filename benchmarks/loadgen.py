@@ -31,6 +31,7 @@ import grpc
 import numpy as np
 
 ECHO_METHOD = "/bench.Echo/Echo"
+TURN_CALLS = 100  # calls per server and turn in interleaved runs (benchmarks/intervals.py)
 _OPTIONS = [("grpc.max_receive_message_length", 64 * 1024 * 1024)]
 
 
@@ -65,7 +66,10 @@ def raw_unary(channel: grpc.Channel, method: str) -> grpc.UnaryUnaryMultiCallabl
 
 
 def interleaved_latencies(
-    calls_by_system: dict[str, Callable[[], Any]], calls: int, warmup: int, block: int = 100
+    calls_by_system: dict[str, Callable[[], Any]],
+    calls: int,
+    warmup: int,
+    block: int = TURN_CALLS,
 ) -> dict[str, list[float]]:
     """latencies() of several systems taken in turns of `block` calls (the first system
     of each turn rotating), so a transient disturbance of the machine (another process,

@@ -47,6 +47,7 @@ from tests.integration.redis_server import redis_server
 
 from benchmarks import compare, feast_env, floors, loadgen, report, skewless_side
 from benchmarks.data import FEATURES, RESULTS, SCALES, describe, generate
+from benchmarks.intervals import percentile_ratio_interval
 from benchmarks.skewless_side import WORKLOADS
 
 HERE = Path(__file__).resolve().parent
@@ -142,6 +143,18 @@ def stop_group(proc: subprocess.Popen[bytes]) -> None:
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, 9)
             proc.wait(20)
+
+
+def p99_intervals(samples: dict[str, list[float]]) -> dict[str, dict[str, float | int]]:
+    """skewless's gRPC p99 over each other server's of one interleaved workload, with
+    its 95% interval (benchmarks/intervals.py), keyed "skewless_grpc/<other>"."""
+    mine = samples.get("skewless_grpc")
+    out = {}
+    for other in ("echo_floor", "feast_grpc"):
+        if mine and samples.get(other):
+            interval = percentile_ratio_interval(mine, samples[other])
+            out[f"skewless_grpc/{other}"] = interval.as_dict()
+    return out
 
 
 def profile_in_process(calls: dict[str, Callable[[], Any]], n: int = 300) -> dict[str, str]:
@@ -462,6 +475,7 @@ class Suite:
                 after = skewless_side.handler_histogram(ports["skewless_metrics"])
                 server_side = out.setdefault("skewless_server_side", {})
                 server_side[name] = skewless_side.handler_stats(before, after)
+                out.setdefault("p99_intervals", {})[name] = p99_intervals(self.samples[name])
             # In process: skewless's FeatureStore here, Feast's SDK in its worker.
             for name, call in skewless_side.in_process_calls(self.store).items():
                 samples = loadgen.latencies(call, args.calls, args.warmup)
