@@ -17,8 +17,8 @@ the machine's noise is larger than the distance to the target.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
@@ -26,7 +26,7 @@ import numpy.typing as npt
 from benchmarks.loadgen import TURN_CALLS
 
 
-@dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True)
 class RatioInterval:
     """percentile(a) / percentile(b) over every call, and its bootstrap interval."""
 
@@ -38,14 +38,7 @@ class RatioInterval:
     draws: int
 
     def as_dict(self) -> dict[str, float | int]:
-        return {
-            "ratio": self.ratio,
-            "low": self.low,
-            "high": self.high,
-            "level": self.level,
-            "turns": self.turns,
-            "draws": self.draws,
-        }
+        return dataclasses.asdict(self)
 
 
 def _turns(samples: Sequence[float], turn_calls: int) -> npt.NDArray[np.float64]:

@@ -183,12 +183,8 @@ def verdict(
         return "n/a"
     if interval is None:
         return "met" if met else "missed"
-    low, high = interval
-    if _within(low, limit, higher_is_better) and _within(high, limit, higher_is_better):
-        return "met"
-    if not _within(low, limit, higher_is_better) and not _within(high, limit, higher_is_better):
-        return "missed"
-    return "undecided"
+    sides = {_within(bound, limit, higher_is_better) for bound in interval}
+    return "undecided" if len(sides) == 2 else "met" if True in sides else "missed"
 
 
 def _f(value: Any, fmt: str = "{:.2f}") -> str:
