@@ -15,7 +15,7 @@ imperfect, the way production data is: some values are null, a few pipeline runs
 missing, some hours are re-emitted with corrections (same event time, later `created`),
 some trips happen before any feature data exists or name unknown ids.
 
-Timestamps are written as microsecond UTC timestamps: Spark cannot read nanosecond ones.
+Timestamps are written as microsecond UTC timestamps, the precision skewless keeps.
 
 Run: python feature_repo/demo/generate_data.py [--drivers N --customers N --days N]
 """

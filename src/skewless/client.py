@@ -3,8 +3,13 @@
 `OnlineClient(target).get_online_features(...)` returns the same OnlineResponse type that
 `FeatureStore.get_online_features` returns in-process, with the same values, statuses
 and event timestamps for the same rows, so `.to_dict()` and `.to_pandas()` behave alike.
-Failed calls raise grpc.RpcError; its code() says what went wrong (INVALID_ARGUMENT for an
-unknown feature or a missing join key, UNAVAILABLE when Redis is down: retry that one).
+It takes the entity rows FeatureStore takes: rows may have different keys (a feature
+service over views with different join keys) and keys no feature needs.
+Failed calls raise grpc.RpcError; its code() says what went wrong and its details() are
+the message FeatureStore's error has (INVALID_ARGUMENT for an unknown feature, or a row
+without a join key or with a mistyped one; UNAVAILABLE when Redis is down: retry that
+one). A row value no gRPC Value can carry (neither a number, str, bytes, bool, datetime
+nor a list of them) raises EntityRowsError before any call.
 """
 
 from __future__ import annotations

@@ -149,6 +149,17 @@ class EntityDataFrameError(SkewlessError):
         super().__init__(f"entity_df: {detail}")
 
 
+class EntityRowsError(SkewlessError):
+    """The entity rows of an online lookup are unusable: a row lacks a join key the
+    requested features need, or holds a value the key cannot take. Names the row (its
+    index) and the key."""
+
+    def __init__(self, detail: str, *, row: int | None = None, key: str | None = None) -> None:
+        self.row = row
+        self.key = key
+        super().__init__(detail if row is None else f"entity row {row}: {detail}")
+
+
 class IncompatibleSchemaError(SkewlessError):
     """A source's columns or types do not match the declared schema."""
 
@@ -198,6 +209,20 @@ class RegistryConflictError(SkewlessError):
 
 class RegistryError(SkewlessError):
     """The registry store itself failed or holds something unreadable."""
+
+
+class RegistryLockedError(RegistryError):
+    """Another process held the registry's write lock for longer than the wait allowed."""
+
+    retryable = True
+
+    def __init__(self, path: str, timeout_s: float) -> None:
+        self.path = path
+        self.timeout_s = timeout_s
+        super().__init__(
+            f"registry {path} is locked: another process has held its write lock for over "
+            f"{timeout_s:g} s (an apply or materialization still running?); retry when it is done"
+        )
 
 
 # --- runtime -------------------------------------------------------------------------

@@ -16,7 +16,7 @@ import pandas as pd
 import redis
 
 from skewless.batch.compile import compile_requests, service_refs
-from skewless.config import RepoConfig, load_config
+from skewless.config import RepoConfig, load_config, resolve_path
 from skewless.definitions import Entity, FeatureService, FeatureView
 from skewless.errors import (
     EntityNotFoundError,
@@ -42,6 +42,7 @@ if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
 
     from skewless.batch.retrieval import RetrievalJob
+    from skewless.materialize import Materializer
     from skewless.online.redis import RedisOnlineStore
     from skewless.serving.plan import LookupPlan
     from skewless.serving.service import OnlineResponse
@@ -74,8 +75,7 @@ class FeatureStore:
 
     def plan(self) -> Plan:
         """What `apply` would change: the repo's definitions against the registry."""
-        contents = self.load_repo()
-        check_sources(contents, self.repo_path)
+        contents = check_sources(self.load_repo(), self.repo_path)
         return make_plan(contents, self.registry, self.project)
 
     def apply(self, plan: Plan | None = None, *, retries: int = 3) -> tuple[Plan, int]:
@@ -218,6 +218,21 @@ class FeatureStore:
             cfg.connection_url(self.online_url()), password=cfg.password
         )
 
+    def _materializer(self) -> Materializer:
+        from skewless.materialize import Materializer, OnlineTarget  # noqa: PLC0415 - pyspark
+
+        cfg = self.config.online_store
+        return Materializer(
+            project=self.project,
+            repo_path=self.repo_path,
+            registry=self.registry,
+            spark=self.spark,
+            offline_root=resolve_path(self.repo_path, self.config.offline_store.path),
+            online=OnlineTarget(
+                cfg.connection_url(self.online_url()), cfg.password, cfg.driver_write_max_keys
+            ),
+        )
+
     def materialize(
         self,
         start: datetime | None,
@@ -227,18 +242,21 @@ class FeatureStore:
         """Materialize the rows of [start, end] (event time, inclusive; no start means all
         history) into each view's Delta table and the latest row per entity into Redis.
         Naive datetimes mean UTC. Every run is recorded in the registry."""
-        from skewless.materialization import materialize  # noqa: PLC0415
+        from skewless.materialize import applied_views  # noqa: PLC0415 - pyspark on demand
 
-        return materialize(self, start, end, views, incremental=False)
+        chosen = applied_views(self.registry, self.project, views)
+        return self._materializer().run(chosen, start, end, incremental=False)
 
     def materialize_incremental(
         self, end: datetime | None = None, views: Sequence[str] | None = None
     ) -> list[MaterializationRecord]:
         """Materialize what arrived since each view's last run, up to `end` (default now),
-        including late rows with old event times."""
-        from skewless.materialization import materialize  # noqa: PLC0415
+        including late rows with old event times. A view's first incremental run takes
+        all of its history up to `end`."""
+        from skewless.materialize import applied_views  # noqa: PLC0415 - pyspark on demand
 
-        return materialize(self, None, end, views, incremental=True)
+        chosen = applied_views(self.registry, self.project, views)
+        return self._materializer().run(chosen, None, end, incremental=True)
 
     def get_online_features(
         self,

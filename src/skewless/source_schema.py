@@ -2,14 +2,22 @@
 
 Parquet and CSV schemas come from file footers and headers (pyarrow); a Delta table's
 schema comes from its transaction log (the newest `metaData` action, in a JSON commit or
-in a checkpoint). `check_view_source` then compares them with the view's declaration, so
-a bad definition fails at `plan` with the file, view, column and types named. The same
-rules run again at read time (batch/sources.py), because data can change after a plan.
+in a checkpoint). Their types are translated into the schema rule's terms and
+`check_view_source` applies the rule (rules/schema.py), so a bad definition fails at
+`plan` with the file, view, column and types named. The same rule runs again at read
+time on the Spark schema (batch/sources.py), because data can change after a plan.
+
+The footers of every file of a Parquet folder are read: a column stored in nanoseconds
+(pandas' default) is read differently from one in microseconds, so its unit must be
+known file by file; at read time batch/sources.py takes the same layout from here.
 """
 
 from __future__ import annotations
 
 import json
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -17,69 +25,144 @@ import pyarrow as pa
 import pyarrow.dataset as pads
 import pyarrow.parquet as pq
 
-from skewless.definitions import DeltaSource, FeatureView, FileSource
+from skewless.definitions import DeltaSource, FeatureView, Field, FileSource
 from skewless.errors import DefinitionError, SourceNotFoundError
-from skewless.types import ArrayType, DType, ScalarType, accepts
+from skewless.rules.schema import (
+    DATE,
+    NANOS,
+    TEXT,
+    ColumnType,
+    Unsupported,
+    check_schema,
+    combine_files,
+)
+from skewless.types import (
+    ArrayType,
+    Bool,
+    Bytes,
+    DType,
+    Float32,
+    Float64,
+    Int32,
+    Int64,
+    ScalarType,
+    String,
+    UnixTimestamp,
+)
 
-# A column whose type skewless cannot carry maps to None.
-ColumnTypes = dict[str, DType | None]
+ColumnTypes = dict[str, ColumnType]
 
-_ARROW_SCALARS: list[tuple[Any, str]] = [
-    (pa.types.is_int32, "int32"),
-    (pa.types.is_int64, "int64"),
-    (pa.types.is_float32, "float32"),
-    (pa.types.is_float64, "float64"),
-    (lambda t: pa.types.is_string(t) or pa.types.is_large_string(t), "string"),
-    (pa.types.is_boolean, "bool"),
-    (pa.types.is_timestamp, "unix_timestamp"),
-    (lambda t: pa.types.is_binary(t) or pa.types.is_large_binary(t), "bytes"),
+_ARROW_SCALARS: list[tuple[Any, ScalarType]] = [
+    (pa.types.is_int32, Int32),
+    (pa.types.is_int64, Int64),
+    (pa.types.is_float32, Float32),
+    (pa.types.is_float64, Float64),
+    (lambda t: pa.types.is_string(t) or pa.types.is_large_string(t), String),
+    (pa.types.is_boolean, Bool),
+    (lambda t: pa.types.is_binary(t) or pa.types.is_large_binary(t), Bytes),
 ]
 
-_DELTA_SCALARS = {
-    "integer": "int32",
-    "long": "int64",
-    "float": "float32",
-    "double": "float64",
-    "string": "string",
-    "boolean": "bool",
-    "timestamp": "unix_timestamp",
-    "timestamp_ntz": "unix_timestamp",
-    "binary": "bytes",
+_DELTA_TYPES: dict[str, ColumnType] = {
+    "integer": Int32,
+    "long": Int64,
+    "float": Float32,
+    "double": Float64,
+    "string": String,
+    "boolean": Bool,
+    "timestamp": UnixTimestamp,
+    "timestamp_ntz": UnixTimestamp,
+    "date": DATE,
+    "binary": Bytes,
 }
 
 
-def _arrow_scalar(t: pa.DataType) -> ScalarType | None:
-    for test, name in _ARROW_SCALARS:
-        if test(t):
-            return ScalarType(name)  # type: ignore[arg-type]
-    return None
-
-
-def arrow_to_dtype(t: pa.DataType) -> DType | None:
+def arrow_column_type(t: pa.DataType) -> ColumnType:
+    """What an Arrow column (as pyarrow reads a Parquet footer) holds, in the rule's terms."""
+    if pa.types.is_dictionary(t):  # pandas' categoricals: Spark reads their values
+        return arrow_column_type(t.value_type)
     if pa.types.is_list(t) or pa.types.is_large_list(t):
-        inner = _arrow_scalar(t.value_type)
-        return ArrayType(inner) if inner else None
-    return _arrow_scalar(t)
+        inner = arrow_column_type(t.value_type)
+        return ArrayType(inner) if isinstance(inner, ScalarType) else Unsupported(str(t))
+    if pa.types.is_timestamp(t):
+        return NANOS if t.unit == "ns" else UnixTimestamp
+    if pa.types.is_date(t):
+        return DATE
+    for test, scalar in _ARROW_SCALARS:
+        if test(t):
+            return scalar
+    return Unsupported(str(t))
 
 
-def _delta_to_dtype(t: Any) -> DType | None:
+def _holds_nanos(t: pa.DataType) -> bool:
+    if pa.types.is_timestamp(t):
+        return bool(t.unit == "ns")
+    return any(_holds_nanos(t.field(i).type) for i in range(t.num_fields))
+
+
+@dataclass(frozen=True)
+class ParquetLayout:
+    """What the footers of a Parquet file, or of every file of a folder, say."""
+
+    columns: ColumnTypes  # combined over the files (rules.schema.combine_files)
+    arrow_types: dict[str, pa.DataType]  # each column's in the first file that holds it
+    has_nanos: bool  # some file stores a nanosecond timestamp, in any column at any depth
+
+
+def parquet_layout(path: str) -> ParquetLayout:
+    """The layout of the Parquet file or folder at `path` (footers only, no data).
+
+    INT96 timestamps (old Spark and Impala files) are taken as what Spark reads them as,
+    a timestamp, not as the nanoseconds pyarrow makes of them by default.
+    """
+    p = Path(path)
+    files = [path] if p.is_file() else sorted(pads.dataset(path, format="parquet").files)
+    schemas: list[tuple[str, pa.Schema]] = []
+    for file in files:
+        with pq.ParquetFile(file, coerce_int96_timestamp_unit="us") as f:
+            schemas.append((_shown(file, p), f.schema_arrow))
+    arrow_types: dict[str, pa.DataType] = {}
+    for _, schema in schemas:
+        for field in schema:
+            arrow_types.setdefault(field.name, field.type)
+    columns = combine_files(
+        [(name, {f.name: arrow_column_type(f.type) for f in schema}) for name, schema in schemas]
+    )
+    return ParquetLayout(
+        columns=columns,
+        arrow_types=arrow_types,
+        has_nanos=any(_holds_nanos(f.type) for _, schema in schemas for f in schema),
+    )
+
+
+def _shown(file: str, source: Path) -> str:
+    """A file of the source, as an error names it: relative to a source folder."""
+    return file if source.is_file() else os.path.relpath(file, source)
+
+
+def _delta_name(t: Any) -> str:
+    if isinstance(t, dict):
+        if t.get("type") == "array":
+            return f"array<{_delta_name(t.get('elementType'))}>"
+        return str(t.get("type"))
+    return str(t)
+
+
+def _delta_column_type(t: Any) -> ColumnType:
     if isinstance(t, str):
-        name = _DELTA_SCALARS.get(t)
-        return ScalarType(name) if name else None  # type: ignore[arg-type]
+        return _DELTA_TYPES.get(t, Unsupported(t))
     if isinstance(t, dict) and t.get("type") == "array":
-        inner = _delta_to_dtype(t.get("elementType"))
-        return ArrayType(inner) if isinstance(inner, ScalarType) else None
-    return None
+        inner = _delta_column_type(t.get("elementType"))
+        if isinstance(inner, ScalarType):
+            return ArrayType(inner)
+    return Unsupported(_delta_name(t))
 
 
 def file_schema(path: str, file_format: str) -> ColumnTypes:
     if file_format == "csv":
         # Every CSV column is text until it is parsed into its declared type at read time.
         ds = pads.dataset(path, format="csv")
-        return dict.fromkeys(ds.schema.names, ScalarType("string"))
-    p = Path(path)
-    schema = pq.read_schema(p) if p.is_file() else pads.dataset(path, format="parquet").schema
-    return {f.name: arrow_to_dtype(f.type) for f in schema}
+        return dict.fromkeys(ds.schema.names, TEXT)
+    return parquet_layout(path).columns
 
 
 def delta_schema(path: str) -> ColumnTypes:
@@ -90,7 +173,7 @@ def delta_schema(path: str) -> ColumnTypes:
     if schema_string is None:
         raise FileNotFoundError(f"{path}: the Delta log holds no table metadata")
     fields = json.loads(schema_string)["fields"]
-    return {f["name"]: _delta_to_dtype(f["type"]) for f in fields}
+    return {f["name"]: _delta_column_type(f["type"]) for f in fields}
 
 
 def _latest_schema_string(log: Path) -> str | None:
@@ -124,40 +207,29 @@ def source_columns(source: FileSource | DeltaSource, repo_path: Path, view: str)
     return file_schema(location, source.file_format)
 
 
-def schema_problems(view: FeatureView, columns: ColumnTypes) -> list[str]:
-    """Every mismatch between the view's declaration and the source's columns."""
-    problems: list[str] = []
-    src = view.source
-    is_csv = isinstance(src, FileSource) and src.file_format == "csv"
+def with_key_types(view: FeatureView, key_types: Mapping[str, DType]) -> FeatureView:
+    """`view` with a schema Field for every join key its schema does not pin, of the type
+    `key_types` gives (the source's, from the schema rule).
 
-    def need(column: str, role: str, declared: DType | None) -> None:
-        if column not in columns:
-            problems.append(f"{role} '{column}' is missing from the source")
-            return
-        actual = columns[column]
-        if declared is None or is_csv:
-            return
-        if actual is None or not accepts(declared, actual):
-            shown = actual.name if actual else "an unsupported type"
-            problems.append(
-                f"{role} '{column}' is declared {declared.name} but the source has {shown}"
-            )
-
-    ts = ScalarType("unix_timestamp")
-    need(src.timestamp_field, "timestamp field", ts)
-    if src.created_timestamp_column:
-        need(src.created_timestamp_column, "created timestamp column", ts)
-    pinned = {f.name: f.dtype for f in view.key_fields}
-    for key in view.join_keys:
-        need(key, "join key", pinned.get(key))
-        if not is_csv and isinstance(columns.get(key), ArrayType):
-            problems.append(f"join key '{key}' is an array; keys must be scalars")
-    for feat in view.features:
-        need(feat.name, "feature", feat.dtype)
-    return problems
+    Plan records this completed view, so the applied definition carries every key's
+    type: online lookups check join keys against it (FeatureView.key_fields), the same
+    data always gives the same definition and fingerprint, and a source whose key column
+    changes type shows as a data change (`schema[<key>].dtype`) at the next plan. The
+    fields come first, in join-key order: writing them there by hand records the same
+    definition.
+    """
+    pinned = {f.name for f in view.key_fields}
+    added = tuple(Field(k, key_types[k]) for k in view.join_keys if k not in pinned)
+    if not added:
+        return view
+    return view.model_copy(update={"schema_": added + view.schema_})
 
 
-def check_view_source(view: FeatureView, repo_path: Path, file: str | None) -> None:
+def check_view_source(view: FeatureView, repo_path: Path, file: str | None) -> FeatureView:
+    """Apply the schema rule to the view's source; returns the view to record (with its
+    join keys' types, with_key_types) or raises DefinitionError naming the file, the
+    view, the source and every column at fault."""
+
     def error(detail: str, field: str) -> DefinitionError:
         return DefinitionError(
             detail, object_kind="feature view", object_name=view.name, field=field, file=file
@@ -169,6 +241,8 @@ def check_view_source(view: FeatureView, repo_path: Path, file: str | None) -> N
         raise error(f"source path {exc.path} does not exist", "source.path") from None
     except (OSError, pa.ArrowException) as exc:
         raise error(f"cannot read the source's schema: {exc}", "source") from None
-    problems = schema_problems(view, columns)
-    if problems:
-        raise error("; ".join(problems), "schema")
+    check = check_schema(view, columns)
+    if check.problems:
+        problems = "; ".join(str(p) for p in check.problems)
+        raise error(f"source {view.source.label}: {problems}", "schema")
+    return with_key_types(view, check.key_types)

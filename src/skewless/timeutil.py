@@ -6,6 +6,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
+from skewless.errors import SkewlessError
+
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _ONE_US = timedelta(microseconds=1)
 
@@ -41,3 +43,16 @@ def from_micros_shared(
             when = shared[t] = from_micros(t)
         out.append(when)
     return out
+
+
+def parse_time(text: str) -> datetime:
+    """An ISO-8601 date or time; naive means UTC. `now` is accepted."""
+    if text == "now":
+        return datetime.now(UTC)
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        raise SkewlessError(
+            f"'{text}' is not an ISO-8601 date or time (e.g. 2026-01-31T12:00)"
+        ) from None
+    return value if value.tzinfo else value.replace(tzinfo=UTC)

@@ -67,3 +67,8 @@ def columns_for(
 
 def requests_for(views: list[FeatureView], refs: list[str]) -> list[ViewRequest]:
     return compile_requests(refs, {v.name: v for v in views}, full_feature_names=False)
+
+
+def type_names(features: dict[str, DType]) -> dict[str, str]:
+    """The reference's form of a view's features: name -> type name, in schema order."""
+    return {name: dtype.name for name, dtype in features.items()}

@@ -31,7 +31,7 @@ from pyspark.sql import SparkSession
 
 from skewless import FeatureStore
 from skewless.client import OnlineClient
-from skewless.errors import BindError
+from skewless.errors import BindError, EntityRowsError
 from skewless.grpc import running_server
 from skewless.grpc.server import RunningServer
 from skewless.serving.service import FeatureStatus, OnlineResponse
@@ -386,6 +386,81 @@ def test_grpc_bad_requests_are_invalid_argument_naming_the_culprit(
     error = rpc_error(lambda: client.get_online_features(features, rows))
     assert error.code() is grpc.StatusCode.INVALID_ARGUMENT
     assert f"'{named}'" in (error.details() or "")
+
+
+# --- entity rows: what FeatureStore takes and refuses, over gRPC alike ------------------------
+
+
+@pytest.mark.parametrize(
+    ("features", "rows"),
+    [
+        # keys no feature needs, different in every row
+        (
+            ["stats:trips"],
+            [{"driver_id": 1}, {"driver_id": 2, "city": "paris"}, {"note": b"x", "driver_id": 3}],
+        ),
+        # a service over views with different keys; rows list them in any order
+        (
+            "svc",
+            [
+                {"driver_id": 1, "city": "paris", "zone": 1},
+                {"zone": 2, "city": "paris", "driver_id": 99, "extra": 1.5},
+            ],
+        ),
+        # null keys find nothing
+        (["stats:trips", "zones:demand"], [{"driver_id": None, "city": "lyon", "zone": None}]),
+    ],
+)
+def test_grpc_takes_the_entity_rows_feature_store_takes(
+    store: FeatureStore, client: OnlineClient, features: Any, rows: list[dict[str, Any]]
+) -> None:
+    assert_same_response(
+        client.get_online_features(features, rows), store.get_online_features(features, rows)
+    )
+
+
+@pytest.mark.parametrize(
+    ("features", "rows", "message"),
+    [
+        (
+            "svc",
+            [{"driver_id": 1, "city": "paris", "zone": 1}, {"driver_id": 2}],
+            "entity row 1: no join key 'city' (needed by feature view 'zones')",
+        ),
+        (
+            ["stats:trips"],
+            [{"driver_id": 1}, {"driver_id": "1001"}],
+            "entity row 1: join key 'driver_id' is a str ('1001'), but feature view 'stats' "
+            "declares it Int64: give an int",
+        ),
+        # `zones` does not list `zone` in its schema: apply recorded the source's type
+        (
+            ["zones:demand"],
+            [{"city": "paris", "zone": "1"}],
+            "entity row 0: join key 'zone' is a str ('1'), but feature view 'zones' declares "
+            "it Int64: give an int",
+        ),
+        (
+            ["zones:demand"],
+            [{"city": "paris", "zone": None}, {"city": "paris", "zone": [1]}],
+            "entity row 1: join key 'zone' is a list ([1]), but feature view 'zones' declares "
+            "it Int64: give an int",
+        ),
+    ],
+)
+def test_grpc_refuses_the_entity_rows_feature_store_refuses_with_its_message(
+    store: FeatureStore,
+    client: OnlineClient,
+    features: Any,
+    rows: list[dict[str, Any]],
+    message: str,
+) -> None:
+    with pytest.raises(EntityRowsError) as info:
+        store.get_online_features(features, rows)
+    assert str(info.value) == message  # the offline entity_df's label is not online's
+    error = rpc_error(lambda: client.get_online_features(features, rows))
+    assert error.code() is grpc.StatusCode.INVALID_ARGUMENT
+    assert error.details() == message
 
 
 # --- metrics ------------------------------------------------------------------------------

@@ -428,7 +428,9 @@ def test_source_with_wrong_types_is_refused_with_names(tmp_path: Path, spark: Sp
     fs.apply()
     bad = pa.table({"id": [1], "ts": pa.array([T0], pa.timestamp("us", tz="UTC")), "x": ["1"]})
     pq.write_table(bad, repo / "data/src.parquet")
-    with pytest.raises(IncompatibleSchemaError, match="'x' is declared int64 but is string"):
+    with pytest.raises(
+        IncompatibleSchemaError, match="feature 'x' is declared int64 but the source has string"
+    ):
         fs.get_historical_features(entities([(1, ts(4))], ID), ["v:x"])
 
 

@@ -160,7 +160,7 @@ def test_materialize_rerun_changes_nothing_and_time_travel_works(
     (first,) = repo.materialize(at(0), at(3))
     before_online = redis_dump(redis_url, repo.project)
     (again,) = repo.materialize(at(0), at(3))
-    assert again.delta_version == first.delta_version + 1  # one commit per run
+    assert again.delta_version == first.delta_version  # nothing changed, nothing committed
     assert again.rows_written_offline == 0
     assert again.keys_written_online == 0
     assert table_rows(spark, again.delta_path) == table_rows(
@@ -346,17 +346,72 @@ def test_materialize_killed_half_way_then_rerun_equals_a_clean_run(
     )
 
 
-def test_materialize_rerun_commits_once_and_rewrites_no_file(
-    repo: FeatureStore, spark: SparkSession
-) -> None:
+def test_materialize_rerun_commits_nothing(repo: FeatureStore, spark: SparkSession) -> None:
     from delta.tables import DeltaTable  # noqa: PLC0415 - needs the JVM
 
     (first,) = repo.materialize(at(0), at(3))
     (again,) = repo.materialize(at(0), at(3))
     last = DeltaTable.forPath(spark, again.delta_path).history(1).collect()[0]
-    assert (last["version"], last["operation"]) == (first.delta_version + 1, "MERGE")
-    metrics = last["operationMetrics"]
-    assert (metrics["numTargetFilesRemoved"], metrics["numTargetFilesAdded"]) == ("0", "0")
+    assert (last["version"], last["operation"]) == (first.delta_version, "WRITE")
+    assert again.delta_version == first.delta_version
+
+
+def _scans(frame: Any) -> list[dict[str, int]]:
+    """The metrics of each file scan of `frame`'s last execution, in plan order."""
+    out: list[dict[str, int]] = []
+
+    def walk(node: Any) -> None:
+        if node.nodeName().startswith("Scan "):
+            metrics = node.metrics()
+            names = metrics.keysIterator()
+            values = {}
+            while names.hasNext():
+                name = names.next()
+                values[name] = int(metrics.apply(name).value())
+            out.append(values)
+        children = node.children().iterator()
+        while children.hasNext():
+            walk(children.next())
+
+    plan = frame._jdf.queryExecution().executedPlan()
+    if plan.nodeName() == "AdaptiveSparkPlan":
+        plan = plan.executedPlan()
+    walk(plan)
+    return out
+
+
+def test_materialize_incremental_with_nothing_new_reads_no_old_rows_and_commits_nothing(
+    repo: FeatureStore, spark: SparkSession
+) -> None:
+    """Files that arrived long before the last run are not listed again, and their rows
+    past the last run's end are found by the files' statistics, without reading rows."""
+    from skewless.batch.materialize import Interval, interval_rows  # noqa: PLC0415
+
+    old = time.time() - 86_400
+    for part in (repo.repo_path / "data" / "stats").iterdir():
+        os.utime(part, (old, old))
+    (first,) = repo.materialize_incremental(at(6))
+    assert first.rows_read == 6
+    (again,) = repo.materialize_incremental(at(8))
+    assert (again.rows_read, again.rows_written_offline, again.keys_offered_online) == (0, 0, 0)
+    assert again.delta_version == first.delta_version  # no commit
+    assert again.arrival_watermark_us == first.arrival_watermark_us
+    (view,) = repo.list_feature_views()
+    interval = Interval(
+        end_us=utc_micros(at(8)),
+        arrived_after_us=first.arrival_watermark_us,
+        previous_end_us=utc_micros(at(6)),
+    )
+    rows = interval_rows(spark, view, repo.repo_path, interval)
+    assert rows.collect() == []
+    new, left = _scans(rows)
+    assert new["numFiles"] == 0  # no file arrived since the last run: none listed
+    assert left["numOutputRows"] == 0  # the old files' rows skipped by their statistics
+    # A file arriving now is the only one the next run lists.
+    add_file(repo.repo_path, [row(5, 7, 50)], "part-new")
+    (third,) = repo.materialize_incremental(at(8))
+    assert (third.rows_read, third.keys_written_online) == (1, 1)
+    assert third.delta_version == first.delta_version + 1
 
 
 def test_materialize_collects_file_statistics_on_keys_and_event_time(
@@ -406,7 +461,7 @@ def test_materialize_new_rows_go_into_one_file(repo: FeatureStore, spark: SparkS
     assert (metrics["numTargetFilesRemoved"], metrics["numTargetFilesAdded"]) == ("0", "1")
 
 
-def test_materialize_deduplicate_equals_per_event_then_per_entity(
+def test_materialize_deduplicate_flags_the_row_latest_per_entity_picks(
     repo: FeatureStore, spark: SparkSession
 ) -> None:
     from skewless.batch.materialize import (  # noqa: PLC0415
@@ -415,18 +470,15 @@ def test_materialize_deduplicate_equals_per_event_then_per_entity(
         deduplicate,
         interval_rows,
         latest_per_entity,
-        latest_per_event,
     )
 
     add_file(repo.repo_path, [row(2, 2, 21, created=2), row(4, 1, 40), row(4, 1, 39)], "part-1")
     (view,) = repo.list_feature_views()
     rows = interval_rows(spark, view, repo.repo_path, Interval(end_us=utc_micros(at(6))))
     flagged = deduplicate(rows, view)
-    per_event = latest_per_event(rows.drop(ARRIVAL), view)
-    columns = per_event.columns
-    assert sorted(flagged.select(columns).collect()) == sorted(per_event.collect())
-    latest = flagged.where("__latest").select(columns)
-    assert sorted(latest.collect()) == sorted(latest_per_entity(per_event, view).collect())
+    per_entity = latest_per_entity(rows.drop(ARRIVAL), view)
+    latest = flagged.where("__latest").select(per_entity.columns)
+    assert sorted(latest.collect()) == sorted(per_entity.collect())
     assert flagged.agg({"__rows": "sum"}).collect()[0][0] == rows.count()
 
 

@@ -23,7 +23,13 @@ from skewless.batch.retrieval import get_historical_features
 from skewless.online.redis import RedisOnlineStore
 from skewless.serving.service import FeatureStatus, get_online_features
 from skewless.timeutil import from_micros
-from tests.integration.helpers import columns_for, make_view, requests_for, write_rows
+from tests.integration.helpers import (
+    columns_for,
+    make_view,
+    requests_for,
+    type_names,
+    write_rows,
+)
 from tests.integration.test_pit_properties import (
     A_FEATURES,
     B_FEATURES,
@@ -103,9 +109,9 @@ def run_parity(
     )
 
     ref_views = {
-        "a": RefView("a", ["driver_id"], list(A_FEATURES), world["a_rows"], world["a_ttl"]),
+        "a": RefView("a", ["driver_id"], type_names(A_FEATURES), world["a_rows"], world["a_ttl"]),
         "b": RefView(
-            "b", ["driver_id", "zone_id"], list(B_FEATURES), world["b_rows"], world["b_ttl"]
+            "b", ["driver_id", "zone_id"], type_names(B_FEATURES), world["b_rows"], world["b_ttl"]
         ),
     }
     for i, entity in enumerate(entities):

@@ -25,7 +25,13 @@ from pyspark.sql import functions as F  # noqa: N812
 from skewless.batch.retrieval import get_historical_features
 from skewless.definitions import Entity
 from skewless.types import Float64, Int64, String
-from tests.integration.helpers import columns_for, make_view, requests_for, write_rows
+from tests.integration.helpers import (
+    columns_for,
+    make_view,
+    requests_for,
+    type_names,
+    write_rows,
+)
 from tests.reference import RefView, historical, same
 
 MINUTE = 60_000_000
@@ -204,8 +210,10 @@ def run_world(spark: SparkSession, world: dict[str, Any], folder: Path) -> None:
         got = job.to_spark().toArrow().to_pylist()
 
     ref_views = [
-        RefView("a", ["driver_id"], list(A_FEATURES), world["a_rows"], world["a_ttl"]),
-        RefView("b", ["driver_id", "zone_id"], list(B_FEATURES), world["b_rows"], world["b_ttl"]),
+        RefView("a", ["driver_id"], type_names(A_FEATURES), world["a_rows"], world["a_ttl"]),
+        RefView(
+            "b", ["driver_id", "zone_id"], type_names(B_FEATURES), world["b_rows"], world["b_ttl"]
+        ),
     ]
     wanted = [tuple(r.split(":")) for r in refs]
     expected = historical(world["entities"], ref_views, wanted)  # type: ignore[arg-type]

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import random
+import struct
 import threading
 from datetime import timedelta
 
 import pytest
 import redis
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from skewless.online.codec import Record, decode_value, encode_value, entity_key
-from skewless.online.codec_v1 import encode_value_v1
 from skewless.online.redis import RedisOnlineStore, expire_at_ms
 from skewless.types import Float64, Int64
 
@@ -25,10 +27,10 @@ def store(redis_url: str) -> RedisOnlineStore:
 
 
 def item(
-    entity: int, ets: int, cts: int | None, value: int, expire: int = 0
+    entity: int, ets: int, cts: int | None, value: int, expire: int = 0, tie: int = 0
 ) -> tuple[bytes, bytes, int]:
     key = entity_key("p", "v", [entity])
-    return key, encode_value(Record(ets, cts, (value, float(value))), DTYPES), expire
+    return key, encode_value(Record(ets, cts, (value, float(value)), tie), DTYPES), expire
 
 
 def stored(store: RedisOnlineStore, entity: int) -> Record | None:
@@ -45,19 +47,27 @@ def test_redis_newer_replaces_older_never(store: RedisOnlineStore) -> None:
     assert stored(store, 1) == Record(101, None, (4, 4.0))
 
 
-def test_redis_replay_upgrades_a_version_1_value_and_never_downgrades(
+def _version_2_value(ets: int, cts: int) -> bytes:
+    """A value as codec version 2 stored it: a 20-byte header holding the event and
+    created times at the place version 3 holds them, then its body."""
+    return struct.pack(">BBHQQ", 2, 0, 0, ets + 2**63, cts + 2**63) + b"\x06\x00\x06\x00"
+
+
+def test_redis_replay_upgrades_a_version_2_value_and_never_downgrades(
     store: RedisOnlineStore,
 ) -> None:
     key = entity_key("p", "v", [1])
-    old = encode_value_v1(Record(100, 5, (1, 1.0)), DTYPES)
+    old = _version_2_value(100, 5)
     assert store.write([(key, old, 0)]).written == 1
-    assert store.write([item(1, 100, 5, 1)]).written == 1  # the same row, codec version 2
+    assert store.write([item(1, 99, 5, 1)]).written == 0  # an older row stays older
+    assert store.write([item(1, 100, 5, 1, tie=-(2**63))]).written == 1  # the same times
     raw = store.read([key])[0]
-    assert raw is not None and raw[0] == 2
-    assert decode_value(raw, DTYPES) == Record(100, 5, (1, 1.0))
-    assert store.write([item(1, 100, 5, 1)]).written == 0  # a replay of version 2
+    assert raw is not None and raw[0] == 3
+    assert decode_value(raw, DTYPES) == Record(100, 5, (1, 1.0), -(2**63))
+    assert store.write([item(1, 100, 5, 1, tie=-(2**63))]).written == 0  # a replay
     assert store.write([(key, old, 0)]).written == 0  # an older writer's replay
-    assert store.read([key])[0] == raw
+    assert store.write([(key, _version_2_value(100, 6), 0)]).written == 1  # a later row
+    assert store.read([key])[0] == _version_2_value(100, 6)
 
 
 def test_redis_same_event_time_later_created_wins(store: RedisOnlineStore) -> None:
@@ -68,6 +78,46 @@ def test_redis_same_event_time_later_created_wins(store: RedisOnlineStore) -> No
     assert stored(store, 1) == Record(100, 6, (3, 3.0))
     store.write([item(1, 100, -(2**40), 4)])  # negative times order correctly too
     assert stored(store, 1) == Record(100, 6, (3, 3.0))
+
+
+def test_redis_same_times_higher_tie_hash_wins_in_either_order(store: RedisOnlineStore) -> None:
+    store.write([item(1, 100, None, 1, tie=7)])
+    store.write([item(1, 100, None, 2, tie=-8)])
+    assert stored(store, 1) == Record(100, None, (1, 1.0), 7)
+    store.write([item(1, 100, None, 3, tie=2**63 - 1)])
+    assert stored(store, 1) == Record(100, None, (3, 3.0), 2**63 - 1)
+    store.write([item(2, 100, 4, 2, tie=-8), item(2, 100, 4, 1, tie=7)])  # one batch
+    assert stored(store, 2) == Record(100, 4, (1, 1.0), 7)
+
+
+RANKS = st.tuples(
+    st.integers(-2, 2),  # event time
+    st.none() | st.integers(-2, 2),  # created time
+    st.sampled_from([-(2**63), -(2**32) - 1, -1, 0, 1, 2**32, 2**63 - 1]),  # tie hash
+)
+
+
+@settings(max_examples=60)
+@given(ranks=st.lists(RANKS, min_size=1, max_size=12), batch=st.integers(1, 4))
+def test_redis_ordered_writes_keep_the_highest_rank_of_any_sequence(
+    redis_url: str, ranks: list[tuple[int, int | None, int]], batch: int
+) -> None:
+    """Whatever order rows are written in, and however they are batched, the value that
+    stays is the highest by (event time, created time with null lowest, tie hash); of
+    rows equal on all three, the first written."""
+    client = redis.Redis.from_url(redis_url)
+    client.delete(entity_key("p", "v", [1]))
+    store = RedisOnlineStore(client, batch_size=batch)
+    store.write([item(1, ets, cts, value, tie=tie) for value, (ets, cts, tie) in enumerate(ranks)])
+
+    def order(i: int) -> tuple[int, int, int, int, int]:
+        ets, cts, tie = ranks[i]
+        return (ets, cts is not None, cts or 0, tie, -i)
+
+    best = max(range(len(ranks)), key=order)
+    assert stored(store, 1) == Record(
+        ranks[best][0], ranks[best][1], (best, float(best)), ranks[best][2]
+    )
 
 
 def test_redis_concurrent_shuffled_writers_end_at_the_newest(

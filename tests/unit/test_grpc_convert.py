@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
@@ -16,7 +17,7 @@ from hypothesis import strategies as st
 from skewless.batch.compile import compile_requests
 from skewless.definitions import Entity, FeatureView, Field, FileSource
 from skewless.errors import (
-    EntityDataFrameError,
+    EntityRowsError,
     FeatureNotFoundError,
     FeatureServiceNotFoundError,
     InvalidFeatureRefError,
@@ -30,9 +31,8 @@ from skewless.grpc.backend import Lookup, OnlineAnswer, OnlineQuery
 from skewless.grpc.catalog import Catalog
 from skewless.grpc.errors import status_for
 from skewless.online.codec import CodecError, Record, encode_value
-from skewless.online.codec_v1 import encode_value_v1
 from skewless.online.entries import decode_entry, encode_entry
-from skewless.serving.plan import LookupPlan
+from skewless.serving.plan import MISSING, LookupPlan
 from skewless.serving.service import FeatureStatus, OnlineResponse, check_join_keys
 from skewless.timeutil import utc_micros
 from skewless.types import (
@@ -275,7 +275,7 @@ def test_convert_request_int64_shortcut_reads_values_as_upb_does() -> None:
         # count of varints matches two rows, the layout does not
         _length_delimited(1, one + two) + _length_delimited(1, empty): [2, None],
         # a field ValueColumn does not have (kept by upb as unknown)
-        _length_delimited(1, one) + b"\x10\x05": [1],
+        _length_delimited(1, one) + b"\x18\x05": [1],
         # a unix_timestamp_value (another varint field), as the general way reads it
         _length_delimited(1, one) + _length_delimited(1, b"\x40\x07"): [1, 7],
         _length_delimited(1, b"\x08" + b"\xff" * 9 + b"\x01"): [-1],
@@ -298,25 +298,54 @@ def test_convert_request_with_no_rows() -> None:
     assert convert.query_from_proto(msg) == OnlineQuery(["stats:trips"], [])
 
 
-def test_convert_request_rows_must_share_their_keys() -> None:
-    rows = [{"city": "paris", "zone": 1}, {"city": "lyon"}]
-    with pytest.raises(EntityDataFrameError, match="entity row 1") as info:
-        convert.query_to_proto(OnlineQuery(["zones:demand"], rows))
-    assert info.value.column == "zone"
+def test_convert_request_rows_with_different_keys_arrive_as_they_were_sent() -> None:
+    # a missing key is not a null one: the server refuses a row without a key a feature
+    # needs, as FeatureStore does, and finds nothing for a null key
+    rows: list[dict[str, Any]] = [
+        {"city": "paris", "zone": 1},
+        {"driver_id": 7, "city": None},
+        {"zone": 2, "extra": "x"},
+        {},
+    ]
+    msg = wire(convert.query_to_proto(OnlineQuery(["zones:demand"], rows)))
+    assert sorted(msg.entity_columns) == ["city", "driver_id", "extra", "zone"]
+    assert list(msg.entity_columns["city"].missing_indices) == [2, 3]
+    assert list(msg.entity_columns["driver_id"].missing_indices) == [0, 2, 3]
+    assert convert.query_from_proto(msg).entity_rows == rows
+    columns, count = convert.entity_columns_from_proto(msg.entity_columns)
+    assert count == 4
+    assert columns["zone"] == [1, MISSING, 2, MISSING]
+    assert columns["city"] == ["paris", None, MISSING, MISSING]
 
 
-def test_convert_request_unsendable_value_names_the_column() -> None:
-    with pytest.raises(EntityDataFrameError, match="'driver_id'") as info:
-        convert.query_to_proto(OnlineQuery(["stats:trips"], [{"driver_id": object()}]))
-    assert info.value.column == "driver_id"
+def test_convert_request_int64_column_with_a_missing_row_is_read_the_general_way() -> None:
+    rows: list[dict[str, Any]] = [{"driver_id": 1}, {}, {"driver_id": 2**40}]
+    msg = wire(convert.query_to_proto(OnlineQuery(["stats:trips"], rows)))
+    assert convert.query_from_proto(msg).entity_rows == rows
+
+
+def test_convert_request_missing_index_past_the_rows_is_an_error() -> None:
+    msg = convert.query_to_proto(OnlineQuery(["stats:trips"], [{"driver_id": 1}]))
+    msg.entity_columns["driver_id"].missing_indices.append(1)
+    with pytest.raises(EntityRowsError, match="missing index 1") as info:
+        convert.query_from_proto(msg)
+    assert info.value.key == "driver_id"
+
+
+def test_convert_request_unsendable_value_names_the_row_and_key() -> None:
+    rows = [{"driver_id": 1}, {"driver_id": object()}]
+    with pytest.raises(EntityRowsError, match="entity row 1: join key 'driver_id'") as info:
+        convert.query_to_proto(OnlineQuery(["stats:trips"], rows))
+    assert (info.value.row, info.value.key) == (1, "driver_id")
+    assert "entity_df" not in str(info.value)
 
 
 def test_convert_request_columns_of_different_lengths_are_an_error() -> None:
     msg = convert.query_to_proto(OnlineQuery(["zones:demand"], [{"city": "a", "zone": 1}] * 2))
     msg.entity_columns["zone"].values.pop()
-    with pytest.raises(EntityDataFrameError, match="differ in length") as info:
+    with pytest.raises(EntityRowsError, match="differ in length") as info:
         convert.query_from_proto(msg)
-    assert info.value.column == "zone"
+    assert info.value.key == "zone"
 
 
 def test_convert_request_features_and_service_exclude_each_other() -> None:
@@ -383,6 +412,19 @@ def test_convert_response_round_trips_to_the_same_online_response() -> None:
     back = convert.response_from_proto(msg, response.entity_rows)
     assert same_response(back, response)
     assert back.to_dict().keys() == response.to_dict().keys()
+    assert back.dtypes == DTYPES  # so to_pandas() types even an all-null column
+    pd.testing.assert_frame_equal(
+        back.to_pandas(), dataclasses.replace(response, dtypes=DTYPES).to_pandas()
+    )
+
+
+def test_convert_response_without_or_with_an_unknown_dtype_is_untyped() -> None:
+    msg = convert.answer_to_proto(OnlineAnswer(sample_response(), DTYPES, registry_version=1))
+    msg.features[0].ClearField("dtype")  # a server that does not send it
+    msg.features[1].dtype = "decimal"  # a type of a newer skewless
+    back = convert.response_from_proto(msg, sample_response().entity_rows)
+    assert back.dtypes == {"tags": DTYPES["tags"], "seen": DTYPES["seen"]}
+    assert back.to_pandas()["ratio"].dtype == "float64"  # as pandas infers it
 
 
 def test_convert_response_is_column_major_and_typed() -> None:
@@ -449,10 +491,10 @@ def test_join_keys_accept_pinned_and_unpinned_types_and_nulls() -> None:
 )
 def test_join_keys_mistyped_or_missing_name_the_key(row: dict[str, Any], key: str) -> None:
     requests = catalog().compile(["stats:trips", "zones:demand"], full_feature_names=False)
-    with pytest.raises(EntityDataFrameError, match=f"'{key}'") as info:
+    with pytest.raises(EntityRowsError, match=f"'{key}'") as info:
         check_join_keys(requests, [{"driver_id": 1, "city": "b", "zone_id": 0}, row])
-    assert info.value.column == key
-    assert "entity row 1" in str(info.value)
+    assert (info.value.row, info.value.key) == (1, key)
+    assert str(info.value).startswith("entity row 1: ")
 
 
 def test_catalog_without_views_is_nothing_applied() -> None:
@@ -469,7 +511,7 @@ def test_catalog_without_views_is_nothing_applied() -> None:
         (FeatureNotFoundError("stats", "bogus", ["trips"]), "INVALID_ARGUMENT", "bogus"),
         (FeatureServiceNotFoundError("nope", ["svc"]), "INVALID_ARGUMENT", "nope"),
         (InvalidFeatureRefError("stats", "expected 'view:feature'"), "INVALID_ARGUMENT", "stats"),
-        (EntityDataFrameError("no join key 'city'", column="city"), "INVALID_ARGUMENT", "city"),
+        (EntityRowsError("no join key 'city'", row=0, key="city"), "INVALID_ARGUMENT", "city"),
         (NothingAppliedError("p"), "FAILED_PRECONDITION", "p"),
         (OnlineStoreUnavailableError("refused"), "UNAVAILABLE", "refused"),
         (RegistryConflictError(1, 2), "UNAVAILABLE", "version"),  # retryable
@@ -522,9 +564,8 @@ def lookups(draw: st.DrawFn) -> tuple[Any, list[Any], int]:
             )
             values.append(draw(st.none() | strategy))
         age = timedelta(minutes=draw(st.sampled_from([1, 59, 61, 10_000])))
-        encode = encode_value_v1 if draw(st.integers(0, 5)) == 0 else encode_value
         raw.append(
-            encode(
+            encode_value(
                 Record(utc_micros(T0 - age), None, tuple(values)), [f.dtype for f in view.features]
             )
         )
@@ -542,31 +583,10 @@ def test_encode_lookup_is_byte_for_byte_the_generated_serialization(
     reference = convert.answer_to_proto(
         OnlineAnswer(plan.response(rows, views), plan.dtypes, registry_version=version)
     )
-    encoded = convert.encode_lookup(Lookup(plan, len(raw), views, version))
-    assert encoded == reference.SerializeToString()
-    # as the server answers: the stored entries, gathered (decoded for version 1 values)
+    # as the server answers: the stored entries, gathered
     gathered = plan.entries(raw, len(raw), utc_micros(T0))
-    assert convert.encode_lookup(Lookup(plan, len(raw), gathered, version)) == encoded
-
-
-def test_encode_lookup_refuses_an_int32_out_of_range_as_upb_does() -> None:
-    """The writer refuses such a value (codec version 2); one written by version 1 is
-    refused when it is served."""
-    view = FeatureView(
-        "v",
-        entities=[DRIVER],
-        schema=[Field("n", Int32)],
-        source=FileSource("x.parquet", timestamp_field="ts"),
-    )
-    plan = LookupPlan("p", compile_requests(["v:n"], {"v": view}, full_feature_names=False))
-    with pytest.raises(CodecError, match="out of range for int32"):
-        encode_value(Record(0, None, (2**40,)), [Int32])
-    raw = [encode_value_v1(Record(0, None, (2**40,)), [Int32])]
-    views = plan.assemble(raw, 1, 0)
-    with pytest.raises(ValueError, match="out of range"):
-        convert.answer_to_proto(OnlineAnswer(plan.response([{}], views), plan.dtypes, 1))
-    with pytest.raises(ValueError, match="out of range"):
-        convert.encode_lookup(Lookup(plan, 1, plan.entries(raw, 1, 0), 1))
+    encoded = convert.encode_lookup(Lookup(plan, len(raw), gathered, version))
+    assert encoded == reference.SerializeToString()
 
 
 @given(typed=typed_values(STORED))

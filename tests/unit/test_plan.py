@@ -2,11 +2,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
-from skewless import FeatureStore
-from skewless.errors import DefinitionError, RegistryConflictError
-from skewless.plan import RemoveObject, UpdateObject, explain
+from skewless import FeatureStore, Int64
+from skewless.batch.compile import compile_requests
+from skewless.errors import DefinitionError, EntityRowsError, RegistryConflictError
+from skewless.plan import AddObject, RemoveObject, UpdateObject, explain
+from skewless.serving.plan import LookupPlan
 from tests.unit.repo_fixtures import write_repo
 
 
@@ -132,3 +136,68 @@ def test_plan_names_nested_changes(tmp_path: Path) -> None:
     assert isinstance(stage, UpdateObject)
     assert stage.changed_fields == ("schema[rating].description",)
     assert not stage.data_changed
+
+
+def _unpinned_repo(root: Path, driver_ids: pa.Array) -> Path:
+    """write_repo's repo, but the view's schema does not list its join key."""
+    write_repo(root)
+    defs = (root / "defs.py").read_text().replace('Field("driver_id", Int64), ', "")
+    (root / "defs.py").write_text(defs)
+    table = pq.read_table(root / "data/stats.parquet")
+    table = table.set_column(0, "driver_id", driver_ids)
+    pq.write_table(table, root / "data/stats.parquet")
+    return root
+
+
+def test_plan_records_the_source_type_of_an_undeclared_join_key(tmp_path: Path) -> None:
+    store = FeatureStore(_unpinned_repo(tmp_path, pa.array([1], pa.int64())))
+    assert "driver_id" not in (tmp_path / "defs.py").read_text().split("schema=")[1]
+    first = store.plan()
+    again = store.plan()
+    stage = first.stages[1]
+    assert isinstance(stage, AddObject) and stage.name == "stats"
+    assert [(f["name"], f["dtype"]) for f in stage.spec["schema_"]] == [
+        ("driver_id", "int64"),
+        ("rating", "float64"),
+        ("trips", "int64"),
+    ]
+    assert [s.fingerprint for s in again.stages] == [s.fingerprint for s in first.stages]
+    store.apply(first)
+    view = store.get_feature_view("stats")
+    assert [(f.name, f.dtype) for f in view.key_fields] == [("driver_id", Int64)]
+    assert view.feature_names == ("rating", "trips")
+    assert not store.plan().has_changes
+
+
+def test_plan_shows_a_changed_source_key_type_as_a_data_change(tmp_path: Path) -> None:
+    store = FeatureStore(_unpinned_repo(tmp_path, pa.array([1], pa.int64())))
+    store.apply()
+    _unpinned_repo(tmp_path, pa.array(["1"], pa.string()))
+    plan = store.plan()
+    view = next(s for s in plan.stages if s.name == "stats")
+    assert isinstance(view, UpdateObject) and view.data_changed
+    assert view.changed_fields == ("schema[driver_id].dtype",)
+    assert plan.views_to_materialize == ["stats"]
+
+
+def test_plan_takes_csv_join_keys_as_strings_unless_declared(tmp_path: Path) -> None:
+    _unpinned_repo(tmp_path, pa.array([1], pa.int64()))
+    defs = (tmp_path / "defs.py").read_text()
+    (tmp_path / "defs.py").write_text(
+        defs.replace('"data/stats.parquet"', '"data/stats.csv", file_format="csv"')
+    )
+    (tmp_path / "data/stats.csv").write_text("driver_id,ts,rating,trips\n1,2024-01-01,4.5,3\n")
+    stage = FeatureStore(tmp_path).plan().stages[1]
+    assert isinstance(stage, AddObject)
+    assert stage.spec["schema_"][0]["dtype"] == "string"
+
+
+def test_online_lookup_refuses_a_key_of_another_type_than_the_source_gave(tmp_path: Path) -> None:
+    store = FeatureStore(_unpinned_repo(tmp_path, pa.array([1], pa.int64())))
+    store.apply()
+    views = {v.name: v for v in store.list_feature_views()}
+    lookup = LookupPlan("unit", compile_requests(["stats:rating"], views, full_feature_names=False))
+    assert len(lookup.keys([{"driver_id": 1001}])) == 1
+    with pytest.raises(EntityRowsError, match="join key 'driver_id'") as info:
+        lookup.keys([{"driver_id": "1001"}])
+    assert info.value.key == "driver_id"

@@ -1,13 +1,19 @@
 from __future__ import annotations
 
 import multiprocessing
+import os
+import sqlite3
+import subprocess
+import sys
 import threading
+from collections.abc import Callable
+from contextlib import closing
 from pathlib import Path
 
 import pytest
 
 from skewless import FeatureStore
-from skewless.errors import RegistryConflictError, RegistryError
+from skewless.errors import RegistryConflictError, RegistryError, RegistryLockedError
 from skewless.registry import ObjectWrite, SqliteRegistry
 from tests.unit.repo_fixtures import write_repo
 
@@ -128,3 +134,119 @@ def test_registry_version_sees_other_writers_and_a_recreated_file(tmp_path: Path
     path.unlink()
     with pytest.raises(RegistryError, match="cannot open registry"):
         reader.registry_version()
+
+
+# --- a registry file skewless cannot use: one RegistryError naming the path and the fix ---
+
+# The start of a Feast registry.db: a serialized protobuf (feast.core.Registry), no SQLite.
+FEAST_REGISTRY = (
+    b"\n4\n\x06driver\x12*\n\x06driver\x12\tdriver_id\x1a\x0fdriver id"
+    b"\x12\x0cfeast_projectR\x05INT64" * 40
+)
+
+
+@pytest.mark.parametrize(
+    "content", [FEAST_REGISTRY, bytes(range(256)) * 8, b"x"], ids=["feast", "random", "tiny"]
+)
+def test_registry_of_a_file_that_is_not_sqlite_is_a_registry_error(
+    tmp_path: Path, content: bytes
+) -> None:
+    path = tmp_path / "registry.db"
+    path.write_bytes(content)
+    with pytest.raises(RegistryError) as info:
+        SqliteRegistry(path, "p")
+    message = str(info.value)
+    assert message.startswith(f"{path} is not a skewless registry: it is not a SQLite database")
+    assert "point `registry` in feature_store.yaml at another file" in message
+    assert path.read_bytes() == content  # left as it was
+
+
+def test_registry_of_another_programs_database_is_a_registry_error(tmp_path: Path) -> None:
+    path = tmp_path / "registry.db"
+    with closing(sqlite3.connect(path)) as conn:
+        conn.execute("CREATE TABLE feast_metadata (project_id TEXT, metadata_key TEXT)")
+        conn.commit()
+    with pytest.raises(RegistryError, match="a SQLite database but not a skewless registry"):
+        SqliteRegistry(path, "p")
+    with closing(sqlite3.connect(path)) as conn:  # nothing of skewless's was added
+        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
+    assert tables == {"feast_metadata"}
+
+
+def test_registry_of_a_newer_skewless_is_a_registry_error(tmp_path: Path) -> None:
+    path = tmp_path / "registry.db"
+    SqliteRegistry(path, "p").commit(0, [_write("a")], "1")
+    with closing(sqlite3.connect(path)) as conn:
+        conn.execute("UPDATE registry_meta SET value='2' WHERE key='schema_version'")
+        conn.commit()
+    for project in ("p", "another"):  # a new project in that file too
+        with pytest.raises(RegistryError) as info:
+            SqliteRegistry(path, project)
+        assert str(info.value) == (
+            f"registry {path} was written by a newer skewless (registry schema version 2; "
+            "this skewless reads version 1): upgrade skewless to use it"
+        )
+    with closing(sqlite3.connect(path)) as conn:
+        assert conn.execute("SELECT DISTINCT project FROM registry_meta").fetchall() == [("p",)]
+
+
+_HOLD_LOCK = """
+import sqlite3, sys
+conn = sqlite3.connect(sys.argv[1], isolation_level=None)
+conn.execute("BEGIN IMMEDIATE")
+print("locked", flush=True)
+sys.stdin.read()
+"""
+
+
+def test_registry_locked_by_another_process_is_a_retryable_registry_error(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "registry.db"
+    opened = SqliteRegistry(path, "p", timeout_s=0.2)  # before the lock is taken
+    holder = subprocess.Popen(
+        [sys.executable, "-c", _HOLD_LOCK, str(path)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == "locked\n"
+        attempts: list[Callable[[], object]] = [
+            lambda: SqliteRegistry(path, "p", timeout_s=0.2),  # opening writes too
+            lambda: opened.commit(0, [_write("a")], "1"),
+        ]
+        for attempt in attempts:
+            with pytest.raises(RegistryLockedError) as info:
+                attempt()
+            assert str(info.value) == (
+                f"registry {path} is locked: another process has held its write lock for "
+                "over 0.2 s (an apply or materialization still running?); retry when it is done"
+            )
+            assert info.value.retryable and isinstance(info.value, RegistryError)
+    finally:
+        holder.communicate("", timeout=30)
+    assert opened.commit(0, [_write("a")], "1") == 1  # usable once the lock is gone
+
+
+def test_cli_prints_a_registry_error_as_one_red_line_and_exits_1(tmp_path: Path) -> None:
+    # a Feast repo's registry.db left where skewless's registry goes
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "registry.db").write_bytes(FEAST_REGISTRY)
+    (tmp_path / "feature_store.yaml").write_text("project: p\nregistry: data/registry.db\n")
+    result = subprocess.run(
+        [sys.executable, "-m", "skewless.cli.main", "list", "--repo", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        env={
+            **{k: v for k, v in os.environ.items() if not k.startswith("SKEWLESS_")},
+            "COLUMNS": "80",  # narrower than the message: it must not be wrapped
+        },
+    )
+    assert result.returncode == 1
+    assert result.stdout == ""
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, result.stderr  # no traceback, not wrapped
+    assert lines[0].startswith(f"Error: {tmp_path / 'data' / 'registry.db'} is not a skewless")

@@ -2,9 +2,8 @@
 
 A fresh Spark driver spends seconds loading and verifying classes before any job runs.
 The JVM's dynamic class-data-sharing (CDS, JDK 13+) dumps the classes a run loaded into
-an archive that later JVMs map instead of loading them again. On the benchmark machine
-(benchmarks/README.md, session 13) a driver with the archive started in 4.2 s against
-7.1 s without, and its first Delta write, MERGE and aggregation took 1.4 s less.
+an archive that later JVMs map instead of loading them again: a driver starts in about
+half the time (docs/performance.md), which every CLI call and scheduled run pays.
 
     python -m skewless.batch.class_archive     # build it now (the setup step does this)
 

@@ -4,18 +4,20 @@ For each view and interval:
 
 1. Read the source rows with start <= event time <= end (an incremental run reads the
    rows that arrived since the last run instead, whatever their event time, so late rows
-   are never missed; see `arrival_filter`).
+   are never missed; see `interval_rows`).
    Rows with a null join key or event time cannot be written anywhere: they are counted
    (`rows_rejected`, recorded with the run) and left out.
-2. Keep one row per (join keys, event time): the greatest by (created time, feature
-   values in schema order), the same ordering the point-in-time join uses.
+2. Keep one row per (join keys, event time): the greatest by the ranking rule
+   (rules/ranking.py: created time, tie hash, values), as the point-in-time join does.
 3. MERGE them into the view's Delta feature table on (join keys, event time): a new key
    is inserted, a matched row is replaced only by a row that ranks higher (a correction),
-   so re-running an interval leaves the table's content unchanged. One Delta commit per
-   run; Delta's history gives time travel per view.
-4. Reduce to one row per entity (the greatest by (event time, created time, values): the
-   row the point-in-time join picks at `end`) and write it to Redis in pipelined batches
-   of ordered writes (online/redis.py), so an older run can never overwrite newer values.
+   so re-running an interval leaves the table's content unchanged. A run that changes
+   the table is one Delta commit, a run that changes nothing commits nothing; Delta's
+   history gives time travel per view.
+4. Reduce to one row per entity (the highest ranked: the row the point-in-time join
+   picks at `end`) and write it to Redis in pipelined batches of ordered writes
+   (online/redis.py): a stored value is only replaced by one of a higher rank, so runs
+   in any order, replays included, leave the row the join picks over all of them.
    Up to `driver_write_max_keys` entities are written by the driver itself, from Arrow
    batches: a small run then pays no Python worker start-up on the executors (seconds
    for a first run). Larger runs write from the executors, partition by partition, and
@@ -27,7 +29,6 @@ the online writes are ordered and idempotent.
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -44,6 +45,7 @@ from pyspark.sql import Column, DataFrame, SparkSession, Window
 from pyspark.sql import functions as F  # noqa: N812
 
 from skewless.batch.presort import KEY_HASH, presorted
+from skewless.batch.ranking import TIE, table_rank_sql, tie_hash
 from skewless.batch.sources import CTS, TS, read_raw, read_source
 from skewless.batch.spark import local_master
 from skewless.config import DRIVER_WRITE_MAX_KEYS
@@ -61,10 +63,6 @@ _LATEST = "__latest"  # the entity's row with the greatest event time
 _NEWEST = "__newest"  # the entity's greatest event time
 _LAST = "__last"  # the last of its (keys, event time)'s rows in the window's order
 _REJECTED = "__rejected"  # a null join key or event time: never materialized, counted
-# Delta skips commits that change nothing; a run commits once even then (see
-# _recording_empty_commits). Session settings are shared: one MERGE at a time sets it.
-_SKIP_EMPTY_COMMITS = "spark.databricks.delta.skipRecordingEmptyCommits"
-_merge_lock = threading.Lock()
 _MAX_COMMIT_ATTEMPTS = 5
 # A first write that another run's first write beat to the table: MERGE into it instead.
 _CREATED_MEANWHILE = frozenset({"DELTA_PATH_EXISTS", "PATH_ALREADY_EXISTS"})
@@ -114,41 +112,34 @@ class ViewMaterialization:
 
 
 def _rank(view: FeatureView) -> Column:
+    """The rank within one event time: (created time, tie hash, values)."""
     values = F.struct(*[F.col(f"`{f}`") for f in view.feature_names])
-    return F.struct(F.col(CTS), values.alias(_VALUES))
-
-
-def latest_per_event(rows: DataFrame, view: FeatureView) -> DataFrame:
-    """One row per (join keys, event time): the greatest by (created time, values)."""
-    keys = [*view.join_keys, TS]
-    best = rows.groupBy(*keys).agg(F.max(_rank(view)).alias(_WIN))
-    return best.select(
-        *keys,
-        F.col(f"{_WIN}.{CTS}").alias(CTS),
-        *[F.col(f"{_WIN}.{_VALUES}").getField(f).alias(f) for f in view.feature_names],
-    )
+    return F.struct(F.col(CTS), tie_hash(view).alias(TIE), values.alias(_VALUES))
 
 
 def latest_per_entity(rows: DataFrame, view: FeatureView) -> DataFrame:
-    """One row per entity: keys, __ts, __cts and the features of the winning row."""
+    """One row per entity: keys, __ts, __cts, the features and the tie hash of the
+    highest ranked row."""
     keys = list(view.join_keys)
     values = F.struct(*[F.col(f"`{f}`") for f in view.feature_names])
-    ranked = F.struct(F.col(TS), F.col(CTS), values.alias(_VALUES))
+    ranked = F.struct(F.col(TS), F.col(CTS), tie_hash(view).alias(TIE), values.alias(_VALUES))
     best = rows.groupBy(*keys).agg(F.max(ranked).alias(_WIN))
     return best.select(
         *keys,
         F.col(f"{_WIN}.{TS}").alias(TS),
         F.col(f"{_WIN}.{CTS}").alias(CTS),
         *[F.col(f"{_WIN}.{_VALUES}").getField(f).alias(f) for f in view.feature_names],
+        F.col(f"{_WIN}.{TIE}").alias(TIE),
     )
 
 
 def deduplicate(rows: DataFrame, view: FeatureView) -> DataFrame:
-    """latest_per_event() of `rows` with four more columns: _ROWS (the source rows each
+    """One row per (join keys, event time), the highest ranked (keys, __ts, __cts, the
+    features and TIE, its tie hash), with four more columns: _ROWS (the source rows each
     row stands for), _ARRIVED_US (their latest ARRIVAL, in microseconds), _LATEST (true on
     each entity's row with the greatest event time: the row latest_per_entity() picks, as
-    a row's (created, values) already win within its event time) and _REJECTED (a null
-    join key or event time: such groups are only counted, never written).
+    a row already wins within its event time) and _REJECTED (a null join key or event
+    time: such groups are only counted, never written).
 
     One shuffle, one sort and one window: the rows are clustered by the join keys and
     sorted by (KEY_HASH, keys, event time), with a radix-sorted head start
@@ -186,21 +177,12 @@ def deduplicate(rows: DataFrame, view: FeatureView) -> DataFrame:
         TS,
         F.col(f"{_WIN}.{CTS}").alias(CTS),
         *[F.col(f"{_WIN}.{_VALUES}").getField(f).alias(f) for f in view.feature_names],
+        F.col(f"{_WIN}.{TIE}").alias(TIE),
         _ROWS,
         _ARRIVED_US,
         F.coalesce((F.col(TS) == newest) & ~rejected, F.lit(False)).alias(_LATEST),
         rejected.alias(_REJECTED),
     )
-
-
-def arrival_filter(interval: Interval) -> Column:
-    """Rows an incremental run must take: arrived since the last run (minus an overlap),
-    or with an event time past the last run's end (they were left for a later run)."""
-    arrived = F.unix_micros(F.col(ARRIVAL))
-    cond = arrived >= F.lit((interval.arrived_after_us or 0) - ARRIVAL_OVERLAP_US)
-    if interval.previous_end_us is not None:
-        cond = cond | (F.unix_micros(F.col(TS)) > F.lit(interval.previous_end_us))
-    return cond
 
 
 def interval_rows(
@@ -209,7 +191,15 @@ def interval_rows(
     """The view's source rows the run takes, with ARRIVAL (the row's file modification
     time). Rows with a null event time (in no interval) are kept, like rows with a null
     join key, for deduplicate() to flag as rejected: the run counts them, never writes
-    them (an incremental run counts them once, when they arrive)."""
+    them (an incremental run counts them once, when they arrive).
+
+    An incremental run takes the rows of the files that arrived since the last run
+    (minus an overlap), and from older files only the rows with an event time past the
+    last run's end (left for a later run then). The two are separate scans: Spark lists
+    only the new files (a comparison of the file's modification time with a constant
+    prunes files), and the older files' rows are skipped by their event-time statistics
+    (Parquet footers, Delta's file statistics) without reading their data; CSV files have
+    no statistics and are read again."""
     raw = read_raw(spark, view, repo_path).withColumn(
         ARRIVAL, F.col("_metadata.file_modification_time")
     )
@@ -218,10 +208,15 @@ def interval_rows(
     within = us <= F.lit(interval.end_us)
     if interval.start_us is not None:
         within = within & (us >= F.lit(interval.start_us))
-    rows = rows.where(F.col(TS).isNull() | within)
-    if interval.incremental:
-        rows = rows.where(arrival_filter(interval))
-    return rows
+    if not interval.incremental:
+        return rows.where(F.col(TS).isNull() | within)
+    since = (interval.arrived_after_us or 0) - ARRIVAL_OVERLAP_US
+    arrived = F.col(ARRIVAL) >= F.expr(_instant(since))
+    new = rows.where(arrived & (F.col(TS).isNull() | within))
+    if interval.previous_end_us is None or interval.previous_end_us >= interval.end_us:
+        return new
+    left = F.col(TS) > F.expr(_instant(interval.previous_end_us))
+    return new.unionByName(rows.where(~arrived & left & within))
 
 
 # --- offline: the Delta feature table ---------------------------------------------------
@@ -245,9 +240,9 @@ def _to_table_columns(frame: DataFrame, view: FeatureView) -> DataFrame:
 
 # The table property naming the columns Delta collects file statistics (min, max, null
 # count) on: the join keys and the event time, which every MERGE and every time-bounded
-# read of skewless skips files by. Statistics on every column took a fifth of the first
-# write of 9.5M rows (benchmarks/README.md). ALTER TABLE ... SET TBLPROPERTIES widens
-# them for files written afterwards.
+# read of skewless skips files by; statistics on every column make large writes markedly
+# slower (docs/performance.md). ALTER TABLE ... SET TBLPROPERTIES widens them for files
+# written afterwards.
 STATS_COLUMNS = "delta.dataSkippingStatsColumns"
 
 
@@ -270,7 +265,8 @@ def merge_into_table(
     Only the rows that change the table (a new key, or a higher rank than the stored
     row: `changes()`) go into the MERGE, so that Delta rewrites only the files holding
     them instead of every file a key of `frame` matches; the MERGE still checks the rank
-    against the table as it is at commit time. One commit per run, even an empty one.
+    against the table as it is at commit time. A run that changes nothing commits
+    nothing: it returns the table's current version.
     `rows`, an upper bound of `frame`'s rows when known, lets changes() take its narrow
     path for a small frame. `times`, the first and last event time of `frame` (UTC
     microseconds) when known, bounds the table's rows that both the search for changes
@@ -286,7 +282,7 @@ def merge_into_table(
     if times is not None:
         within = f"`{ts}` BETWEEN {_instant(times[0])} AND {_instant(times[1])}"
         on += f" AND t.{within}"
-    newer = f"{_table_rank(view, 's')} > {_table_rank(view, 't')}"
+    newer = f"{table_rank_sql(view, 's')} > {table_rank_sql(view, 't')}"
     narrow = rows is not None and rows <= SEMI_JOIN_MAX_ROWS
     for attempt in range(_MAX_COMMIT_ATTEMPTS):
         try:
@@ -303,23 +299,18 @@ def merge_into_table(
                 table = table.where(within)
             cached = changes(source, table, view, broadcast_keys=narrow).cache()
             try:
-                # Nothing to change: an empty frame, so the MERGE skips reading the table.
                 changed = cached.count()
-                update = (
-                    cached.coalesce(-(-changed // ROWS_PER_FILE))
-                    if changed
-                    else spark.createDataFrame([], source.schema)
+                if not changed:
+                    return current_version(spark, path), 0
+                (
+                    DeltaTable.forPath(spark, path)
+                    .alias("t")
+                    .merge(cached.coalesce(-(-changed // ROWS_PER_FILE)).alias("s"), on)
+                    .whenMatchedUpdateAll(condition=newer)
+                    .whenNotMatchedInsertAll()
+                    .execute()
                 )
-                with _recording_empty_commits(spark):
-                    (
-                        DeltaTable.forPath(spark, path)
-                        .alias("t")
-                        .merge(update.alias("s"), on)
-                        .whenMatchedUpdateAll(condition=newer)
-                        .whenNotMatchedInsertAll()
-                        .execute()
-                    )
-                    return _last_commit(spark, path)
+                return _last_commit(spark, path)
             finally:
                 # Always the cached frame: a cached plan left behind would be served to
                 # the next run's identical plan over a source folder with new files.
@@ -337,13 +328,6 @@ def _instant(us: int) -> str:
     return f"timestamp_micros({int(us)}L)"
 
 
-def _table_rank(view: FeatureView, side: str) -> str:
-    """The (created, values) order of _rank(), on the table's column names."""
-    created = view.source.created_timestamp_column or "created_timestamp"
-    values = ", ".join(f"{side}.`{f}`" for f in view.feature_names)
-    return f"struct({side}.`{created}`, struct({values}))"
-
-
 def changes(
     source: DataFrame, table: DataFrame, view: FeatureView, *, broadcast_keys: bool = False
 ) -> DataFrame:
@@ -355,8 +339,8 @@ def changes(
     With `broadcast_keys` (a small source: an incremental run), the table's rows are
     first narrowed to those whose (keys, event time) the source has, by a semi join
     against a broadcast of the source's keys, so the join shuffles those few rows
-    instead of the whole table: 2.4-3.1 s against 6.2-6.8 s for 200k incoming rows
-    against a 9.8M-row table (benchmarks/README.md)."""
+    instead of the whole table (about half the time of an hourly incremental run against
+    a large table, docs/performance.md)."""
     ts = view.source.timestamp_field
     keys = [*view.join_keys, ts]
     stored = table.select(*[F.col(f"`{c}`") for c in source.columns])
@@ -368,22 +352,18 @@ def changes(
         stored, on=[F.col(f"s.`{k}`") == F.col(f"t.`{k}`") for k in keys], how="left"
     )
     newer = F.col(f"t.`{ts}`").isNull() | F.expr(
-        f"{_table_rank(view, 's')} > {_table_rank(view, 't')}"
+        f"{table_rank_sql(view, 's')} > {table_rank_sql(view, 't')}"
     )
     return matched.where(newer).select("s.*")
 
 
-@contextmanager
-def _recording_empty_commits(spark: SparkSession) -> Iterator[None]:
-    """Delta commits even when nothing changes (an idempotent rerun), then restores the
-    session's setting. One MERGE at a time in this process holds the setting."""
-    with _merge_lock:
-        before = spark.conf.get(_SKIP_EMPTY_COMMITS) or "true"
-        spark.conf.set(_SKIP_EMPTY_COMMITS, "false")
-        try:
-            yield
-        finally:
-            spark.conf.set(_SKIP_EMPTY_COMMITS, before)
+def current_version(spark: SparkSession, path: str) -> int:
+    """The table's latest version, or -1 when there is no table at `path` yet."""
+    from delta.tables import DeltaTable  # noqa: PLC0415 - needs the JVM
+
+    if not DeltaTable.isDeltaTable(spark, path):
+        return -1
+    return int(DeltaTable.forPath(spark, path).history(1).collect()[0]["version"])
 
 
 def _last_commit(spark: SparkSession, path: str) -> tuple[int, int]:
@@ -467,6 +447,7 @@ class OnlineWriter:
         values = encode_values(
             events,
             batch.column(CTS),
+            batch.column(TIE),
             [batch.column(name) for name, _ in self.features],
             [dtype for _, dtype in self.features],
         )
@@ -515,11 +496,9 @@ def computed_once(frame: DataFrame) -> Iterator[DataFrame]:
     """`frame`, computed once for the jobs that read it, and released when they are done.
 
     With a local master the rows are a local checkpoint: Spark's rows as objects (no
-    columnar encoding), in the block manager, spilled to disk when memory runs short.
-    Building and reading back the compressed columnar cache instead took about 2 s of a
-    5 s `stats` run at small benchmark scale; at 10M rows the checkpoint is 13% faster
-    with memory to spare and 6% slower in a 4 GiB driver, where it spills. Serialized
-    rows read back slower than either (benchmarks/README.md). A local master's executors
+    columnar encoding), in the block manager, spilled to disk when memory runs short:
+    building and reading back Spark's compressed columnar cache costs a large share of a
+    small run (docs/performance.md). A local master's executors
     live in the driver's process, so no checkpointed block can be lost on its own; on a
     cluster an executor can be, and a checkpoint keeps no lineage to recompute it from,
     so other masters cache."""
@@ -571,14 +550,16 @@ def materialize_view(
         valid = deduplicated.where(~F.col(_REJECTED))
         per_event = valid.drop(_ROWS, _ARRIVED_US, _LATEST, _REJECTED)
         version, written_offline = -1, 0
-        if delta_path is not None:
-            times = None if stats["first_us"] is None else (stats["first_us"], stats["last_us"])
+        if delta_path is not None and stats["first_us"] is None:  # no row to write
+            version = current_version(spark, delta_path)
+        elif delta_path is not None:
+            times = (stats["first_us"], stats["last_us"])
             version, written_offline = merge_into_table(
                 spark, per_event, view, delta_path, rows=int(stats["n"] or 0), times=times
             )
         offered = written = 0
         online_started = time.perf_counter()
-        if writer is not None:
+        if writer is not None and int(stats["entities"] or 0):
             latest = deduplicated.where(F.col(_LATEST)).select(per_event.columns)
             if int(stats["entities"] or 0) <= driver_write_max_keys:
                 offered, written = write_online_from_driver(latest, writer)

@@ -2,25 +2,24 @@
 
 For an entity row (keys, t) and a feature view, the chosen feature row is the one with
 equal join keys and `event_ts <= t` (and `event_ts >= t - ttl` when the view has a ttl)
-that is greatest by (event_ts, created_ts, feature values). A null created_ts ranks
-below any other; the feature values (all of the view's, in schema order, compared as
-Spark orders a struct: null lowest, NaN highest) only break ties between rows that agree
-on both timestamps but not on their values, which makes the choice deterministic
-whatever the partitioning and whichever features were requested. No candidate gives
-nulls; an entity row is never dropped or repeated.
+that ranks highest by the ranking rule (rules/ranking.py): event time, created time
+(null lowest), the tie hash of the view's feature values, then the values. Every
+feature of the view takes part, whichever were requested, so the chosen row does not
+depend on the request and is the row the online store holds. No candidate gives nulls;
+an entity row is never dropped or repeated.
 
 Algorithm (per view): union the entity rows with the source rows, partition by the join
 keys, order by ts and then the entity row id, nulls first (a source row has no row id,
 so source rows come before entity rows at the same ts), and take the running maximum of
-the source rows' struct (event_ts, created_ts, values) up to each entity row
-(`max(...)` over a running frame; an entity row's struct is null and a maximum ignores
-nulls). The maximum is the ranking itself, so the sort only orders primitive columns and
-ties within a timestamp need no ordering at all. That is one shuffle and one sort (with a
-radix-sorted head start, batch/presort.py), linear in entity rows + feature rows and
-independent of the ttl, unlike the cross product of every key's history followed by
-ROW_NUMBER. The ttl is then a filter on the chosen row's event time. The struct itself is
-never null for a source row, so a feature that is null in the latest row stays null: it is
-never filled from older rows.
+the source rows' rank struct (event_ts, created_ts, tie hash, values) up to each entity
+row (`max(...)` over a running frame; an entity row's struct is null and a maximum
+ignores nulls). The maximum is the ranking itself, so the sort only orders primitive
+columns and ties within a timestamp need no ordering at all. That is one shuffle and one
+sort (with a radix-sorted head start, batch/presort.py), linear in entity rows + feature
+rows and independent of the ttl, unlike the cross product of every key's history
+followed by ROW_NUMBER. The ttl is then a filter on the chosen row's event time. The
+struct itself is never null for a source row, so a feature that is null in the latest
+row stays null: it is never filled from older rows.
 """
 
 from __future__ import annotations
@@ -32,6 +31,7 @@ from pyspark.sql import functions as F  # noqa: N812
 
 from skewless.batch.compile import ViewRequest
 from skewless.batch.presort import KEY_HASH, presorted
+from skewless.batch.ranking import TIE, tie_hash
 from skewless.batch.sources import CTS, TS
 from skewless.errors import EntityDataFrameError
 from skewless.timeutil import micros
@@ -86,13 +86,14 @@ def view_features(
         rows = rows.where(F.unix_micros(F.col(TS)) <= F.lit(high))
         if req.ttl is not None:
             rows = rows.where(F.unix_micros(F.col(TS)) >= F.lit(low - micros(req.ttl)))
-    # Every feature of the view, in schema order, whatever was requested: the values
-    # break (event_ts, created_ts) ties, and the chosen row must not depend on which
-    # features a caller asked for (nor differ from the row the online store holds).
+    # Field order is the ranking (rules/ranking.py): event time, created time, the tie
+    # hash, then every feature of the view in schema order, whatever was requested.
     feats = list(req.view.feature_names)
-    # Field order is the ranking: event time, then created time, then the values.
     ranked = F.struct(
-        F.col(TS).alias(_FTS), F.col(CTS).alias(_CTS), *[F.col(f"`{f}`") for f in feats]
+        F.col(TS).alias(_FTS),
+        F.col(CTS).alias(_CTS),
+        tie_hash(req.view).alias(TIE),
+        *[F.col(f"`{f}`") for f in feats],
     )
     rows = rows.select(
         *keys,

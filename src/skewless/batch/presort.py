@@ -6,8 +6,7 @@ materialization's deduplication a window per key and an aggregate per key and ti
 time. Spark's sort compares an 8-byte prefix of the first column and, when two prefixes
 tie, both whole rows. Every entity has many rows (about a hundred in the benchmarks), so
 most comparisons near the end of the sort tie on the key and read two rows from random
-places in memory: more than half of a medium-scale join's time went there
-(benchmarks/README.md).
+places in memory, which dominates a large join's sort (docs/performance.md).
 
 `presorted()` sorts first by a single long per row, which Spark radix-sorts by its prefix
 alone, without comparing rows: the high 32 bits of a 64-bit hash of the join keys, then

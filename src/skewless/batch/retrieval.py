@@ -232,6 +232,31 @@ def _parquet_rows(spark: SparkSession, frame: pd.DataFrame) -> tuple[DataFrame, 
         raise
 
 
+def _nanosecond_times(dtype: Any) -> bool:
+    if isinstance(dtype, pd.DatetimeTZDtype):
+        return bool(dtype.unit == "ns")
+    return bool(pd.api.types.is_datetime64_dtype(dtype) and np.datetime_data(dtype)[0] == "ns")
+
+
+def _microsecond_times(frame: pd.DataFrame) -> pd.DataFrame:
+    """`frame` with every nanosecond timestamp column floored to the microsecond (as
+    utc_timestamps does), so that neither path to Spark has to drop digits: the Parquet
+    staging takes microseconds only, and createDataFrame's Arrow conversion refuses to
+    truncate (it then falls back to converting row by row)."""
+    nanos = [name for name, dtype in frame.dtypes.items() if _nanosecond_times(dtype)]
+    if not nanos:
+        return frame
+    frame = frame.copy()
+    for name in nanos:
+        column = frame[name]
+        zone = column.dt.tz
+        unit: Any = "datetime64[us]"
+        if zone is not None:
+            unit = pd.DatetimeTZDtype(unit="us", tz=zone)  # type: ignore[arg-type]
+        frame[name] = column.dt.floor("us").astype(unit)
+    return frame
+
+
 def local_frame(spark: SparkSession, frame: pd.DataFrame) -> DataFrame:
     """A driver-side frame as a Spark frame, computed once and independent of any file.
 
@@ -240,8 +265,10 @@ def local_frame(spark: SparkSession, frame: pd.DataFrame) -> DataFrame:
     blocks; createDataFrame would decode its Arrow batches again on every scan (at 1M
     rows: about 0.7 s against 5 s, see benchmarks/README.md). The file is removed as soon
     as the checkpoint holds the rows. Other masters, and columns whose type would not
-    read back the same from Parquet, take createDataFrame.
+    read back the same from Parquet, take createDataFrame. Nanosecond timestamps (pandas'
+    default) reach Spark at its precision, the microsecond at or before them.
     """
+    frame = _microsecond_times(frame)
     staged = _parquet_rows(spark, frame)
     if staged is None:
         return spark.createDataFrame(frame)

@@ -10,10 +10,10 @@ from datetime import datetime
 from pathlib import Path
 
 from skewless.feature_store import FeatureStore
-from skewless.materialization import parse_time
 from skewless.plan import Plan
 from skewless.registry import MaterializationRecord, ObjectRecord
 from skewless.scaffold import scaffold
+from skewless.timeutil import parse_time
 
 __all__ = ["parse_time"]
 

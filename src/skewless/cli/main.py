@@ -16,6 +16,7 @@ from typing import Annotated, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -49,7 +50,8 @@ def run(fn: Callable[[], T]) -> T:
     except SkewlessError as exc:
         if _state["debug"]:
             raise
-        err.print(f"[bold red]Error:[/] {exc}", highlight=False, soft_wrap=True)
+        # escaped: a path or value in the message may hold rich markup such as "[x]"
+        err.print(f"[bold red]Error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
         raise typer.Exit(1) from None
 
 

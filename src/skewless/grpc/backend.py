@@ -27,7 +27,7 @@ from skewless.grpc.catalog import Catalog, CatalogNotLoadedError, load_catalog
 from skewless.grpc.redis_reader import RedisReader, redis_reader
 from skewless.online.embedded import EmbeddedServer, embedded_dir
 from skewless.registry import RegistryReader, open_registry
-from skewless.serving.plan import LookupPlan, ViewColumns, ViewEntries
+from skewless.serving.plan import LookupPlan, ViewEntries
 from skewless.serving.service import OnlineResponse
 from skewless.timeutil import utc_micros
 from skewless.types import DType
@@ -57,11 +57,11 @@ class OnlineAnswer:
 @dataclass(frozen=True)
 class Lookup:
     """A lookup's answer, column-major, as the gRPC response is laid out: per view its
-    stored entries (or, for values of an older codec version, its decoded columns)."""
+    stored entries."""
 
     plan: LookupPlan
     rows: int
-    views: list[ViewEntries | ViewColumns]
+    views: list[ViewEntries]
     registry_version: int
 
 

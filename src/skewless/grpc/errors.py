@@ -23,7 +23,7 @@ import grpc
 import grpc.aio
 
 from skewless.errors import (
-    EntityDataFrameError,
+    EntityRowsError,
     FeatureNotFoundError,
     FeatureServiceNotFoundError,
     FeatureViewNotFoundError,
@@ -45,7 +45,7 @@ STATUS_TABLE: Final[tuple[tuple[type[Exception], grpc.StatusCode], ...]] = (
     (FeatureNotFoundError, Code.INVALID_ARGUMENT),
     (FeatureServiceNotFoundError, Code.INVALID_ARGUMENT),
     (InvalidFeatureRefError, Code.INVALID_ARGUMENT),
-    (EntityDataFrameError, Code.INVALID_ARGUMENT),  # missing or mistyped join key
+    (EntityRowsError, Code.INVALID_ARGUMENT),  # missing or mistyped join key
     # the server cannot answer yet; retrying (elsewhere, or later) can succeed
     (NothingAppliedError, Code.FAILED_PRECONDITION),
     (CatalogNotLoadedError, Code.UNAVAILABLE),

@@ -6,17 +6,18 @@ Key:   b"sk1|" project b"|" view b"|" entity-key
                     b"n" null) and, except for null and bool, a 4-byte big-endian length
                     and the bytes. Typed and length-prefixed, so ("a|b", "c") and
                     ("a", "b|c"), or 1 and "1", can never share a key.
-Value (codec version 2):
-       header = the 20 bytes of online/header.py: version 2, flags, reserved, then the
-                (event_ts, created_ts) order bytes the writer's compare-and-set reads;
-                flags bit 0 set means 4-byte offsets, clear 2-byte; no other bit is used.
+Value (codec version 3):
+       header = the 28 bytes of online/header.py: version 3, flags, reserved, then the
+                rank bytes (event time, created time, tie hash) the writer's
+                compare-and-set reads; flags bit 0 set means 4-byte offsets, clear
+                2-byte; no other bit is used.
        offsets = n + 1 little-endian unsigned integers for a view of n features: where
                 each feature's entry starts, counted from the value's first byte, then
                 the value's length.
        entries = each feature's value, in the view's schema order, as the gRPC response
                 carries it (online/entries.py): a FeatureColumn.values field holding a
                 Value message.
-Version 1 values (online/codec_v1.py) are still read; the writer writes version 2.
+Values of another version are refused with an error that says to materialize again.
 
 The gRPC server answers a lookup by gathering stored entries (entry_gatherer): for each
 requested feature, the entries of every row, concatenated, are its column's `values` as
@@ -40,26 +41,22 @@ import pyarrow.compute as pc
 
 from skewless.online import entries as en
 from skewless.online import segments as sg
-from skewless.online.codec_v1 import VERSION as _V1
-from skewless.online.codec_v1 import decode_value_v1
 from skewless.online.header import (
-    HEADER,
+    CODEC_VERSION,
     HEADER_SIZE,
-    OFFSET,
-    ORDER_SLICE,
+    RANK_SLICE,
     CodecError,
     Record,
-    created_from_header,
     header_bytes,
-    order_bytes,
+    read_header,
 )
+from skewless.rules.ranking import rank_bytes_many
 from skewless.types import ArrayType, DType
 
 __all__ = [
     "CODEC_VERSION",
-    "HEADER",
     "HEADER_SIZE",
-    "ORDER_SLICE",
+    "RANK_SLICE",
     "CodecError",
     "ColumnDecoder",
     "Gather",
@@ -75,15 +72,14 @@ __all__ = [
     "entry_gatherer",
     "event_times",
     "key_prefix",
-    "order_bytes",
 ]
 
-CODEC_VERSION = 2
 _WIDE = 0x01  # flags: 4-byte offsets
 
 _I64 = struct.Struct(">q")
 _U32 = struct.Struct(">I")
-_EVENT = struct.Struct(">4xQ")
+_EVENT = struct.Struct(">4xQ")  # the rank's event time (offset by 2**63)
+_SIGN = 1 << 63
 
 
 # --- keys -------------------------------------------------------------------------------
@@ -132,7 +128,7 @@ def _offsets(width: int, features: int) -> struct.Struct:
 
 
 def encode_value(record: Record, dtypes: Sequence[DType]) -> bytes:
-    """The stored value (codec version 2) of one entity's latest row."""
+    """The stored value of one entity's latest row."""
     if len(record.values) != len(dtypes):
         raise CodecError(f"{len(record.values)} values for {len(dtypes)} features")
     body = [en.encode_entry(v, dtype) for v, dtype in zip(record.values, dtypes, strict=True)]
@@ -149,7 +145,7 @@ def encode_value(record: Record, dtypes: Sequence[DType]) -> bytes:
     flags = 0 if width == 2 else _WIDE
     return b"".join(
         [
-            header_bytes(CODEC_VERSION, flags, record.event_ts_us, record.created_ts_us),
+            header_bytes(flags, record),
             _offsets(width, len(dtypes)).pack(*ends),
             *body,
         ]
@@ -157,11 +153,9 @@ def encode_value(record: Record, dtypes: Sequence[DType]) -> bytes:
 
 
 def _layout(data: bytes, features: int) -> tuple[int, ...]:
-    """The offsets of a version 2 value, checked: from the end of the table, never
-    decreasing, up to the value's end."""
-    if len(data) < HEADER_SIZE:
-        raise CodecError("value is shorter than its header")
-    flags = data[1]
+    """The offsets of a value, checked: from the end of the table, never decreasing, up
+    to the value's end."""
+    flags = read_header(data)[0]
     if flags & ~_WIDE:
         raise CodecError(f"unknown flags {flags:#x}")
     width = 4 if flags & _WIDE else 2
@@ -181,15 +175,8 @@ def _layout(data: bytes, features: int) -> tuple[int, ...]:
 
 
 def decode_value(data: bytes, dtypes: Sequence[DType]) -> Record:
-    """The record of a stored value of any version this skewless reads."""
-    if len(data) < HEADER_SIZE:
-        raise CodecError("value is shorter than its header")
-    version = data[0]
-    if version == _V1:
-        return decode_value_v1(data, dtypes)
-    if version != CODEC_VERSION:
-        raise CodecError(f"codec version {version}; this skewless reads 1 and {CODEC_VERSION}")
-    _, _, _, ets, cts = HEADER.unpack_from(data)
+    """The record of a stored value."""
+    _, event, created, tie = read_header(data)
     ends = _layout(data, len(dtypes))
     values = []
     for i, dtype in enumerate(dtypes):
@@ -197,14 +184,14 @@ def decode_value(data: bytes, dtypes: Sequence[DType]) -> Record:
             values.append(en.decode_entry(data[ends[i] : ends[i + 1]], dtype))
         except CodecError as exc:
             raise CodecError(f"feature {i} ({dtype.name}): {exc}") from None
-    return Record(ets - OFFSET, created_from_header(cts), tuple(values))
+    return Record(event, created, tuple(values), tie)
 
 
 def event_times(values: Sequence[bytes | None]) -> list[int | None]:
     """The event time of each stored value (None for None), from its header."""
     event = _EVENT.unpack_from
     try:
-        return [None if v is None else event(v)[0] - OFFSET for v in values]
+        return [None if v is None else event(v)[0] - _SIGN for v in values]
     except struct.error:
         raise CodecError("value is shorter than its header") from None
 
@@ -220,7 +207,7 @@ def event_times(values: Sequence[bytes | None]) -> list[int | None]:
 
 _FEW = 8
 _PAD = 16
-Gather = Callable[[Sequence[bytes | None]], list[bytes] | None]
+Gather = Callable[[Sequence[bytes | None]], list[bytes]]
 ColumnDecoder = Callable[[Sequence[bytes | None]], tuple[list[int | None], list[list[Any]]]]
 
 
@@ -339,8 +326,8 @@ def entry_gatherer(dtypes: Sequence[DType], positions: Sequence[int]) -> Gather:
     """A function giving, for the stored values of a batch of rows, per feature at
     `positions` (indices into `dtypes`, in the order wanted), the entries of every row
     concatenated (a null entry for a None row): that feature's FeatureColumn.values on
-    the wire. It gives None when a value is of another codec version (the caller then
-    decodes them), and raises CodecError for a version 2 value whose layout is wrong."""
+    the wire. It raises CodecError for a value of another codec version or whose
+    layout is wrong."""
     _check_positions(dtypes, positions)
     dtypes = tuple(dtypes)
     selected = _selection(positions)
@@ -349,16 +336,12 @@ def entry_gatherer(dtypes: Sequence[DType], positions: Sequence[int]) -> Gather:
     nulls = [en.NULL_ENTRY] * len(positions)
     features = len(dtypes)
 
-    def one_by_one(values: Sequence[bytes | None]) -> list[bytes] | None:
+    def one_by_one(values: Sequence[bytes | None]) -> list[bytes]:
         rows: list[list[bytes]] = []
         for data in values:
             if data is None:
                 rows.append(nulls)
                 continue
-            if len(data) >= HEADER_SIZE and data[0] == _V1:
-                return None  # the caller decodes (version 1 is read row by row)
-            if len(data) < HEADER_SIZE or data[0] != CODEC_VERSION:
-                _refuse(data, dtypes)
             ends = _layout(data, features)
             row = [data[ends[a] : ends[b]] for a, b in pairs]
             if not all(_entry_ok(e, t) for e, t in zip(row, tags, strict=True)):
@@ -368,7 +351,7 @@ def entry_gatherer(dtypes: Sequence[DType], positions: Sequence[int]) -> Gather:
             return [b""] * len(pairs)
         return [b"".join(column) for column in zip(*rows, strict=True)]
 
-    def gather(values: Sequence[bytes | None]) -> list[bytes] | None:
+    def gather(values: Sequence[bytes | None]) -> list[bytes]:
         if len(values) <= _FEW:
             return one_by_one(values)
         located = _locate(values, features, selected)
@@ -476,19 +459,23 @@ def _entries_one_by_one(
 def encode_values(
     event_ts_us: pa.Array,
     created_ts_us: pa.Array,
+    tie_hash: pa.Array,
     columns: Sequence[pa.Array],
     dtypes: Sequence[DType],
 ) -> list[bytes]:
     """encode_value() of every row of Arrow columns, byte for byte, column by column.
 
     `event_ts_us` and `created_ts_us` are microseconds (int64 or timestamps); created
-    times may be null (stored as the lowest), event times may not. `columns` hold the
-    features in the view's schema order, as Arrow arrays of the dtypes' types."""
+    times may be null (stored as the lowest), event times and tie hashes may not.
+    `columns` hold the features in the view's schema order, as Arrow arrays of the
+    dtypes' types."""
     if len(columns) != len(dtypes):
         raise CodecError(f"{len(columns)} columns for {len(dtypes)} features")
     rows = len(event_ts_us)
     if event_ts_us.null_count:
         raise CodecError("an event time is null")
+    if tie_hash.null_count or len(tie_hash) != rows:
+        raise CodecError("a tie hash is missing")
     features = []
     for column, dtype in zip(columns, dtypes, strict=True):
         if len(column) != rows:
@@ -506,16 +493,15 @@ def encode_values(
     ends[:, 0] = start
     for i, (lengths, _) in enumerate(features):
         ends[:, i + 1] = ends[:, i] + lengths
-    header = np.empty((rows, HEADER_SIZE), dtype=np.uint8)
+    header = np.zeros((rows, HEADER_SIZE), dtype=np.uint8)
     header[:, 0] = CODEC_VERSION
     header[:, 1] = 0 if width == 2 else _WIDE
-    header[:, 2:4] = 0
-    sign = np.uint64(OFFSET)
-    events = sg.int64s(event_ts_us).view(np.uint64) ^ sign
-    header[:, 4:12] = events.astype(">u8").view(np.uint8).reshape(rows, 8)
-    created = sg.int64s(pc.fill_null(created_ts_us, 0)).view(np.uint64) ^ sign
-    created[~sg.valid(created_ts_us)] = 0  # a null created time ranks lowest
-    header[:, 12:20] = created.astype(">u8").view(np.uint8).reshape(rows, 8)
+    header[:, RANK_SLICE] = rank_bytes_many(
+        sg.int64s(event_ts_us),
+        sg.int64s(pc.fill_null(created_ts_us, 0)),
+        sg.valid(created_ts_us),
+        sg.int64s(tie_hash),
+    )
     table = ends.astype("<u2" if width == 2 else "<u4")
     parts = [sg.fixed(header), sg.fixed(table), *features]
     return sg.split(sg.interleave(parts, rows))

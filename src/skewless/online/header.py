@@ -1,13 +1,11 @@
-"""The 20-byte header every stored online value starts with, in every codec version.
+"""The 28-byte header every stored online value starts with.
 
-header = codec version (1 byte), flags (1 byte), reserved (2 bytes), event_ts and
-         created_ts as microseconds since the epoch, each stored as a big-endian uint64
-         after adding 2**63, so that comparing the 16 bytes in order is comparing
-         (event_ts, created_ts) as signed numbers; a null created_ts is stored as 0
-         (lowest), as it ranks offline.
+header = codec version (1 byte), flags (1 byte), reserved (2 bytes), then the rank of
+         the stored row as rules/ranking.py's rank_bytes: event time, created time and
+         tie hash, 24 bytes whose order is the rank's order.
 
-The online writer compares these bytes on the Redis server (online/redis.py), so that
-only a newer (event_ts, created_ts) replaces a stored value.
+The online writer compares the rank bytes on the Redis server (online/redis.py), so that
+only a higher ranked row replaces a stored value.
 """
 
 from __future__ import annotations
@@ -16,11 +14,12 @@ import struct
 from dataclasses import dataclass
 from typing import Any
 
-HEADER = struct.Struct(">BBHQQ")
-HEADER_SIZE = HEADER.size  # 20
-ORDER_SLICE = slice(4, 20)  # the bytes whose order is (event_ts, created_ts) order
-OFFSET = 1 << 63
-NULL_CREATED = 0
+from skewless.rules.ranking import RANK_BYTES, rank_bytes, rank_from_bytes
+
+CODEC_VERSION = 3
+_PREFIX = struct.Struct(">BBH")
+HEADER_SIZE = _PREFIX.size + RANK_BYTES  # 28
+RANK_SLICE = slice(_PREFIX.size, HEADER_SIZE)  # where the rank bytes lie
 
 
 class CodecError(ValueError):
@@ -34,16 +33,24 @@ class Record:
     event_ts_us: int
     created_ts_us: int | None
     values: tuple[Any, ...]
+    tie_hash: int = 0  # rules/ranking.py; computed by Spark when materializing
 
 
-def order_bytes(event_ts_us: int, created_ts_us: int | None) -> bytes:
-    created = NULL_CREATED if created_ts_us is None else created_ts_us + OFFSET
-    return struct.pack(">QQ", event_ts_us + OFFSET, created)
+def header_bytes(flags: int, record: Record) -> bytes:
+    return _PREFIX.pack(CODEC_VERSION, flags, 0) + rank_bytes(
+        record.event_ts_us, record.created_ts_us, record.tie_hash
+    )
 
 
-def header_bytes(version: int, flags: int, event_ts_us: int, created_ts_us: int | None) -> bytes:
-    return struct.pack(">BBH", version, flags, 0) + order_bytes(event_ts_us, created_ts_us)
-
-
-def created_from_header(stored: int) -> int | None:
-    return None if stored == NULL_CREATED else stored - OFFSET
+def read_header(data: bytes) -> tuple[int, int, int | None, int]:
+    """(flags, event time, created time, tie hash) of a value of this codec version."""
+    if len(data) < HEADER_SIZE:
+        raise CodecError("value is shorter than its header")
+    version, flags, _ = _PREFIX.unpack_from(data)
+    if version != CODEC_VERSION:
+        raise CodecError(
+            f"codec version {version}: this skewless reads version {CODEC_VERSION} only; "
+            "materialize the view again to rewrite the values of an older skewless"
+        )
+    event, created, tie = rank_from_bytes(data[RANK_SLICE])
+    return flags, event, created, tie

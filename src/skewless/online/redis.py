@@ -1,12 +1,13 @@
 """The Redis online store: one key per (project, view, entity), ordered writes.
 
-A write replaces the stored value only if its (event_ts, created_ts) is newer, decided
-atomically on the server by a Lua script comparing the two values' order bytes (see
-codec.py). So concurrent or replayed writers can never put an older value over a newer
-one, and a same-event-time correction with a later created_ts wins online exactly as it
-wins offline. An equal header is a replay: nothing changes, unless the stored value is
-of an older codec version (online/codec_v1.py), which the replay then rewrites: running
-a materialization again over the same interval upgrades a store in place.
+A write replaces the stored value only if its row ranks higher (rules/ranking.py), decided
+atomically on the server by a Lua script comparing the rank bytes of the two values'
+headers (online/header.py): event time, created time and tie hash. So concurrent or
+replayed writers can never put a lower ranked row over a higher one, and the value that
+stays is the one the offline point-in-time join picks among every row written. An equal
+rank is a replay: nothing changes. A value of an older codec version carries only its
+event and created times; it is replaced by a new value of equal or later times, so
+running a materialization again over the same interval upgrades a store in place.
 
 Expiry is per key, from the view's ttl: a value stays readable until `ttl` after the
 later of its event time and its write time, plus one more `ttl` of grace, so a reader can
@@ -25,24 +26,38 @@ import numpy as np
 import numpy.typing as npt
 import redis
 
-# Compares bytes 5..20 (event_ts, created_ts as offset-binary uint64) as four uint32
-# words, which Lua's doubles hold exactly; on a tie, a value of a newer codec version
-# (byte 1) replaces one of an older version.
-_ORDERED_SET = """
+from skewless.online.header import HEADER_SIZE, RANK_SLICE
+
+# Rank bytes are compared as 4-byte big-endian words, which Lua's doubles hold exactly.
+# Every codec version keeps (event time, created time) in the 16 bytes from the rank's
+# start; values of the same version also compare the tie hash that follows. On a tie of
+# what both hold, a value of a newer codec version replaces an older one.
+_FIRST = RANK_SLICE.start + 1  # Lua counts from 1
+_TIMES_END = _FIRST + 16 - 1
+_ORDERED_SET = f"""
 local written = 0
 for i, key in ipairs(KEYS) do
   local new = ARGV[2 * i - 1]
   local expire_at = ARGV[2 * i]
   local old = redis.call('GET', key)
   local newer = true
-  if old and string.len(old) >= 20 then
-    local o1, o2, o3, o4 = struct.unpack('>I4I4I4I4', string.sub(old, 5, 20))
-    local n1, n2, n3, n4 = struct.unpack('>I4I4I4I4', string.sub(new, 5, 20))
-    if n1 ~= o1 then newer = n1 > o1
-    elseif n2 ~= o2 then newer = n2 > o2
-    elseif n3 ~= o3 then newer = n3 > o3
-    elseif n4 ~= o4 then newer = n4 > o4
-    else newer = string.byte(new, 1) > string.byte(old, 1) end
+  if old and string.len(old) >= {_TIMES_END} then
+    local last = {_TIMES_END}
+    if string.byte(old, 1) == string.byte(new, 1) and string.len(old) >= {HEADER_SIZE} then
+      last = {HEADER_SIZE}
+    end
+    local words = (last - {_FIRST} + 1) / 4
+    local format = '>' .. string.rep('I4', words)
+    local o = {{struct.unpack(format, string.sub(old, {_FIRST}, last))}}
+    local n = {{struct.unpack(format, string.sub(new, {_FIRST}, last))}}
+    newer = nil
+    for w = 1, words do
+      if n[w] ~= o[w] then
+        newer = n[w] > o[w]
+        break
+      end
+    end
+    if newer == nil then newer = string.byte(new, 1) > string.byte(old, 1) end
   end
   if newer then
     if expire_at == '0' then

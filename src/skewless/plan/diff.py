@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -23,10 +24,17 @@ def _objects(
     }
 
 
-def check_sources(contents: RepoContents, repo_path: Path) -> None:
-    """Plan-time schema checks of every view's source (reads footers/logs, no Spark)."""
-    for view in contents.feature_views.values():
-        check_view_source(view, repo_path, contents.file_of("feature_view", view.name))
+def check_sources(contents: RepoContents, repo_path: Path) -> RepoContents:
+    """Plan-time schema checks of every view's source (reads footers/logs, no Spark).
+
+    Returns the contents to plan: each view as it is to be recorded, with the source's
+    type for every join key its schema does not pin (source_schema.with_key_types).
+    """
+    views = {
+        name: check_view_source(view, repo_path, contents.file_of("feature_view", name))
+        for name, view in contents.feature_views.items()
+    }
+    return dataclasses.replace(contents, feature_views=views)
 
 
 def make_plan(contents: RepoContents, registry: RegistryReader, project: str) -> Plan:

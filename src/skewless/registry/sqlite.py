@@ -3,6 +3,11 @@
 `commit` takes SQLite's write lock (BEGIN IMMEDIATE) and checks the registry version the
 plan was based on inside that transaction, so two applies can never both build on the
 same state: the second gets a RegistryConflictError and plans again.
+
+Every failure of the file itself is a RegistryError naming the path and what to do: a
+file that is not a SQLite database (a Feast registry.db is a protobuf file) or is another
+program's database, a registry written by a newer skewless, a corrupt file, and a write
+lock held by another process for longer than `timeout_s` (RegistryLockedError, retryable).
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from skewless.errors import RegistryConflictError, RegistryError
+from skewless.errors import RegistryConflictError, RegistryError, RegistryLockedError
 from skewless.registry.base import (
     ApplyRecord,
     MaterializationRecord,
@@ -77,7 +82,10 @@ class SqliteRegistry:
         self.timeout_s = timeout_s
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._readers = threading.local()  # see registry_version()
+        if _foreign_file(self.path):  # SQLite would take a file of a few bytes for empty
+            raise self._not_sqlite()
         with self._connect() as conn:
+            self._check_schema(conn)  # before writing anything into the file
             conn.executescript(_DDL)
             conn.execute(
                 "INSERT OR IGNORE INTO registry_meta VALUES (?, 'schema_version', ?)",
@@ -92,10 +100,58 @@ class SqliteRegistry:
                 (project,),
             ).fetchone()[0]
             if int(found) != SCHEMA_VERSION:
-                raise RegistryError(
-                    f"{self.path}: registry schema version {found}, this skewless reads "
-                    f"{SCHEMA_VERSION}"
-                )
+                raise self._schema_error(int(found))
+
+    def _check_schema(self, conn: sqlite3.Connection) -> None:
+        """The file is empty or a skewless registry this skewless can read."""
+        tables = {
+            name
+            for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")
+            if not name.startswith("sqlite_")  # SQLite's own (sqlite_sequence, ...)
+        }
+        if not tables:
+            return  # a new registry
+        if "registry_meta" not in tables:
+            shown = ", ".join(sorted(tables)[:3]) + (", ..." if len(tables) > 3 else "")
+            raise RegistryError(
+                f"{self.path} is a SQLite database but not a skewless registry (it holds "
+                f"{shown}): point `registry` in feature_store.yaml at another file"
+            )
+        newest = conn.execute(
+            "SELECT MAX(CAST(value AS INTEGER)) FROM registry_meta WHERE key='schema_version'"
+        ).fetchone()[0]
+        if newest is not None and int(newest) != SCHEMA_VERSION:
+            raise self._schema_error(int(newest))
+
+    def _schema_error(self, found: int) -> RegistryError:
+        if found > SCHEMA_VERSION:
+            return RegistryError(
+                f"registry {self.path} was written by a newer skewless (registry schema "
+                f"version {found}; this skewless reads version {SCHEMA_VERSION}): upgrade "
+                "skewless to use it"
+            )
+        return RegistryError(
+            f"registry {self.path} has schema version {found}, which this skewless does not "
+            f"read (it reads version {SCHEMA_VERSION})"
+        )
+
+    def _failure(self, exc: sqlite3.Error) -> RegistryError:
+        """What a SQLite error on the registry file means, as a RegistryError."""
+        name = getattr(exc, "sqlite_errorname", "")
+        if name == "SQLITE_NOTADB":
+            return self._not_sqlite()
+        if name.startswith(("SQLITE_BUSY", "SQLITE_LOCKED")):
+            return RegistryLockedError(str(self.path), self.timeout_s)
+        if name.startswith("SQLITE_CORRUPT"):
+            return RegistryError(f"registry {self.path} is corrupt ({exc}): restore it from a copy")
+        return RegistryError(f"cannot use registry {self.path}: {exc}")
+
+    def _not_sqlite(self) -> RegistryError:
+        return RegistryError(
+            f"{self.path} is not a skewless registry: it is not a SQLite database (a Feast "
+            "registry.db is a protobuf file, for example); point `registry` in "
+            "feature_store.yaml at another file, or move this one away"
+        )
 
     def _open(self) -> sqlite3.Connection:
         try:
@@ -105,9 +161,12 @@ class SqliteRegistry:
 
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
+        """A connection whose SQLite errors surface as RegistryErrors (see _failure)."""
         conn = self._open()
         try:
             yield conn
+        except sqlite3.Error as exc:
+            raise self._failure(exc) from exc
         finally:
             conn.close()
 
@@ -131,7 +190,10 @@ class SqliteRegistry:
                 held[1].close()
             held = (key, self._open())
             self._readers.conn = held
-        return self._version(held[1])
+        try:
+            return self._version(held[1])
+        except sqlite3.Error as exc:
+            raise self._failure(exc) from exc
 
     def _version(self, conn: sqlite3.Connection) -> int:
         row = conn.execute(
@@ -201,10 +263,7 @@ class SqliteRegistry:
     def commit(self, base_version: int, writes: list[ObjectWrite], summary: str) -> int:
         now = datetime.now(UTC).isoformat()
         with self._connect() as conn:
-            try:
-                conn.execute("BEGIN IMMEDIATE")
-            except sqlite3.OperationalError as exc:
-                raise RegistryError(f"registry {self.path} is locked: {exc}") from exc
+            conn.execute("BEGIN IMMEDIATE")  # waits up to timeout_s for another writer
             try:
                 found = self._version(conn)
                 if found != base_version:
@@ -250,6 +309,21 @@ class SqliteRegistry:
                 int(w.removed),
             ),
         )
+
+
+_SQLITE_HEADER = b"SQLite format 3\x00"
+
+
+def _foreign_file(path: Path) -> bool:
+    """Whether `path` is a file with content that does not start as a SQLite database."""
+    try:
+        with path.open("rb") as f:
+            start = f.read(len(_SQLITE_HEADER))
+    except (FileNotFoundError, IsADirectoryError):
+        return False  # a new registry, or an error SQLite names when it opens the path
+    except OSError as exc:
+        raise RegistryError(f"cannot open registry {path}: {exc}") from exc
+    return bool(start) and start != _SQLITE_HEADER
 
 
 def _record(row: tuple[Any, ...]) -> ObjectRecord:

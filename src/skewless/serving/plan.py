@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 from skewless.batch.compile import ViewRequest, output_columns
 from skewless.online.codec import (
@@ -51,6 +51,19 @@ _PLAIN_KEY_TYPES: Mapping[str | None, frozenset[type]] = {
     "bool": frozenset({bool, type(None)}),
     None: frozenset({int, str, bytes, bool, type(None)}),
 }
+
+
+class _Missing:
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "MISSING"
+
+
+# An entity column's entry for a row that does not have that key at all, which is not a
+# null key (that finds nothing): a row without a key the features need is refused, as
+# keys() refuses a row dict without it. Columns of a gRPC request can say so.
+MISSING: Final = _Missing()
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,7 +127,7 @@ class LookupPlan:
     def keys(self, entity_rows: Sequence[Mapping[str, Any]]) -> list[bytes]:
         """The Redis keys of every view (view after view, a key per row in row order),
         after the join-key checks of service.check_join_keys (which raises
-        EntityDataFrameError naming the key)."""
+        EntityRowsError naming the row and the key)."""
         try:
             columns = {k: [row[k] for row in entity_rows] for k in self._plain_key_types}
         except KeyError:
@@ -127,10 +140,14 @@ class LookupPlan:
         return self._keys(columns, len(entity_rows))
 
     def keys_from_columns(self, columns: Mapping[str, Sequence[Any]], rows: int) -> list[bytes]:
-        """keys() of entity rows given as columns (each of length `rows`)."""
+        """keys() of entity rows given as columns (each of length `rows`); an entry
+        MISSING means that row does not have that key."""
         needed = self._plain_key_types
         if rows and not (needed.keys() <= columns.keys() and self._plainly_typed(columns)):
-            entity_rows = [{k: col[i] for k, col in columns.items()} for i in range(rows)]
+            entity_rows = [
+                {k: v for k, col in columns.items() if (v := col[i]) is not MISSING}
+                for i in range(rows)
+            ]
             return self.keys(entity_rows)
         return self._keys({k: columns.get(k, ()) for k in needed}, rows)
 
@@ -153,22 +170,15 @@ class LookupPlan:
             for view, stored in zip(self.views, self._per_view(raw, rows), strict=True)
         ]
 
-    def entries(
-        self, raw: Sequence[bytes | None], rows: int, now_us: int
-    ) -> list[ViewEntries | ViewColumns]:
+    def entries(self, raw: Sequence[bytes | None], rows: int, now_us: int) -> list[ViewEntries]:
         """assemble()'s answer as the gRPC response carries it: the stored entries of
-        each view, gathered; a view with values of an older codec version is decoded
-        (ViewColumns) instead."""
-        out: list[ViewEntries | ViewColumns] = []
+        each view, gathered."""
+        out: list[ViewEntries] = []
         for view, stored in zip(self.views, self._per_view(raw, rows), strict=True):
             event_ts = event_times(stored)
             statuses, fresh = _statuses(event_ts, view.ttl_us, now_us)
             kept = stored if fresh is None else _withhold(stored, fresh)
-            gathered = view.gather(kept)
-            if gathered is None:
-                out.append(_decoded(view, stored, now_us))
-            else:
-                out.append(ViewEntries(statuses, event_ts, gathered))
+            out.append(ViewEntries(statuses, event_ts, view.gather(kept)))
         return out
 
     def _per_view(self, raw: Sequence[bytes | None], rows: int) -> list[Sequence[bytes | None]]:
@@ -200,6 +210,7 @@ class LookupPlan:
             values,
             statuses,
             times,
+            self.dtypes,
         )
 
 

@@ -16,17 +16,19 @@ from __future__ import annotations
 import enum
 import numbers
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 import pandas as pd
+import pyarrow as pa
 
 from skewless.batch.compile import ViewRequest
-from skewless.errors import EntityDataFrameError
+from skewless.errors import EntityRowsError
 from skewless.online.codec import entity_key
 from skewless.serving.plan import LookupPlan
 from skewless.timeutil import utc_micros
+from skewless.types import DType, pandas_dtype, to_arrow
 
 
 class FeatureStatus(enum.Enum):
@@ -37,7 +39,11 @@ class FeatureStatus(enum.Enum):
 
 @dataclass(frozen=True)
 class OnlineResponse:
-    """Per row, per feature: value, status and event time (UTC)."""
+    """Per row, per feature: value, status and event time (UTC).
+
+    `dtypes` holds each feature's declared type (empty when unknown, e.g. from a server
+    that does not send it); to_pandas() types the feature columns by it.
+    """
 
     join_keys: list[str]
     entity_rows: list[dict[str, Any]]
@@ -45,6 +51,7 @@ class OnlineResponse:
     values: dict[str, list[Any]]
     statuses: dict[str, list[FeatureStatus]]
     event_timestamps: dict[str, list[datetime | None]]
+    dtypes: Mapping[str, DType] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, list[Any]]:
         """Each join key and feature name to a list of values, in row order."""
@@ -55,18 +62,63 @@ class OnlineResponse:
         return out
 
     def to_pandas(self) -> pd.DataFrame:
-        return pd.DataFrame(self.to_dict())
+        """One row per entity row: the join keys, then the features in request order.
+
+        Features have exactly the dtypes and values get_historical_features(...).to_pandas()
+        gives (types.pandas_dtype, through Arrow as there): nullable Int64, Int32 and
+        boolean, float32 and float64 (a null is NaN there), datetime64[us, UTC], and
+        objects for strings, bytes and arrays (an array is the numpy array Arrow makes of
+        it). Join keys are typed by their values, as the rows give them, so in-process
+        and OnlineClient responses agree: integers as nullable Int64 (a null key does not
+        turn them into floats), bools as boolean, anything else as objects. There are no
+        event-time columns: a training set has none per feature either, and an online row
+        has no request time; statuses and event times are in `.statuses` and
+        `.event_timestamps`.
+        """
+        columns: dict[str, pd.Series[Any]] = {
+            k: _key_column([row.get(k) for row in self.entity_rows]) for k in self.join_keys
+        }
+        for name in self.features:
+            dtype = self.dtypes.get(name)
+            values = self.values[name]
+            columns[name] = pd.Series(values) if dtype is None else _feature_column(values, dtype)
+        return pd.DataFrame(columns, index=pd.RangeIndex(len(self.entity_rows)))
 
 
-_KEY_TYPES: dict[str, tuple[type, ...]] = {
-    "int64": (numbers.Integral,),
-    "int32": (numbers.Integral,),
-    "unix_timestamp": (numbers.Integral,),
-    "string": (str,),
-    "bytes": (bytes,),
-    "bool": (bool,),
+def _feature_column(values: list[Any], dtype: DType) -> pd.Series[Any]:
+    """A feature column as the training set's to_pandas() makes it: Arrow's conversion
+    (integers and bools to pandas' nullable types, so large integers stay exact), then
+    types.pandas_dtype."""
+    target = pandas_dtype(dtype)
+    arrow = to_arrow(dtype)
+    nullable = isinstance(target, pd.api.extensions.ExtensionDtype)
+    series: pd.Series[Any] = pa.array(values, type=arrow).to_pandas(
+        types_mapper={arrow: target}.get if nullable else None
+    )
+    return series if target is object or series.dtype == target else series.astype(target)
+
+
+def _key_column(values: list[Any]) -> pd.Series[Any]:
+    present = [v for v in values if v is not None]
+    if present and all(isinstance(v, bool) for v in present):
+        return pd.Series(pd.array(values, dtype=pd.BooleanDtype()))
+    # a bool is an int to Python, not here (nor to the key encoding)
+    if present and all(type(v) is not bool and isinstance(v, numbers.Integral) for v in present):
+        return pd.Series(pd.array(values, dtype=pd.Int64Dtype()))
+    return pd.Series(values, dtype=object)
+
+
+# Declared key type -> the Python values a key of that type takes (the key encoding
+# has no other kinds); a type missing here (a float key) takes what any key takes.
+_KEY_TYPES: dict[str, tuple[tuple[type, ...], str]] = {
+    "int64": ((numbers.Integral,), "an int"),
+    "int32": ((numbers.Integral,), "an int"),
+    "unix_timestamp": ((numbers.Integral,), "an int"),
+    "string": ((str,), "a str"),
+    "bytes": ((bytes,), "bytes"),
+    "bool": ((bool,), "a bool"),
 }
-_ENCODABLE = (bool, numbers.Integral, str, bytes)
+_ENCODABLE = ((bool, numbers.Integral, str, bytes), "an int, str, bytes or bool")
 
 
 def check_join_keys(
@@ -74,41 +126,42 @@ def check_join_keys(
 ) -> None:
     """Every join key the requests need is in every row, with a value the online key
     encoding takes (an integer, str, bytes, bool, or null, which finds nothing), of the
-    type the view's schema pins when it pins one. Raises EntityDataFrameError naming the
-    key. In-process and gRPC lookups both go through here, so both refuse the same rows."""
-    checks: dict[str, tuple[str, tuple[type, ...] | None]] = {}
+    type each view declares for it when one does (FeatureView.key_fields). Raises
+    EntityRowsError naming the row, the key, and the expected and given types. In-process
+    and gRPC lookups both go through here, so both refuse the same rows."""
+    checks: dict[str, list[tuple[str, DType | None]]] = {}
     for req in requests:
-        pinned = {f.name: f.dtype.name for f in req.view.key_fields}
+        declared = {f.name: f.dtype for f in req.view.key_fields}
         for key in req.join_keys:
-            if key not in checks:
-                checks[key] = (req.name, _KEY_TYPES.get(pinned.get(key, "")))
+            checks.setdefault(key, []).append((req.name, declared.get(key)))
     for i, row in enumerate(entity_rows):
-        for key, (view, expected) in checks.items():
+        for key, views in checks.items():
             if key not in row:
-                raise EntityDataFrameError(
-                    f"entity row {i} has no join key '{key}' (needed by feature view '{view}')",
-                    column=key,
+                raise EntityRowsError(
+                    f"no join key '{key}' (needed by feature view '{views[0][0]}')",
+                    row=i,
+                    key=key,
                 )
             value = row[key]
             if value is None:
                 continue
-            if expected is None:
-                ok = isinstance(value, _ENCODABLE)
-            elif expected == (bool,):
-                ok = isinstance(value, bool)
-            else:  # a bool is an int to Python, not to the key encoding
-                ok = isinstance(value, expected) and not isinstance(value, bool)
-            if not ok:
-                want = "int, str, bytes or bool" if expected is None else _names(expected)
-                raise EntityDataFrameError(
-                    f"entity row {i}: join key '{key}' of feature view '{view}' is a "
-                    f"{type(value).__name__} ({value!r}); expected {want}",
-                    column=key,
-                )
+            for view, dtype in views:
+                problem = _key_problem(key, value, view, dtype)
+                if problem is not None:
+                    raise EntityRowsError(problem, row=i, key=key)
 
 
-def _names(types: tuple[type, ...]) -> str:
-    return " or ".join("int" if t is numbers.Integral else t.__name__ for t in types)
+def _key_problem(key: str, value: Any, view: str, dtype: DType | None) -> str | None:
+    """Why `value` (not null) cannot be join key `key` of `view`, declared `dtype` there
+    (None: not declared), or None when it can."""
+    types, wanted = _KEY_TYPES.get("" if dtype is None else dtype.name, _ENCODABLE)
+    # a bool is an int to Python, not to the key encoding
+    if isinstance(value, types) and (bool in types or not isinstance(value, bool)):
+        return None
+    given = f"join key '{key}' is a {type(value).__name__} ({value!r})"
+    if dtype is None or dtype.name not in _KEY_TYPES:
+        return f"{given}; a join key is {wanted} (feature view '{view}')"
+    return f"{given}, but feature view '{view}' declares it {dtype!r}: give {wanted}"
 
 
 def lookup_keys(

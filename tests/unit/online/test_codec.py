@@ -8,6 +8,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from skewless.online.codec import (
+    HEADER_SIZE,
+    RANK_SLICE,
     CodecError,
     Record,
     column_decoder,
@@ -19,14 +21,13 @@ from skewless.online.codec import (
     entry_gatherer,
     event_times,
     key_prefix,
-    order_bytes,
 )
-from skewless.online.codec_v1 import encode_value_v1
 from skewless.online.entries import NULL_ENTRY, encode_entry
 from skewless.types import Array, Bool, Bytes, Float32, Float64, Int32, Int64, String, UnixTimestamp
 
 I64 = st.integers(-(2**63), 2**63 - 1)
 TS = st.integers(-(2**62), 2**62)  # microseconds; the offset-binary header holds all int64
+TIE = st.integers(-(2**63), 2**63 - 1)
 
 SCALARS: dict[Any, st.SearchStrategy[Any]] = {
     Int64: I64,
@@ -63,26 +64,32 @@ def same(a: Any, b: Any) -> bool:
     return bool(a == b) and type(a) is type(b)
 
 
-@given(row=typed_rows(), ets=TS, cts=st.none() | TS)
+@given(row=typed_rows(), ets=TS, cts=st.none() | TS, tie=TIE)
 def test_codec_value_round_trips(
-    row: tuple[list[Any], list[Any]], ets: int, cts: int | None
+    row: tuple[list[Any], list[Any]], ets: int, cts: int | None, tie: int
 ) -> None:
     dtypes, values = row
-    data = encode_value(Record(ets, cts, tuple(values)), dtypes)
+    data = encode_value(Record(ets, cts, tuple(values), tie), dtypes)
     back = decode_value(data, dtypes)
-    assert (back.event_ts_us, back.created_ts_us) == (ets, cts)
+    assert (back.event_ts_us, back.created_ts_us, back.tie_hash) == (ets, cts, tie)
     assert all(same(a, b) for a, b in zip(back.values, values, strict=True))
 
 
-@given(a=st.tuples(TS, st.none() | TS), b=st.tuples(TS, st.none() | TS))
-def test_codec_header_bytes_order_like_event_then_created(
-    a: tuple[int, int | None], b: tuple[int, int | None]
+@given(a=st.tuples(TS, st.none() | TS, TIE), b=st.tuples(TS, st.none() | TS, TIE))
+def test_codec_header_rank_bytes_order_like_the_rank(
+    a: tuple[int, int | None, int], b: tuple[int, int | None, int]
 ) -> None:
-    def rank(t: tuple[int, int | None]) -> tuple[int, int, int]:
-        return (t[0], 0 if t[1] is None else 1, t[1] or 0)
+    """The bytes the online compare-and-set compares order values as the ranking rule
+    orders rows: event time, created time (null lowest), tie hash."""
 
-    assert (order_bytes(*a) < order_bytes(*b)) == (rank(a) < rank(b))
-    assert (order_bytes(*a) == order_bytes(*b)) == (rank(a) == rank(b))
+    def rank(t: tuple[int, int | None, int]) -> tuple[int, int, int, int]:
+        return (t[0], 0 if t[1] is None else 1, t[1] or 0, t[2])
+
+    def header(t: tuple[int, int | None, int]) -> bytes:
+        return encode_value(Record(t[0], t[1], (), t[2]), [])[RANK_SLICE]
+
+    assert (header(a) < header(b)) == (rank(a) < rank(b))
+    assert (header(a) == header(b)) == (rank(a) == rank(b))
 
 
 KEY_PART = st.none() | I64 | st.text(max_size=6) | st.binary(max_size=6) | st.booleans()
@@ -112,7 +119,7 @@ def test_codec_rejects_bad_input() -> None:
         decode_value(good[:-1], [Int64])
     with pytest.raises(CodecError, match="trailing"):
         decode_value(good + b"\x00", [Int64])
-    with pytest.raises(CodecError, match="codec version 9"):
+    with pytest.raises(CodecError, match="codec version 9: this skewless reads version 3"):
         decode_value(b"\x09" + good[1:], [Int64])
     with pytest.raises(CodecError, match="join key value 1.5"):
         encode_entity_key([1.5])
@@ -123,9 +130,8 @@ def test_codec_rejects_bad_input() -> None:
 
 @st.composite
 def stored_batches(draw: st.DrawFn) -> tuple[list[Any], list[bytes | None], list[int]]:
-    """A view's dtypes, a batch of its stored values (None: not stored), written by this
-    codec, by version 1 or by both, and positions. Batches run past the size that the
-    vectorized readers take (codec._FEW)."""
+    """A view's dtypes, a batch of its stored values (None: not stored) and positions.
+    Batches run past the size that the vectorized readers take (codec._FEW)."""
     dtypes, _ = draw(typed_rows())
     fixed = [Int64, Int32, Float64, Float32, Bool, UnixTimestamp]
     layout = draw(st.sampled_from(["typed", "fixed", "runs"]))
@@ -133,9 +139,6 @@ def stored_batches(draw: st.DrawFn) -> tuple[list[Any], list[bytes | None], list
         dtypes = draw(st.lists(st.sampled_from(fixed), min_size=1, max_size=8))
     elif layout == "runs":
         dtypes = draw(st.lists(st.sampled_from([*fixed] * 4 + [String, Bytes]), max_size=20))
-    writers = draw(
-        st.sampled_from([[encode_value], [encode_value_v1], [encode_value, encode_value_v1]])
-    )
     batch: list[bytes | None] = []
     for _ in range(draw(st.integers(0, 14))):
         if draw(st.integers(0, 4)) == 0:
@@ -149,8 +152,8 @@ def stored_batches(draw: st.DrawFn) -> tuple[list[Any], list[bytes | None], list
                 else SCALARS[dtype]
             )
             values.append(draw(st.none() | strategy) if draw(st.booleans()) else draw(strategy))
-        record = Record(draw(TS), draw(st.none() | TS), tuple(values))
-        batch.append(draw(st.sampled_from(writers))(record, dtypes))
+        record = Record(draw(TS), draw(st.none() | TS), tuple(values), draw(TIE))
+        batch.append(encode_value(record, dtypes))
     if not dtypes or draw(st.booleans()):  # any selection, in any order
         positions = draw(st.permutations(range(len(dtypes))))[: draw(st.integers(0, len(dtypes)))]
     else:  # a run of consecutive features (read through a slice), often the whole view
@@ -184,13 +187,9 @@ def test_gather_concatenates_the_entries_of_the_decoded_values(
     case: tuple[list[Any], list[bytes | None], list[int]],
 ) -> None:
     """Per selected feature, the gathered bytes are the entries of every row's decoded
-    value, re-encoded (a null entry for a row with nothing stored); a batch holding a
-    version 1 value is left to the decoder."""
+    value, re-encoded (a null entry for a row with nothing stored)."""
     dtypes, batch, positions = case
     gathered = entry_gatherer(dtypes, positions)(batch)
-    if any(data is not None and data[0] == 1 for data in batch):
-        assert gathered is None
-        return
     records = [None if data is None else decode_value(data, dtypes) for data in batch]
     expected = [
         b"".join(NULL_ENTRY if r is None else encode_entry(r.values[p], dtypes[p]) for r in records)
@@ -204,7 +203,7 @@ def test_column_decoder_and_gather_refuse_what_decode_value_refuses(
     case: tuple[list[Any], list[bytes | None], list[int]], cut: int, junk: bytes
 ) -> None:
     dtypes, batch, positions = case
-    stored = [d for d in batch if d is not None and d[0] == 2]
+    stored = [d for d in batch if d is not None]
     if not stored:
         return
     for bad in (stored[0][: max(0, len(stored[0]) - 1 - cut)], stored[0] + junk):
@@ -235,18 +234,20 @@ def test_column_decoder_and_gather_of_rows_with_nothing_stored() -> None:
         assert gathered == [NULL_ENTRY * 11 + e for e in last]
 
 
-def test_codec_reads_version_1_values_and_refuses_other_versions() -> None:
-    record = Record(1, 5, (1.5, "a", None))
+def test_codec_refuses_other_versions_saying_to_materialize_again() -> None:
+    record = Record(1, 5, (1.5, "a", None), -3)
     dtypes = [Float64, String, Int64]
-    assert decode_value(encode_value_v1(record, dtypes), dtypes) == record
     assert decode_value(encode_value(record, dtypes), dtypes) == record
     data = bytearray(encode_value(record, dtypes))
-    data[0] = 3
-    with pytest.raises(CodecError, match="codec version 3; this skewless reads 1 and 2"):
-        column_decoder(dtypes, [0])([bytes(data)] * 10)
-    with pytest.raises(CodecError, match="codec version 3"):
-        entry_gatherer(dtypes, [0])([bytes(data)])
-    data[0], data[1] = 2, 0x80
+    for version in (1, 2, 4):
+        data[0] = version
+        message = f"codec version {version}: this skewless reads version 3 only; materialize"
+        for batch in ([bytes(data)], [bytes(data)] * 10):
+            with pytest.raises(CodecError, match=message):
+                column_decoder(dtypes, [0])(batch)
+            with pytest.raises(CodecError, match=message):
+                entry_gatherer(dtypes, [0])(batch)
+    data[0], data[1] = 3, 0x80
     with pytest.raises(CodecError, match="unknown flags 0x80"):
         decode_value(bytes(data), dtypes)
 
@@ -283,8 +284,8 @@ def test_column_decoder_refuses_malformed_varints_as_decode_value_does(
 ) -> None:
     good = encode_value(Record(1, None, (5,)), [dtype])
     entry = b"\x12" + bytes([len(payload)]) + payload
-    table_end = 20 + 2 * 2  # the header, then two 2-byte offsets
-    bad = good[:20] + (table_end).to_bytes(2, "little")
+    table_end = HEADER_SIZE + 2 * 2  # the header, then two 2-byte offsets
+    bad = good[:HEADER_SIZE] + (table_end).to_bytes(2, "little")
     bad += (table_end + len(entry)).to_bytes(2, "little") + entry
     with pytest.raises(CodecError) as alone:
         decode_value(bad, [dtype])

@@ -107,16 +107,22 @@ def batches(draw: st.DrawFn) -> tuple[list[DType], list[list[Any]], list[int], l
         columns.append(draw(st.lists(values, min_size=rows, max_size=rows)))
     events = draw(st.lists(I64, min_size=rows, max_size=rows))
     created = draw(st.lists(st.none() | I64, min_size=rows, max_size=rows))
-    return dtypes, columns, events, created
+    ties = draw(st.lists(I64, min_size=rows, max_size=rows))
+    return dtypes, columns, events, created, ties
 
 
 def row_wise(
-    dtypes: list[DType], columns: list[pa.Array], events: pa.Array, created: pa.Array
+    dtypes: list[DType],
+    columns: list[pa.Array],
+    events: pa.Array,
+    created: pa.Array,
+    ties: pa.Array,
 ) -> list[bytes]:
     values = [writer_values(c, d) for c, d in zip(columns, dtypes, strict=True)]
+    rows = zip(events.to_pylist(), created.to_pylist(), ties.to_pylist(), strict=True)
     return [
-        encode_value(Record(e, c, tuple(col[i] for col in values)), dtypes)
-        for i, (e, c) in enumerate(zip(events.to_pylist(), created.to_pylist(), strict=True))
+        encode_value(Record(e, c, tuple(col[i] for col in values), t), dtypes)
+        for i, (e, c, t) in enumerate(rows)
     ]
 
 
@@ -135,47 +141,57 @@ EVERY_TYPE = (
     ],
     [0, -1, 2**63 - 1],
     [None, 5, -(2**63)],
+    [-(2**63), 0, 2**63 - 1],
 )
 
 
 @example(batch=EVERY_TYPE, skip=1)
 @given(batch=batches(), skip=st.integers(0, 2))
 def test_codec_encode_values_equals_encode_value_row_by_row(
-    batch: tuple[list[DType], list[list[Any]], list[int], list[int | None]], skip: int
+    batch: tuple[list[DType], list[list[Any]], list[int], list[int | None], list[int]], skip: int
 ) -> None:
-    dtypes, raw_columns, raw_events, raw_created = batch
+    dtypes, raw_columns, raw_events, raw_created, raw_ties = batch
     # Sliced arrays (a non-zero offset) arrive from Arrow batches too.
     columns = [arrow_column(c, d)[skip:] for c, d in zip(raw_columns, dtypes, strict=True)]
     events = pa.array(raw_events, pa.int64())[skip:]
     created = pa.array(raw_created, pa.int64())[skip:]
-    expected = row_wise(dtypes, columns, events, created)
-    assert encode_values(events, created, columns, dtypes) == expected
+    ties = pa.array(raw_ties, pa.int64())[skip:]
+    expected = row_wise(dtypes, columns, events, created, ties)
+    assert encode_values(events, created, ties, columns, dtypes) == expected
 
 
 def test_codec_encode_values_takes_timestamp_headers_and_rejects_bad_input() -> None:
     ts = pa.array([1_000_000, -7], pa.int64())
     as_timestamps = ts.cast(pa.timestamp("us", tz="UTC"))
     none = pa.array([None, None], pa.timestamp("us", tz="UTC"))
-    values = encode_values(as_timestamps, none, [pa.array([1, 2])], [Int64])
+    ties = pa.array([5, -5], pa.int64())
+    values = encode_values(as_timestamps, none, ties, [pa.array([1, 2])], [Int64])
     assert values == [
-        encode_value(Record(1_000_000, None, (1,)), [Int64]),
-        encode_value(Record(-7, None, (2,)), [Int64]),
+        encode_value(Record(1_000_000, None, (1,), 5), [Int64]),
+        encode_value(Record(-7, None, (2,), -5), [Int64]),
     ]
     with pytest.raises(CodecError, match="1 columns for 2 features"):
-        encode_values(ts, ts, [pa.array([1, 2])], [Int64, Int64])
+        encode_values(ts, ts, ties, [pa.array([1, 2])], [Int64, Int64])
     with pytest.raises(CodecError, match="event time is null"):
-        encode_values(pa.array([1, None]), ts, [], [])
+        encode_values(pa.array([1, None]), ts, ties, [], [])
+    with pytest.raises(CodecError, match="a tie hash is missing"):
+        encode_values(ts, ts, pa.array([1, None], pa.int64()), [], [])
 
 
 def test_codec_encode_values_golden_bytes() -> None:
     (value,) = encode_values(
-        pa.array([1], pa.int64()), pa.array([None], pa.int64()), [pa.array([7])], [Int64]
+        pa.array([1], pa.int64()),
+        pa.array([None], pa.int64()),
+        pa.array([-2], pa.int64()),
+        [pa.array([7])],
+        [Int64],
     )
     assert value == (
-        b"\x02\x00\x00\x00"  # version 2, no flags: 2-byte offsets
+        b"\x03\x00\x00\x00"  # version 3, no flags: 2-byte offsets
         + struct.pack(">Q", 2**63 + 1)  # event time 1 us
         + b"\x00" * 8  # no created time
-        + struct.pack("<HH", 24, 28)  # the entry of the one feature, then the end
+        + struct.pack(">Q", 2**63 - 2)  # tie hash -2
+        + struct.pack("<HH", 32, 36)  # the entry of the one feature, then the end
         + b"\x12\x02\x08\x07"  # FeatureColumn.values: a Value of int64_value 7
     )
 
@@ -183,7 +199,11 @@ def test_codec_encode_values_golden_bytes() -> None:
 def test_codec_encode_values_refuses_an_int32_out_of_range() -> None:
     with pytest.raises(CodecError, match="2147483648 is out of range for int32"):
         encode_values(
-            pa.array([1], pa.int64()), pa.array([None], pa.int64()), [pa.array([2**31])], [Int32]
+            pa.array([1], pa.int64()),
+            pa.array([None], pa.int64()),
+            pa.array([0], pa.int64()),
+            [pa.array([2**31])],
+            [Int32],
         )
     with pytest.raises(CodecError, match="2147483648 is out of range for int32"):
         encode_value(Record(1, None, (2**31,)), [Int32])
@@ -192,7 +212,11 @@ def test_codec_encode_values_refuses_an_int32_out_of_range() -> None:
 def test_codec_encode_values_takes_4_byte_offsets_for_a_batch_past_64_kib() -> None:
     column = pa.array(["x" * 70_000, "y", None])
     values = encode_values(
-        pa.array([1, 2, 3]), pa.array([None] * 3, pa.int64()), [column], [String]
+        pa.array([1, 2, 3]),
+        pa.array([None] * 3, pa.int64()),
+        pa.array([0] * 3, pa.int64()),
+        [column],
+        [String],
     )
     assert [v[1] for v in values] == [1, 1, 1]  # every value of the batch
     assert [decode_value(v, [String]).values for v in values] == [("x" * 70_000,), ("y",), (None,)]

@@ -115,7 +115,9 @@ class GetOnlineFeaturesRequest(_message.Message):
     def entity_columns(self) -> _containers.MessageMap[_builtins.str, Global___ValueColumn]:
         """One column per join key, each holding one value per entity row; every column has
         the same length (the number of rows). Join keys a request does not need are allowed
-        and ignored.
+        and ignored. Rows need not all have the same keys: a column lists the rows that do
+        not have its key in `missing_indices` (a row without a key a feature needs is
+        INVALID_ARGUMENT, where a null key finds nothing).
         """
 
     @_builtins.property
@@ -187,8 +189,14 @@ class FeatureColumn(_message.Message):
     VALUES_FIELD_NUMBER: _builtins.int
     STATUSES_FIELD_NUMBER: _builtins.int
     EVENT_TIMESTAMPS_FIELD_NUMBER: _builtins.int
+    DTYPE_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """The output name: "feature", or "view__feature" with full_feature_names."""
+    dtype: _builtins.str
+    """The feature's declared type in skewless's canonical form ("int64", "float32",
+    "unix_timestamp", "array<string>", ...), which types the column even when every value
+    is null.
+    """
     @_builtins.property
     def values(self) -> _containers.RepeatedCompositeFieldContainer[Global___Value]:
         """One entry per entity row, in row order. The value is null (an empty Value) unless the
@@ -211,10 +219,11 @@ class FeatureColumn(_message.Message):
         values: _abc.Iterable[Global___Value] | None = ...,
         statuses: _abc.Iterable[Global___FeatureStatus.ValueType] | None = ...,
         event_timestamps: _abc.Iterable[_builtins.int] | None = ...,
+        dtype: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["event_timestamps", b"event_timestamps", "name", b"name", "statuses", b"statuses", "values", b"values"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["dtype", b"dtype", "event_timestamps", b"event_timestamps", "name", b"name", "statuses", b"statuses", "values", b"values"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -225,16 +234,24 @@ class ValueColumn(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     VALUES_FIELD_NUMBER: _builtins.int
+    MISSING_INDICES_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def values(self) -> _containers.RepeatedCompositeFieldContainer[Global___Value]: ...
+    @_builtins.property
+    def missing_indices(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]:
+        """Rows (indices into `values`) that do not have this key at all; their entries in
+        `values` are empty Values and are ignored. Empty in the common case.
+        """
+
     def __init__(
         self,
         *,
         values: _abc.Iterable[Global___Value] | None = ...,
+        missing_indices: _abc.Iterable[_builtins.int] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["values", b"values"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["missing_indices", b"missing_indices", "values", b"values"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

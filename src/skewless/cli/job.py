@@ -2,10 +2,10 @@
 
     spark-submit --properties-file spark-conf/spark-defaults.conf \\
         --packages io.delta:delta-spark_4.2_2.13:4.4.0 \\
-        "$(python -c 'import skewless.batch.job as j; print(j.__file__)')" \\
+        "$(python -c 'import skewless.cli.job as j; print(j.__file__)')" \\
         --repo /path/to/feature_repo materialize 2026-01-01 2026-01-02
 
-or, in-process, `python -m skewless.batch.job --repo PATH materialize START END`.
+or, in-process, `python -m skewless.cli.job --repo PATH materialize START END`.
 Under spark-submit the session (master, jars, resources) is the submit's own; the
 repo's `spark` settings apply only when this module starts Spark itself.
 """
@@ -20,11 +20,11 @@ from dataclasses import asdict
 
 from skewless.errors import SkewlessError
 from skewless.feature_store import FeatureStore
-from skewless.materialization import parse_time
+from skewless.timeutil import parse_time
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="skewless.batch.job", description=__doc__)
+    parser = argparse.ArgumentParser(prog="skewless.cli.job", description=__doc__)
     parser.add_argument("--repo", default=".", help="feature repo folder")
     sub = parser.add_subparsers(dest="command", required=True)
     full = sub.add_parser("materialize", help="materialize [START, END]")

@@ -1,0 +1,1 @@
+"""Engine-free rules that the offline and online paths must both obey."""
