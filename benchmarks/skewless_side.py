@@ -214,7 +214,7 @@ def _rows(n: int) -> list[dict[str, Any]]:
 def grpc_payloads() -> dict[str, bytes]:
     """Serialized GetOnlineFeatures requests per workload."""
     from skewless.grpc import convert  # noqa: PLC0415
-    from skewless.grpc.backend import OnlineQuery  # noqa: PLC0415
+    from skewless.serving.service import OnlineQuery  # noqa: PLC0415
 
     out = {}
     for name, (view, features, n) in WORKLOADS.items():
@@ -230,7 +230,7 @@ def check_grpc_answers(target: str, payloads: dict[str, bytes]) -> dict[str, dic
 
     from skewless._proto.skewless.serving.v1 import serving_pb2 as pb  # noqa: PLC0415
     from skewless.grpc import convert  # noqa: PLC0415
-    from skewless.serving.service import FeatureStatus  # noqa: PLC0415
+    from skewless.serving.response import FeatureStatus  # noqa: PLC0415
 
     out = {}
     with grpc.insecure_channel(target) as channel:

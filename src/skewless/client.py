@@ -22,8 +22,8 @@ import grpc
 
 from skewless.definitions import FeatureService
 from skewless.grpc import convert
-from skewless.grpc.backend import OnlineQuery
-from skewless.serving.service import OnlineResponse
+from skewless.serving.response import OnlineResponse
+from skewless.serving.service import OnlineQuery
 
 
 class OnlineClient:

@@ -1,8 +1,9 @@
 """FeatureStore: the Python entry point over one feature repo.
 
-It only wires the pieces together; the logic lives in repo.py, plan/, registry/ and
-batch/. Retrieval reads definitions from the registry (what was applied), never from
-the repo's Python files, so a training set always matches a recorded version.
+It only wires the pieces together; the logic lives in repo.py, plan/, registry/,
+batch/, materialize/ and serving/. Retrieval reads definitions from the registry (what
+was applied: the same Catalog the server answers from), never from the repo's Python
+files, so a training set always matches a recorded version.
 """
 
 from __future__ import annotations
@@ -13,9 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
-import redis
 
-from skewless.batch.compile import compile_requests, service_refs
 from skewless.config import RepoConfig, load_config, resolve_path
 from skewless.definitions import Entity, FeatureService, FeatureView
 from skewless.errors import (
@@ -28,6 +27,7 @@ from skewless.errors import (
     OnlineStoreUnavailableError,
     RegistryConflictError,
 )
+from skewless.feature_request import service_refs
 from skewless.plan import Plan, apply_plan, check_sources, make_plan
 from skewless.registry import (
     MaterializationRecord,
@@ -43,9 +43,10 @@ if TYPE_CHECKING:
 
     from skewless.batch.retrieval import RetrievalJob
     from skewless.materialize import Materializer
-    from skewless.online.redis import RedisOnlineStore
+    from skewless.online.store import OnlineStore
+    from skewless.serving.catalog import Catalog
     from skewless.serving.plan import LookupPlan
-    from skewless.serving.service import OnlineResponse
+    from skewless.serving.response import OnlineResponse
 
 
 __all__ = ["FeatureStore", "NothingAppliedError", "OnlineStoreNotConfiguredError"]
@@ -57,12 +58,10 @@ class FeatureStore:
         self.config = config or load_config(self.repo_path)
         self.registry: Registry = open_registry(self.config, self.repo_path)
         self._spark: SparkSession | None = None
-        self._online: RedisOnlineStore | None = None
-        # Applied views and services, cached per registry version (one cheap query to
-        # check the version instead of rebuilding every definition on each lookup).
-        self._applied: tuple[int, dict[str, FeatureView], dict[str, FeatureService]] | None = None
-        # Compiled online lookups of the applied definitions, per (refs, full names).
-        self._plans: dict[tuple[tuple[str, ...], bool], LookupPlan] = {}
+        self._online: OnlineStore | None = None
+        # The applied definitions and their compiled lookups, reloaded when the registry
+        # version changes (one cheap query instead of rebuilding every definition).
+        self._catalog: Catalog | None = None
 
     @property
     def project(self) -> str:
@@ -101,14 +100,14 @@ class FeatureStore:
     def list_entities(self) -> list[Entity]:
         return [r.definition() for r in self._records("entity")]  # type: ignore[misc]
 
-    def _applied_objects(self) -> tuple[dict[str, FeatureView], dict[str, FeatureService]]:
+    def catalog(self) -> Catalog:
+        """The applied views and services, as of the registry's current version."""
+        from skewless.serving.catalog import load_catalog  # noqa: PLC0415
+
         version = self.registry.registry_version()
-        if self._applied is None or self._applied[0] != version:
-            views = {v.name: v for v in self.list_feature_views()}
-            services = {s.name: s for s in self.list_feature_services()}
-            self._applied = (version, views, services)
-            self._plans = {}
-        return self._applied[1], self._applied[2]
+        if self._catalog is None or self._catalog.registry_version != version:
+            self._catalog = load_catalog(self.registry, self.project)
+        return self._catalog
 
     def list_feature_views(self) -> list[FeatureView]:
         return [r.definition() for r in self._records("feature_view")]  # type: ignore[misc]
@@ -165,15 +164,10 @@ class FeatureStore:
         and a timestamp column), the latest feature values known at that time."""
         from skewless.batch.retrieval import get_historical_features  # noqa: PLC0415
 
-        views = {v.name: v for v in self.list_feature_views()}
-        if not views:
-            raise NothingAppliedError(self.project)
-        services = {s.name: s for s in self.list_feature_services()}
-        refs = service_refs(features, services)
-        ts_col = timestamp_column or self.config.entity_timestamp_column
-        requests = compile_requests(
-            refs, views, full_feature_names=full_feature_names, reserved=list(entity_df.columns)
+        requests = self.catalog().compile(
+            features, full_feature_names=full_feature_names, reserved=list(entity_df.columns)
         )
+        ts_col = timestamp_column or self.config.entity_timestamp_column
         return get_historical_features(self.spark, self.repo_path, entity_df, requests, ts_col)
 
     # --- online -----------------------------------------------------------------------
@@ -182,21 +176,11 @@ class FeatureStore:
         self, features: Sequence[str] | FeatureService | str, full_feature_names: bool
     ) -> LookupPlan:
         """The compiled lookup of `features`, cached per registry version."""
-        from skewless.serving.plan import LookupPlan  # noqa: PLC0415
-
-        views, services = self._applied_objects()
-        if not views:
+        catalog = self.catalog()
+        if not catalog.views:
             raise NothingAppliedError(self.project)
-        refs = service_refs(features, services)
-        key = (tuple(refs), full_feature_names)
-        plan = self._plans.get(key)
-        if plan is None:
-            requests = compile_requests(refs, views, full_feature_names=full_feature_names)
-            plan = LookupPlan(self.project, requests)
-            if len(self._plans) >= 1024:
-                self._plans.clear()
-            self._plans[key] = plan
-        return plan
+        refs = service_refs(features, catalog.services)
+        return catalog.plan(refs, full_feature_names=full_feature_names)
 
     def online_url(self) -> str:
         """The configured Redis URL, or the embedded server's (started if need be)."""
@@ -210,7 +194,7 @@ class FeatureStore:
 
         return embedded_dir(self.repo_path)
 
-    def online_store(self) -> RedisOnlineStore:
+    def online_store(self) -> OnlineStore:
         from skewless.online.redis import RedisOnlineStore  # noqa: PLC0415
 
         cfg = self.config.online_store
@@ -275,8 +259,8 @@ class FeatureStore:
                 self._online = self.online_store()
             try:
                 return lookup(plan, self._online.read, entity_rows, request_time)
-            except (redis.ConnectionError, redis.TimeoutError) as exc:
+            except OnlineStoreUnavailableError:
                 self._online = None  # reconnect (and restart an embedded server) once
                 if attempt == 2 or self.config.online_store.url:
-                    raise OnlineStoreUnavailableError(str(exc)) from exc
+                    raise
         raise AssertionError("unreachable")  # pragma: no cover

@@ -26,7 +26,7 @@ from skewless.client import OnlineClient
 from skewless.grpc import running_server
 from skewless.online.embedded import EmbeddedServer
 from skewless.repo import load_repo
-from skewless.serving.service import FeatureStatus
+from skewless.serving.response import FeatureStatus
 from skewless.timeutil import utc_micros
 from tests.integration.redis_server import redis_server
 

@@ -10,8 +10,8 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from skewless.batch.compile import ViewRequest, compile_requests
 from skewless.definitions import Entity, FeatureView, Field, FileSource
+from skewless.feature_request import ViewRequest, compile_requests
 from skewless.types import DType, to_arrow
 
 TS_TYPE = pa.timestamp("us", tz="UTC")

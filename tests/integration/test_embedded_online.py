@@ -11,7 +11,7 @@ from pyspark.sql import SparkSession
 from skewless import FeatureStore
 from skewless.online import embedded
 from skewless.online.embedded import EmbeddedServer
-from skewless.serving.service import FeatureStatus
+from skewless.serving.response import FeatureStatus
 from tests.integration.test_materialize import BASE_ROWS, DEFS, add_file, at
 
 

@@ -34,7 +34,7 @@ from skewless.client import OnlineClient
 from skewless.errors import BindError, EntityRowsError
 from skewless.grpc import running_server
 from skewless.grpc.server import RunningServer
-from skewless.serving.service import FeatureStatus, OnlineResponse
+from skewless.serving.response import FeatureStatus, OnlineResponse
 from tests.integration.redis_server import free_port
 
 NOW = datetime.now(UTC).replace(microsecond=0)

@@ -26,7 +26,7 @@ from pyspark.sql import SparkSession
 from skewless import FeatureStore
 from skewless.batch import materialize
 from skewless.batch.materialize import changes, computed_once
-from skewless.serving.service import FeatureStatus
+from skewless.serving.response import FeatureStatus
 from skewless.timeutil import utc_micros
 
 T0 = datetime(2024, 5, 1, tzinfo=UTC)
@@ -383,8 +383,9 @@ def _scans(frame: Any) -> list[dict[str, int]]:
 def test_materialize_incremental_with_nothing_new_reads_no_old_rows_and_commits_nothing(
     repo: FeatureStore, spark: SparkSession
 ) -> None:
-    """Files that arrived long before the last run are not listed again, and their rows
-    past the last run's end are found by the files' statistics, without reading rows."""
+    """Files the last run read are not listed again (not even within the overlap kept for
+    files written while a run lists them), and their rows past the last run's end are
+    found by the files' statistics, without reading rows."""
     from skewless.batch.materialize import Interval, interval_rows  # noqa: PLC0415
 
     old = time.time() - 86_400
@@ -392,6 +393,7 @@ def test_materialize_incremental_with_nothing_new_reads_no_old_rows_and_commits_
         os.utime(part, (old, old))
     (first,) = repo.materialize_incremental(at(6))
     assert first.rows_read == 6
+    assert [path.rsplit("/", 1)[-1] for path, _ in first.seen_files] == ["part-0.parquet"]
     (again,) = repo.materialize_incremental(at(8))
     assert (again.rows_read, again.rows_written_offline, again.keys_offered_online) == (0, 0, 0)
     assert again.delta_version == first.delta_version  # no commit
@@ -401,6 +403,7 @@ def test_materialize_incremental_with_nothing_new_reads_no_old_rows_and_commits_
         end_us=utc_micros(at(8)),
         arrived_after_us=first.arrival_watermark_us,
         previous_end_us=utc_micros(at(6)),
+        seen_files=first.seen_files,
     )
     rows = interval_rows(spark, view, repo.repo_path, interval)
     assert rows.collect() == []

@@ -21,7 +21,9 @@ from pyspark.sql import SparkSession
 from skewless.batch.materialize import Interval, OnlineWriter, materialize_view
 from skewless.batch.retrieval import get_historical_features
 from skewless.online.redis import RedisOnlineStore
-from skewless.serving.service import FeatureStatus, get_online_features
+from skewless.serving.plan import LookupPlan
+from skewless.serving.response import FeatureStatus
+from skewless.serving.service import lookup as online_lookup
 from skewless.timeutil import from_micros
 from tests.integration.helpers import (
     columns_for,
@@ -93,7 +95,7 @@ def run_parity(
     entities = [{"driver_id": d, "zone_id": z} for d in (0, 1, 2, 3, None) for z in ("x", "y", "q")]
     requests = requests_for(views, ALL_REFS)
     store = RedisOnlineStore(redis.Redis.from_url(redis_url))
-    online = get_online_features(store.read, project, requests, entities, from_micros(t_us))
+    online = online_lookup(LookupPlan(project, requests), store.read, entities, from_micros(t_us))
 
     offline_df = pd.DataFrame(
         {

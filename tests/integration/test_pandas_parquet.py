@@ -22,7 +22,7 @@ from skewless.batch.sources import from_nanos, read_source
 from skewless.errors import EntityRowsError, IncompatibleSchemaError
 from skewless.plan import AddObject
 from skewless.rules.schema import nanos_to_micros
-from skewless.serving.service import FeatureStatus
+from skewless.serving.response import FeatureStatus
 from skewless.timeutil import utc_micros
 
 DEFS = """

@@ -24,7 +24,7 @@ from hypothesis import strategies as st
 from pyspark.sql import SparkSession
 
 from skewless import FeatureStore
-from skewless.serving.service import FeatureStatus
+from skewless.serving.response import FeatureStatus
 
 T0 = datetime(2024, 5, 1, tzinfo=UTC)
 FEATURES = ("trips", "rating", "label")

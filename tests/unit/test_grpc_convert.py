@@ -14,7 +14,6 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from skewless.batch.compile import compile_requests
 from skewless.definitions import Entity, FeatureView, Field, FileSource
 from skewless.errors import (
     EntityRowsError,
@@ -26,14 +25,16 @@ from skewless.errors import (
     RegistryConflictError,
     SkewlessError,
 )
+from skewless.feature_request import compile_requests
 from skewless.grpc import convert
-from skewless.grpc.backend import Lookup, OnlineAnswer, OnlineQuery
-from skewless.grpc.catalog import Catalog
 from skewless.grpc.errors import status_for
 from skewless.online.codec import CodecError, Record, encode_value
 from skewless.online.entries import decode_entry, encode_entry
+from skewless.serving.catalog import Catalog
+from skewless.serving.keys import check_join_keys
 from skewless.serving.plan import MISSING, LookupPlan
-from skewless.serving.service import FeatureStatus, OnlineResponse, check_join_keys
+from skewless.serving.response import FeatureStatus, OnlineResponse
+from skewless.serving.service import Lookup, OnlineAnswer, OnlineQuery
 from skewless.timeutil import utc_micros
 from skewless.types import (
     Array,

@@ -7,8 +7,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from skewless import FeatureStore, Int64
-from skewless.batch.compile import compile_requests
 from skewless.errors import DefinitionError, EntityRowsError, RegistryConflictError
+from skewless.feature_request import compile_requests
 from skewless.plan import AddObject, RemoveObject, UpdateObject, explain
 from skewless.serving.plan import LookupPlan
 from tests.unit.repo_fixtures import write_repo

@@ -22,16 +22,12 @@ from skewless import (
     String,
     UnixTimestamp,
 )
-from skewless.batch.compile import compile_requests
 from skewless.errors import EntityDataFrameError, EntityRowsError
+from skewless.feature_request import ViewRequest, compile_requests
 from skewless.online.codec import Record, encode_value, entity_key
 from skewless.serving.plan import MISSING, LookupPlan
-from skewless.serving.service import (
-    FeatureStatus,
-    assemble,
-    get_online_features,
-    lookup_keys,
-)
+from skewless.serving.response import FeatureStatus, OnlineResponse
+from skewless.serving.service import lookup
 from skewless.timeutil import utc_micros
 from skewless.types import ArrayType, DType, pandas_dtype
 
@@ -50,6 +46,26 @@ zones = FeatureView(
 )
 VIEWS = {"stats": stats, "zones": zones}
 NOW = datetime(2026, 3, 1, 12, tzinfo=UTC)
+
+
+def assemble(
+    reqs: list[ViewRequest],
+    rows: list[dict[str, Any]],
+    raw: list[list[bytes | None]],
+    now: datetime = NOW,
+) -> OnlineResponse:
+    """The response to what Redis returned for each view (one list per view)."""
+    plan = LookupPlan("p", reqs)
+    flat = [value for values in raw for value in values]
+    return plan.response(rows, plan.assemble(flat, len(rows), utc_micros(now)))
+
+
+def lookup_keys(
+    project: str, reqs: list[ViewRequest], rows: list[dict[str, Any]]
+) -> list[list[bytes]]:
+    """The keys a lookup reads, one list per view."""
+    keys = LookupPlan(project, reqs).keys(rows)
+    return [keys[i * len(rows) : (i + 1) * len(rows)] for i in range(len(reqs))]
 
 
 def stored(rating: float | None, name: str | None, at: datetime) -> bytes:
@@ -98,7 +114,7 @@ def test_lookup_reads_every_view_in_one_read_a_key_per_row_and_view_in_order() -
         calls.append(batch)
         return [None] * len(batch)
 
-    resp = get_online_features(read, "p", reqs, rows, NOW)
+    resp = lookup(LookupPlan("p", reqs), read, rows, NOW)
     assert calls == [keys[0] + keys[1]]  # one MGET for every view
     assert resp.features == ["zones__demand", "stats__rating"]
     assert resp.join_keys == ["city", "zone_id", "driver_id"]

@@ -55,6 +55,7 @@ from skewless.online.redis import RedisOnlineStore, expire_at_ms_many
 from skewless.types import DType
 
 ARRIVAL = "__arrival"
+FILE = "__file"  # the path of the row's source file
 _WIN = "__win"
 _VALUES = "__values"
 _ROWS = "__rows"  # source rows a deduplicated row stands for
@@ -85,6 +86,9 @@ class Interval:
     start_us: int | None = None  # full runs: event time >= start (None: all history)
     arrived_after_us: int | None = None  # incremental: arrival watermark of the last run
     previous_end_us: int | None = None  # incremental: the last run's end
+    # incremental: files (path, modification time in us) already read in full, within the
+    # overlap before the watermark: not read again
+    seen_files: tuple[tuple[str, int], ...] = ()
 
     @property
     def incremental(self) -> bool:
@@ -104,6 +108,8 @@ class ViewMaterialization:
     seconds: float
     online_seconds: float = 0.0
     rows_rejected: int = 0  # of rows_read: a null join key or event time
+    # the files within the overlap before the new watermark that no later run must read
+    seen_files: tuple[tuple[str, int], ...] = ()
 
     @property
     def keys_skipped(self) -> int:
@@ -185,6 +191,26 @@ def deduplicate(rows: DataFrame, view: FeatureView) -> DataFrame:
     )
 
 
+def _file_key(path: Column, modified: Column) -> Column:
+    """A file's identity for `seen_files`: its path and modification time, one string."""
+    return F.concat(path, F.lit("@"), F.unix_micros(modified).cast("string"))
+
+
+def _seen_files(
+    rows: DataFrame, interval: Interval, watermark: int | None
+) -> tuple[tuple[str, int], ...]:
+    """The files a run that read every row of its new files has seen within the overlap
+    before its watermark (new ones, and earlier runs' still in it), for the next run to
+    skip. Spark lists only those files (their modification time prunes the others)."""
+    if watermark is None:
+        return interval.seen_files
+    low = watermark - ARRIVAL_OVERLAP_US
+    recent = rows.where(F.col(ARRIVAL) >= F.expr(_instant(low)))
+    files = recent.select(FILE, F.unix_micros(F.col(ARRIVAL))).distinct().collect()
+    kept = {(path, mtime) for path, mtime in interval.seen_files if mtime >= low}
+    return tuple(sorted(kept | {(str(path), int(mtime)) for path, mtime in files}))
+
+
 def interval_rows(
     spark: SparkSession, view: FeatureView, repo_path: Path, interval: Interval
 ) -> DataFrame:
@@ -193,17 +219,21 @@ def interval_rows(
     join key, for deduplicate() to flag as rejected: the run counts them, never writes
     them (an incremental run counts them once, when they arrive).
 
-    An incremental run takes the rows of the files that arrived since the last run
-    (minus an overlap), and from older files only the rows with an event time past the
-    last run's end (left for a later run then). The two are separate scans: Spark lists
-    only the new files (a comparison of the file's modification time with a constant
-    prunes files), and the older files' rows are skipped by their event-time statistics
-    (Parquet footers, Delta's file statistics) without reading their data; CSV files have
-    no statistics and are read again."""
+    An incremental run takes the rows of the files that arrived since the last run, and
+    from older files only the rows with an event time past the last run's end (left for
+    a later run then). "Since the last run" means modified at or after its watermark (the
+    newest modification time it read) minus ARRIVAL_OVERLAP_US, a margin for files that
+    were being written while it listed them, less the files it read in full within that
+    margin (`seen_files`). The two are separate scans: Spark lists only the new files (a
+    condition on a file's path and modification time prunes files), and the older files'
+    rows are skipped by their event-time statistics (Parquet footers, Delta's file
+    statistics) without reading their data; CSV files have no statistics and are read
+    again."""
     raw = read_raw(spark, view, repo_path).withColumn(
         ARRIVAL, F.col("_metadata.file_modification_time")
     )
-    rows = read_source(spark, view, repo_path, raw=raw, extra=[ARRIVAL])
+    raw = raw.withColumn(FILE, F.col("_metadata.file_path"))
+    rows = read_source(spark, view, repo_path, raw=raw, extra=[ARRIVAL, FILE])
     us = F.unix_micros(F.col(TS))
     within = us <= F.lit(interval.end_us)
     if interval.start_us is not None:
@@ -212,6 +242,10 @@ def interval_rows(
         return rows.where(F.col(TS).isNull() | within)
     since = (interval.arrived_after_us or 0) - ARRIVAL_OVERLAP_US
     arrived = F.col(ARRIVAL) >= F.expr(_instant(since))
+    if interval.seen_files:
+        arrived = arrived & ~_file_key(F.col(FILE), F.col(ARRIVAL)).isin(
+            [f"{path}@{mtime}" for path, mtime in interval.seen_files]
+        )
     new = rows.where(arrived & (F.col(TS).isNull() | within))
     if interval.previous_end_us is None or interval.previous_end_us >= interval.end_us:
         return new
@@ -566,7 +600,9 @@ def materialize_view(
             else:
                 offered, written = write_online(latest, writer)
         online_seconds = time.perf_counter() - online_started
-    arrival = stats["arrival"]
+    arrival = None if stats["arrival"] is None else int(stats["arrival"])
+    # A run that takes every row of what it reads can tell the next run which files to skip.
+    seen = _seen_files(rows, interval, arrival) if interval.start_us is None else ()
     return ViewMaterialization(
         view=view.name,
         rows_read=int(stats["n"] or 0),
@@ -576,7 +612,8 @@ def materialize_view(
         keys_written=written,
         delta_path=delta_path or "",
         delta_version=version,
-        arrival_watermark_us=None if arrival is None else int(arrival),
+        arrival_watermark_us=arrival,
         seconds=time.perf_counter() - started,
         online_seconds=online_seconds,
+        seen_files=seen,
     )

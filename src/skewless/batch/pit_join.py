@@ -29,11 +29,11 @@ from collections.abc import Mapping, Sequence
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F  # noqa: N812
 
-from skewless.batch.compile import ViewRequest
 from skewless.batch.presort import KEY_HASH, presorted
 from skewless.batch.ranking import TIE, tie_hash
 from skewless.batch.sources import CTS, TS
 from skewless.errors import EntityDataFrameError
+from skewless.feature_request import ViewRequest
 from skewless.timeutil import micros
 
 ROW = "__row"  # the entity row's identity: a unique, collision-free long

@@ -23,11 +23,11 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F  # noqa: N812
 from pyspark.sql.pandas.types import from_arrow_schema
 
-from skewless.batch.compile import ViewRequest, check_entity_columns, output_columns
 from skewless.batch.pit_join import ETS, ROW, pit_join
 from skewless.batch.sources import read_source
 from skewless.batch.spark import local_master
 from skewless.errors import EntityDataFrameError
+from skewless.feature_request import ViewRequest, check_entity_columns, output_columns
 from skewless.types import pandas_dtype
 
 _PANDAS_NULLABLE = {

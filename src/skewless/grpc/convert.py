@@ -28,10 +28,10 @@ import pandas as pd
 from skewless._proto.skewless.serving.v1 import serving_pb2 as pb
 from skewless._proto.skewless.serving.v1 import serving_pb2_grpc as pb_grpc
 from skewless.errors import EntityRowsError, InvalidFeatureRefError
-from skewless.grpc.backend import Lookup, OnlineAnswer, OnlineQuery
 from skewless.online.entries import varint as _varint
 from skewless.serving.plan import MISSING, LookupPlan
-from skewless.serving.service import FeatureStatus, OnlineResponse
+from skewless.serving.response import FeatureStatus, OnlineResponse
+from skewless.serving.service import Lookup, OnlineAnswer, OnlineQuery
 from skewless.timeutil import from_micros, from_micros_shared, utc_micros
 from skewless.types import ArrayType, DType, parse_dtype
 

@@ -32,8 +32,8 @@ from skewless.errors import (
     OnlineStoreUnavailableError,
     SkewlessError,
 )
-from skewless.grpc.catalog import CatalogNotLoadedError
 from skewless.online.codec import CodecError
+from skewless.serving.catalog import CatalogNotLoadedError
 
 log = logging.getLogger(__name__)
 

@@ -34,10 +34,10 @@ from grpc_reflection.v1alpha import reflection
 from skewless.config import RepoConfig
 from skewless.errors import BindError
 from skewless.grpc import convert
-from skewless.grpc.backend import OnlineBackend
 from skewless.grpc.errors import with_status
 from skewless.grpc.metrics import ServerMetrics
 from skewless.grpc.servicer import OnlineServingServicer
+from skewless.serving.service import OnlineService
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +76,7 @@ class OnlineServer:
 
     def __init__(
         self,
-        backend: OnlineBackend,
+        backend: OnlineService,
         *,
         host: str = "127.0.0.1",
         port: int = DEFAULT_PORT,
@@ -193,7 +193,7 @@ async def serve_async(
     """Serve until SIGINT or SIGTERM, then shut down gracefully. `on_started` receives
     the bound port once the server accepts calls. With `metrics_port`, /metrics is
     served over HTTP on that port of the same host."""
-    backend = OnlineBackend.from_repo(Path(repo_path).resolve(), config)
+    backend = OnlineService.from_repo(Path(repo_path).resolve(), config)
     server = OnlineServer(backend, host=host, port=port, metrics_port=metrics_port)
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -264,7 +264,7 @@ def running_server(
     thread.start()
 
     async def start() -> OnlineServer:
-        backend = OnlineBackend.from_repo(Path(repo_path).resolve(), config)
+        backend = OnlineService.from_repo(Path(repo_path).resolve(), config)
         server = OnlineServer(
             backend,
             host=host,

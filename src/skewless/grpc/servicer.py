@@ -12,11 +12,11 @@ from typing import Any
 import grpc.aio
 
 from skewless.grpc import convert
-from skewless.grpc.backend import OnlineBackend
+from skewless.serving.service import OnlineService
 
 
 class OnlineServingServicer(convert.OnlineServingServicerBase):
-    def __init__(self, backend: OnlineBackend) -> None:
+    def __init__(self, backend: OnlineService) -> None:
         self._backend = backend
 
     async def GetOnlineFeatures(  # type: ignore[override]  # noqa: N802 - the RPC's name

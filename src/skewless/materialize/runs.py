@@ -2,11 +2,12 @@
 record every run in the registry.
 
 A full run takes the event-time interval [start, end]. An incremental run takes, per
-view, what arrived (source file modification time) since that view's last recorded run,
-plus rows whose event time lies past the last run's end, all up to `end`: rows that
-arrive late with old event times still reach the offline table and the online store. A
-view's first incremental run (no earlier run of its current definition) takes all of its
-history up to `end`.
+view, what arrived (source file modification time) since that view's last run over all
+of its history (an incremental run, or a full run without a start), plus rows whose
+event time lies past that run's end, all up to `end`: rows that arrive late with old
+event times still reach the offline table and the online store. A view's first
+incremental run (no such earlier run of its current definition) takes all of its
+history up to `end`. A full run with a start does not count: it skipped older rows.
 
 A Materializer is given what it needs (the registry, the Spark session, where the
 offline tables and the online store are), never the FeatureStore facade.
@@ -18,8 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
-
-from pyspark.sql import SparkSession
+from typing import TYPE_CHECKING
 
 from skewless.batch.materialize import Interval, OnlineWriter, materialize_view, table_path
 from skewless.config import DRIVER_WRITE_MAX_KEYS
@@ -28,6 +28,9 @@ from skewless.errors import FeatureViewNotFoundError, NothingAppliedError
 from skewless.fingerprint import feature_view_fingerprint
 from skewless.registry import MaterializationRecord, Registry, RegistryReader
 from skewless.timeutil import utc_micros
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
 
 
 @dataclass(frozen=True)
@@ -93,17 +96,20 @@ class Materializer:
         if not incremental:
             return Interval(end_us=end_us, start_us=start_us)
         previous = [
-            r for r in self.registry.materializations(view.name) if r.data_hash == data_hash
+            r
+            for r in self.registry.materializations(view.name)
+            if r.data_hash == data_hash and r.start_us is None
         ]
         if not previous:
             return Interval(end_us=end_us)  # first run: all history up to end
-        watermarks = [
-            r.arrival_watermark_us for r in previous if r.arrival_watermark_us is not None
-        ]
+        watermark = max((r.arrival_watermark_us or 0 for r in previous), default=0)
+        # what the runs at that watermark read in full within its overlap
+        seen = {f for r in previous if r.arrival_watermark_us == watermark for f in r.seen_files}
         return Interval(
             end_us=end_us,
-            arrived_after_us=max(watermarks) if watermarks else 0,
+            arrived_after_us=watermark,
             previous_end_us=max(r.end_us for r in previous),
+            seen_files=tuple(sorted(seen)),
         )
 
     def _view(
@@ -145,9 +151,14 @@ class Materializer:
             seconds=result.seconds,
             online_seconds=result.online_seconds,
             finished_at=datetime.now(UTC),
+            seen_files=result.seen_files,
         )
         if record.arrival_watermark_us is None and interval.arrived_after_us is not None:
-            # Nothing new arrived: keep the previous watermark.
-            record = replace(record, arrival_watermark_us=interval.arrived_after_us)
+            # Nothing new arrived: keep the previous watermark and what it had seen.
+            record = replace(
+                record,
+                arrival_watermark_us=interval.arrived_after_us,
+                seen_files=interval.seen_files,
+            )
         self.registry.record_materialization(record)
         return record

@@ -18,15 +18,16 @@ never keep another view's keys alive. Views without a ttl never expire.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Sequence
 from datetime import timedelta
 
 import numpy as np
 import numpy.typing as npt
 import redis
 
+from skewless.errors import OnlineStoreUnavailableError
 from skewless.online.header import HEADER_SIZE, RANK_SLICE
+from skewless.online.store import Item, WriteResult
 
 # Rank bytes are compared as 4-byte big-endian words, which Lua's doubles hold exactly.
 # Every codec version keeps (event time, created time) in the 16 bytes from the rank's
@@ -72,17 +73,6 @@ return written
 """
 
 
-@dataclass(frozen=True)
-class WriteResult:
-    offered: int
-    written: int
-
-    @property
-    def skipped(self) -> int:
-        """Values not written because the stored one was as new or newer."""
-        return self.offered - self.written
-
-
 def expire_at_ms(event_ts_us: int, ttl: timedelta | None, now_ms: int) -> int:
     """When a key may disappear: 0 for never (no ttl)."""
     if ttl is None:
@@ -115,9 +105,7 @@ class RedisOnlineStore:
     def from_url(cls, url: str, *, password: str | None = None) -> RedisOnlineStore:
         return cls(redis.Redis.from_url(url, password=password))
 
-    def write(
-        self, items: Iterable[tuple[bytes, bytes, int]], *, pipeline_depth: int = 8
-    ) -> WriteResult:
+    def write(self, items: Iterable[Item], *, pipeline_depth: int = 8) -> WriteResult:
         """Ordered writes of (key, value, expire_at_ms) in pipelined batches."""
         offered = written = 0
         pipe = self.client.pipeline(transaction=False)
@@ -151,11 +139,22 @@ class RedisOnlineStore:
         written += flush_pipe()
         return WriteResult(offered, written)
 
-    def read(self, keys: list[bytes]) -> list[bytes | None]:
+    def read(self, keys: Sequence[bytes]) -> list[bytes | None]:
+        """The values of `keys`; OnlineStoreUnavailableError when Redis does not answer."""
         if not keys:
             return []
-        raw = self.client.mget(list(keys))
+        try:
+            raw = self.client.mget(list(keys))
+        except (redis.ConnectionError, redis.TimeoutError) as exc:
+            raise OnlineStoreUnavailableError(str(exc)) from exc
         return [v.encode() if isinstance(v, str) else v for v in raw]
+
+    def delete(self, keys: Sequence[bytes]) -> int:
+        """Remove `keys`, in batches; returns how many existed."""
+        removed = 0
+        for i in range(0, len(keys), self.batch_size):
+            removed += int(self.client.unlink(*keys[i : i + self.batch_size]))
+        return removed
 
     @staticmethod
     def now_ms() -> int:

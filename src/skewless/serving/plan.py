@@ -8,7 +8,7 @@ snapshot (the server's Catalog, FeatureStore per registry version), so a lookup 
 per-row work: build the keys of every view (one MGET for all of them), decode straight
 into columns, compare event times with the ttl once per row and view.
 
-The rules are those of serving/service.py (which now runs on plans): a stored value is
+The statuses: a stored value is
 PRESENT, or OUTSIDE_MAX_AGE when its event time is older than request time minus the
 view's ttl (its values withheld as null, its event time still reported), and NOT_FOUND
 when nothing is stored. Decoded columns keep timestamps as microseconds (what the gRPC
@@ -21,9 +21,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 
-from skewless.batch.compile import ViewRequest, output_columns
+from skewless.feature_request import ViewRequest, output_columns
 from skewless.online.codec import (
     ColumnDecoder,
     Gather,
@@ -33,24 +33,10 @@ from skewless.online.codec import (
     event_times,
     key_prefix,
 )
+from skewless.serving.keys import PLAIN_KEY_TYPES, check_join_keys, required_keys
+from skewless.serving.response import FeatureStatus, OnlineResponse
 from skewless.timeutil import from_micros_shared, micros
 from skewless.types import ArrayType, DType, UnixTimestamp
-
-if TYPE_CHECKING:
-    from skewless.serving.service import FeatureStatus, OnlineResponse
-
-# The exact Python types a join key may have without a closer look (the general check,
-# service.check_join_keys, also takes numpy integers and the like, and names the culprit
-# of a refusal), per declared type; None means any type the key encoding takes.
-_PLAIN_KEY_TYPES: Mapping[str | None, frozenset[type]] = {
-    "int64": frozenset({int, type(None)}),
-    "int32": frozenset({int, type(None)}),
-    "unix_timestamp": frozenset({int, type(None)}),
-    "string": frozenset({str, type(None)}),
-    "bytes": frozenset({bytes, type(None)}),
-    "bool": frozenset({bool, type(None)}),
-    None: frozenset({int, str, bytes, bool, type(None)}),
-}
 
 
 class _Missing:
@@ -104,8 +90,6 @@ class LookupPlan:
     """Everything about a lookup that does not depend on the entity rows."""
 
     def __init__(self, project: str, requests: Sequence[ViewRequest]) -> None:
-        from skewless.serving.service import required_keys  # noqa: PLC0415 - no cycle
-
         self.requests = list(requests)
         self.views = tuple(_view_plan(project, req) for req in self.requests)
         self.join_keys = required_keys(self.requests)
@@ -118,7 +102,7 @@ class LookupPlan:
         for req in self.requests:
             pinned = {f.name: f.dtype.name for f in req.view.key_fields}
             for key in req.join_keys:
-                types = _PLAIN_KEY_TYPES.get(pinned.get(key), frozenset())
+                types = PLAIN_KEY_TYPES.get(pinned.get(key), frozenset())
                 plain[key] = plain.get(key, types) & types
         self._plain_key_types = plain
 
@@ -126,15 +110,13 @@ class LookupPlan:
 
     def keys(self, entity_rows: Sequence[Mapping[str, Any]]) -> list[bytes]:
         """The Redis keys of every view (view after view, a key per row in row order),
-        after the join-key checks of service.check_join_keys (which raises
+        after the join-key checks of keys.check_join_keys (which raises
         EntityRowsError naming the row and the key)."""
         try:
             columns = {k: [row[k] for row in entity_rows] for k in self._plain_key_types}
         except KeyError:
             columns = None
         if columns is None or not self._plainly_typed(columns):
-            from skewless.serving.service import check_join_keys  # noqa: PLC0415
-
             check_join_keys(self.requests, entity_rows)  # raises, or accepts odd types
             columns = {k: [row[k] for row in entity_rows] for k in self._plain_key_types}
         return self._keys(columns, len(entity_rows))
@@ -190,8 +172,6 @@ class LookupPlan:
         self, entity_rows: Sequence[Mapping[str, Any]], answered: Sequence[ViewColumns]
     ) -> OnlineResponse:
         """The OnlineResponse of assemble()'s answer for `entity_rows`."""
-        from skewless.serving.service import OnlineResponse  # noqa: PLC0415
-
         values: dict[str, list[Any]] = {}
         statuses: dict[str, list[FeatureStatus]] = {}
         times: dict[str, list[datetime | None]] = {}
@@ -228,8 +208,6 @@ def _statuses(
 ) -> tuple[list[FeatureStatus], list[bool] | None]:
     """Per row PRESENT, NOT_FOUND (nothing stored) or OUTSIDE_MAX_AGE (older than the
     ttl), and, when some row is stale, which rows' values are shown (None: all)."""
-    from skewless.serving.service import FeatureStatus  # noqa: PLC0415 - no cycle
-
     present, missing, stale = (
         FeatureStatus.PRESENT,
         FeatureStatus.NOT_FOUND,

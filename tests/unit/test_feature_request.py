@@ -3,19 +3,19 @@ from __future__ import annotations
 import pytest
 
 from skewless import Entity, FeatureService, FeatureView, Field, FileSource, Float64, Int64
-from skewless.batch.compile import (
-    check_entity_columns,
-    compile_requests,
-    output_columns,
-    parse_ref,
-    service_refs,
-)
 from skewless.errors import (
     EntityDataFrameError,
     FeatureNotFoundError,
     FeatureServiceNotFoundError,
     FeatureViewNotFoundError,
     InvalidFeatureRefError,
+)
+from skewless.feature_request import (
+    check_entity_columns,
+    compile_requests,
+    output_columns,
+    parse_ref,
+    service_refs,
 )
 
 d = Entity("driver", join_keys=["driver_id"])

@@ -1,7 +1,8 @@
 """The applied definitions a server answers from: an immutable snapshot of the registry.
 
-The server swaps in a new Catalog when the registry version changes (see backend.py); a
-call in flight keeps the snapshot it started with, so it never sees half an apply.
+The server swaps in a new Catalog when the registry version changes (serving/service.py),
+and FeatureStore does the same before a lookup; a call in flight keeps the snapshot it
+started with, so it never sees half an apply.
 """
 
 from __future__ import annotations
@@ -9,15 +10,13 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from skewless.batch.compile import ViewRequest, compile_requests, service_refs
 from skewless.definitions import FeatureService, FeatureView
 from skewless.errors import NothingAppliedError, RegistryError, SkewlessError
+from skewless.feature_request import ViewRequest, compile_requests, service_refs
 from skewless.registry import RegistryReader
 from skewless.serving.plan import LookupPlan
 
 _MAX_PLANS = 1024  # distinct (refs, full_feature_names) kept per snapshot
-
-# The Python types the online key encoding accepts (online/codec.py), per declared type.
 
 
 class CatalogNotLoadedError(SkewlessError):
@@ -54,13 +53,20 @@ class Catalog:
         return plan
 
     def compile(
-        self, features: Sequence[str] | str, *, full_feature_names: bool
+        self,
+        features: Sequence[str] | FeatureService | str,
+        *,
+        full_feature_names: bool,
+        reserved: Sequence[str] = (),
     ) -> list[ViewRequest]:
-        """Per-view requests for feature refs or a feature service's name."""
+        """Per-view requests for feature refs, a feature service or its name; output
+        names may not clash with `reserved` (a training set's input columns)."""
         if not self.views:
             raise NothingAppliedError(self.project)
         refs = service_refs(features, self.services)
-        return compile_requests(refs, self.views, full_feature_names=full_feature_names)
+        return compile_requests(
+            refs, self.views, full_feature_names=full_feature_names, reserved=reserved
+        )
 
 
 def load_catalog(registry: RegistryReader, project: str) -> Catalog:

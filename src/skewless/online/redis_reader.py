@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
-from typing import Any, Protocol
+from typing import Any
 
 import hiredis
 import redis.asyncio as aioredis
@@ -30,21 +30,9 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from skewless.errors import OnlineStoreUnavailableError
+from skewless.online.store import OnlineReader
 
 _KNOWN_URL_OPTIONS = frozenset({"host", "port", "path", "db", "username", "password"})
-
-
-class RedisReader(Protocol):
-    """What the server reads Redis with."""
-
-    async def mget(self, keys: list[bytes], timeout_s: float) -> list[bytes | None]:
-        """The values of `keys`; raises OnlineStoreUnavailableError, or TimeoutError
-        after `timeout_s`."""
-        ...
-
-    async def ping(self, timeout_s: float) -> bool: ...
-
-    async def close(self) -> None: ...
 
 
 def redis_reader(
@@ -53,7 +41,7 @@ def redis_reader(
     password: str | None = None,
     socket_timeout_s: float = 1.0,
     connect_timeout_s: float = 1.0,
-) -> RedisReader:
+) -> OnlineReader:
     """A pipelined connection for redis:// and unix:// URLs, redis-py for the others."""
     options: dict[str, Any] = {"password": password}
     options.update(parse_url(url))  # type: ignore[no-untyped-call]  # the URL's password wins, as in redis-py

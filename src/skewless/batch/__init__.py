@@ -1,0 +1,1 @@
+"""The batch engine: Spark and Delta Lake. The only package that imports pyspark or delta."""

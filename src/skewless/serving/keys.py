@@ -1,0 +1,88 @@
+"""Join keys of online lookups: which rows and values a lookup takes. One home for the
+rules that in-process and gRPC lookups both apply."""
+
+from __future__ import annotations
+
+import numbers
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from skewless.errors import EntityRowsError
+from skewless.feature_request import ViewRequest
+from skewless.types import DType
+
+# The exact Python types a join key may have without a closer look (the general check,
+# check_join_keys, also takes numpy integers and the like, and names the culprit
+# of a refusal), per declared type; None means any type the key encoding takes.
+PLAIN_KEY_TYPES: Mapping[str | None, frozenset[type]] = {
+    "int64": frozenset({int, type(None)}),
+    "int32": frozenset({int, type(None)}),
+    "unix_timestamp": frozenset({int, type(None)}),
+    "string": frozenset({str, type(None)}),
+    "bytes": frozenset({bytes, type(None)}),
+    "bool": frozenset({bool, type(None)}),
+    None: frozenset({int, str, bytes, bool, type(None)}),
+}
+
+
+# Declared key type -> the Python values a key of that type takes (the key encoding
+# has no other kinds); a type missing here (a float key) takes what any key takes.
+_KEY_TYPES: dict[str, tuple[tuple[type, ...], str]] = {
+    "int64": ((numbers.Integral,), "an int"),
+    "int32": ((numbers.Integral,), "an int"),
+    "unix_timestamp": ((numbers.Integral,), "an int"),
+    "string": ((str,), "a str"),
+    "bytes": ((bytes,), "bytes"),
+    "bool": ((bool,), "a bool"),
+}
+_ENCODABLE = ((bool, numbers.Integral, str, bytes), "an int, str, bytes or bool")
+
+
+def check_join_keys(
+    requests: Sequence[ViewRequest], entity_rows: Sequence[Mapping[str, Any]]
+) -> None:
+    """Every join key the requests need is in every row, with a value the online key
+    encoding takes (an integer, str, bytes, bool, or null, which finds nothing), of the
+    type each view declares for it when one does (FeatureView.key_fields). Raises
+    EntityRowsError naming the row, the key, and the expected and given types. In-process
+    and gRPC lookups both go through here, so both refuse the same rows."""
+    checks: dict[str, list[tuple[str, DType | None]]] = {}
+    for req in requests:
+        declared = {f.name: f.dtype for f in req.view.key_fields}
+        for key in req.join_keys:
+            checks.setdefault(key, []).append((req.name, declared.get(key)))
+    for i, row in enumerate(entity_rows):
+        for key, views in checks.items():
+            if key not in row:
+                raise EntityRowsError(
+                    f"no join key '{key}' (needed by feature view '{views[0][0]}')",
+                    row=i,
+                    key=key,
+                )
+            value = row[key]
+            if value is None:
+                continue
+            for view, dtype in views:
+                problem = _key_problem(key, value, view, dtype)
+                if problem is not None:
+                    raise EntityRowsError(problem, row=i, key=key)
+
+
+def _key_problem(key: str, value: Any, view: str, dtype: DType | None) -> str | None:
+    """Why `value` (not null) cannot be join key `key` of `view`, declared `dtype` there
+    (None: not declared), or None when it can."""
+    types, wanted = _KEY_TYPES.get("" if dtype is None else dtype.name, _ENCODABLE)
+    # a bool is an int to Python, not to the key encoding
+    if isinstance(value, types) and (bool in types or not isinstance(value, bool)):
+        return None
+    given = f"join key '{key}' is a {type(value).__name__} ({value!r})"
+    if dtype is None or dtype.name not in _KEY_TYPES:
+        return f"{given}; a join key is {wanted} (feature view '{view}')"
+    return f"{given}, but feature view '{view}' declares it {dtype!r}: give {wanted}"
+
+
+def required_keys(requests: Sequence[ViewRequest]) -> list[str]:
+    keys: list[str] = []
+    for req in requests:
+        keys.extend(k for k in req.join_keys if k not in keys)
+    return keys
