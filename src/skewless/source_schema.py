@@ -38,42 +38,14 @@ from skewless.rules.schema import (
 )
 from skewless.types import (
     ArrayType,
-    Bool,
-    Bytes,
     DType,
-    Float32,
-    Float64,
-    Int32,
-    Int64,
     ScalarType,
-    String,
     UnixTimestamp,
+    from_arrow_scalar,
+    from_delta_scalar,
 )
 
 ColumnTypes = dict[str, ColumnType]
-
-_ARROW_SCALARS: list[tuple[Any, ScalarType]] = [
-    (pa.types.is_int32, Int32),
-    (pa.types.is_int64, Int64),
-    (pa.types.is_float32, Float32),
-    (pa.types.is_float64, Float64),
-    (lambda t: pa.types.is_string(t) or pa.types.is_large_string(t), String),
-    (pa.types.is_boolean, Bool),
-    (lambda t: pa.types.is_binary(t) or pa.types.is_large_binary(t), Bytes),
-]
-
-_DELTA_TYPES: dict[str, ColumnType] = {
-    "integer": Int32,
-    "long": Int64,
-    "float": Float32,
-    "double": Float64,
-    "string": String,
-    "boolean": Bool,
-    "timestamp": UnixTimestamp,
-    "timestamp_ntz": UnixTimestamp,
-    "date": DATE,
-    "binary": Bytes,
-}
 
 
 def arrow_column_type(t: pa.DataType) -> ColumnType:
@@ -87,10 +59,8 @@ def arrow_column_type(t: pa.DataType) -> ColumnType:
         return NANOS if t.unit == "ns" else UnixTimestamp
     if pa.types.is_date(t):
         return DATE
-    for test, scalar in _ARROW_SCALARS:
-        if test(t):
-            return scalar
-    return Unsupported(str(t))
+    scalar = from_arrow_scalar(t)
+    return Unsupported(str(t)) if scalar is None else scalar
 
 
 def _holds_nanos(t: pa.DataType) -> bool:
@@ -149,7 +119,10 @@ def _delta_name(t: Any) -> str:
 
 def _delta_column_type(t: Any) -> ColumnType:
     if isinstance(t, str):
-        return _DELTA_TYPES.get(t, Unsupported(t))
+        if t == "date":
+            return DATE
+        scalar = from_delta_scalar(t)
+        return Unsupported(t) if scalar is None else scalar
     if isinstance(t, dict) and t.get("type") == "array":
         inner = _delta_column_type(t.get("elementType"))
         if isinstance(inner, ScalarType):

@@ -1,8 +1,10 @@
 """Feature value types.
 
 A dtype is an immutable value with a canonical string form (`int64`, `array<float32>`),
-which is what the registry stores and what fingerprints hash. Engine-specific mappings
-(Arrow, pandas, Spark DDL) live here so that every part of skewless agrees on them.
+which is what the registry stores and what fingerprints hash. ENGINES, the one table of
+how each type is spelled by Arrow, Spark, Delta, pandas, the gRPC contract (and so the
+online codec, which stores the contract's bytes) and Python, lives here, so that every
+part of skewless agrees on them.
 """
 
 from __future__ import annotations
@@ -102,65 +104,103 @@ def coerce_dtype(value: Any) -> DType:
 
 
 # --- engine mappings ------------------------------------------------------------------
+#
+# The one table of how each scalar type is spelled by every engine skewless speaks; every
+# other module derives its mappings from it (arrays are lists of their element's type).
 
-_ARROW: dict[str, pa.DataType] = {
-    "int32": pa.int32(),
-    "int64": pa.int64(),
-    "float32": pa.float32(),
-    "float64": pa.float64(),
-    "string": pa.string(),
-    "bool": pa.bool_(),
-    "unix_timestamp": pa.timestamp("us", tz="UTC"),
-    "bytes": pa.binary(),
-}
 
-_SPARK_DDL: dict[str, str] = {
-    "int32": "INT",
-    "int64": "BIGINT",
-    "float32": "FLOAT",
-    "float64": "DOUBLE",
-    "string": "STRING",
-    "bool": "BOOLEAN",
-    "unix_timestamp": "TIMESTAMP",
-    "bytes": "BINARY",
-}
+@dataclass(frozen=True, slots=True)
+class EngineTypes:
+    arrow: pa.DataType
+    spark: str  # Spark SQL DDL
+    spark_read: tuple[str, ...]  # Spark simpleString()s of columns read as this type
+    delta: tuple[str, ...]  # Delta log type names of columns read as this type
+    pandas: Any  # the dtype to_pandas() gives a feature of this type
+    proto: str  # the skewless.serving.v1.Value field of a scalar of this type
+    proto_list: str  # and of an array of it
+    zero: Any  # protobuf's default value of that field
+    key_python: type  # the Python type a join key of this type takes (a bool is no int)
+    widens_from: tuple[str, ...] = ()  # narrower source types read losslessly as this one
 
-# Spark simpleString() of a column type -> the scalar it carries.
+
+ENGINES: dict[str, EngineTypes] = {
+    "int32": EngineTypes(
+        pa.int32(), "INT", ("int",), ("integer",), pd.Int32Dtype(),
+        "int32_value", "int32_list_value", 0, int,
+    ),
+    "int64": EngineTypes(
+        pa.int64(), "BIGINT", ("bigint",), ("long",), pd.Int64Dtype(),
+        "int64_value", "int64_list_value", 0, int, ("int32",),
+    ),
+    "float32": EngineTypes(
+        pa.float32(), "FLOAT", ("float",), ("float",), "float32",
+        "float_value", "float_list_value", 0.0, float,
+    ),
+    "float64": EngineTypes(
+        pa.float64(), "DOUBLE", ("double",), ("double",), "float64",
+        "double_value", "double_list_value", 0.0, float, ("float32",),
+    ),
+    "string": EngineTypes(
+        pa.string(), "STRING", ("string",), ("string",), object,
+        "string_value", "string_list_value", "", str,
+    ),
+    "bool": EngineTypes(
+        pa.bool_(), "BOOLEAN", ("boolean",), ("boolean",), pd.BooleanDtype(),
+        "bool_value", "bool_list_value", False, bool,
+    ),
+    "unix_timestamp": EngineTypes(
+        pa.timestamp("us", tz="UTC"), "TIMESTAMP", ("timestamp", "timestamp_ntz"),
+        ("timestamp", "timestamp_ntz"), pd.DatetimeTZDtype(unit="us", tz="UTC"),  # type: ignore[arg-type]
+        "unix_timestamp_value", "unix_timestamp_list_value", 0, int,
+    ),
+    "bytes": EngineTypes(
+        pa.binary(), "BINARY", ("binary",), ("binary",), object,
+        "bytes_value", "bytes_list_value", b"", bytes,
+    ),
+}  # fmt: skip
+
 _FROM_SPARK: dict[str, ScalarType] = {
-    "int": Int32,
-    "bigint": Int64,
-    "float": Float32,
-    "double": Float64,
-    "string": String,
-    "boolean": Bool,
-    "timestamp": UnixTimestamp,
-    "timestamp_ntz": UnixTimestamp,
-    "binary": Bytes,
+    name: _SCALARS[t] for t, e in ENGINES.items() for name in e.spark_read
+}
+_FROM_DELTA: dict[str, ScalarType] = {
+    name: _SCALARS[t] for t, e in ENGINES.items() for name in e.delta
+}
+# Arrow types read as a scalar: each type's own, and Arrow's 64-bit-offset variants.
+_FROM_ARROW: dict[pa.DataType, ScalarType] = {
+    **{e.arrow: _SCALARS[t] for t, e in ENGINES.items() if t != "unix_timestamp"},
+    pa.large_string(): String,
+    pa.large_binary(): Bytes,
 }
 
-# Lossless widenings accepted when a source column is narrower than the declared type.
-_WIDENS_TO: dict[str, set[str]] = {
-    "int32": {"int32"},
-    "int64": {"int64", "int32"},
-    "float32": {"float32"},
-    "float64": {"float64", "float32"},
-    "string": {"string"},
-    "bool": {"bool"},
-    "unix_timestamp": {"unix_timestamp"},
-    "bytes": {"bytes"},
+# The pandas dtypes that keep nulls without turning integers or booleans into floats: what
+# Arrow's to_pandas() is told to use (types_mapper) for such columns.
+NULLABLE_PANDAS: dict[pa.DataType, Any] = {
+    e.arrow: e.pandas
+    for e in ENGINES.values()
+    if isinstance(e.pandas, pd.Int32Dtype | pd.Int64Dtype | pd.BooleanDtype)
 }
 
 
 def to_arrow(dtype: DType) -> pa.DataType:
     if isinstance(dtype, ArrayType):
-        return pa.list_(_ARROW[dtype.element.name])
-    return _ARROW[dtype.name]
+        return pa.list_(ENGINES[dtype.element.name].arrow)
+    return ENGINES[dtype.name].arrow
 
 
 def to_spark_ddl(dtype: DType) -> str:
     if isinstance(dtype, ArrayType):
-        return f"ARRAY<{_SPARK_DDL[dtype.element.name]}>"
-    return _SPARK_DDL[dtype.name]
+        return f"ARRAY<{ENGINES[dtype.element.name].spark}>"
+    return ENGINES[dtype.name].spark
+
+
+def from_arrow_scalar(t: pa.DataType) -> ScalarType | None:
+    """The scalar an Arrow column type (other than a timestamp) carries, or None."""
+    return _FROM_ARROW.get(t)
+
+
+def from_delta_scalar(name: str) -> ScalarType | None:
+    """The scalar a Delta log's primitive type name carries, or None."""
+    return _FROM_DELTA.get(name)
 
 
 def from_spark_simple_string(type_string: str) -> DType | None:
@@ -176,8 +216,8 @@ def accepts(declared: DType, actual: DType) -> bool:
     if isinstance(declared, ArrayType) or isinstance(actual, ArrayType):
         if not (isinstance(declared, ArrayType) and isinstance(actual, ArrayType)):
             return False
-        return actual.element.name in _WIDENS_TO[declared.element.name]
-    return actual.name in _WIDENS_TO[declared.name]
+        declared, actual = declared.element, actual.element
+    return actual == declared or actual.name in ENGINES[declared.name].widens_from
 
 
 def pandas_dtype(dtype: DType) -> Any:
@@ -189,13 +229,4 @@ def pandas_dtype(dtype: DType) -> Any:
     """
     if isinstance(dtype, ArrayType):
         return object
-    return {
-        "int32": pd.Int32Dtype(),
-        "int64": pd.Int64Dtype(),
-        "float32": "float32",
-        "float64": "float64",
-        "string": object,
-        "bool": pd.BooleanDtype(),
-        "unix_timestamp": pd.DatetimeTZDtype(unit="us", tz="UTC"),  # type: ignore[arg-type]
-        "bytes": object,
-    }[dtype.name]
+    return ENGINES[dtype.name].pandas

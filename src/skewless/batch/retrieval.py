@@ -28,13 +28,7 @@ from skewless.batch.sources import read_source
 from skewless.batch.spark import local_master
 from skewless.errors import EntityDataFrameError
 from skewless.feature_request import ViewRequest, check_entity_columns, output_columns
-from skewless.types import pandas_dtype
-
-_PANDAS_NULLABLE = {
-    pa.int64(): pd.Int64Dtype(),
-    pa.int32(): pd.Int32Dtype(),
-    pa.bool_(): pd.BooleanDtype(),
-}
+from skewless.types import NULLABLE_PANDAS, pandas_dtype
 
 
 def utc_timestamps(series: pd.Series[Any], column: str) -> pd.Series[Any]:
@@ -120,9 +114,9 @@ class RetrievalJob:
     def to_pandas(self) -> pd.DataFrame:
         if self._entity_pandas is None:
             table = self.to_spark().toArrow()
-            out = table.to_pandas(types_mapper=_PANDAS_NULLABLE.get)
+            out = table.to_pandas(types_mapper=NULLABLE_PANDAS.get)
             return self._typed(out)
-        feats = self._feature_arrow().to_pandas(types_mapper=_PANDAS_NULLABLE.get)
+        feats = self._feature_arrow().to_pandas(types_mapper=NULLABLE_PANDAS.get)
         out = self._entity_pandas.copy()
         for name in feats.columns:
             out[name] = feats[name].to_numpy() if feats[name].dtype == object else feats[name].array

@@ -33,7 +33,7 @@ from skewless.serving.plan import MISSING, LookupPlan
 from skewless.serving.response import FeatureStatus, OnlineResponse
 from skewless.serving.service import Lookup, OnlineAnswer, OnlineQuery
 from skewless.timeutil import from_micros, from_micros_shared, utc_micros
-from skewless.types import ArrayType, DType, parse_dtype
+from skewless.types import ENGINES, ArrayType, DType, parse_dtype
 
 # Re-exported for server.py, servicer.py and client.py, which never import the stubs.
 GetOnlineFeaturesRequest = pb.GetOnlineFeaturesRequest
@@ -56,14 +56,7 @@ _STATUS_FROM_PROTO: Final = {v: k for k, v in _STATUS_TO_PROTO.items()}
 
 # scalar dtype name -> (Value field for a scalar, Value field for an array, placeholder)
 _FIELDS: Final[dict[str, tuple[str, str, Any]]] = {
-    "int64": ("int64_value", "int64_list_value", 0),
-    "int32": ("int32_value", "int32_list_value", 0),
-    "float64": ("double_value", "double_list_value", 0.0),
-    "float32": ("float_value", "float_list_value", 0.0),
-    "string": ("string_value", "string_list_value", ""),
-    "bool": ("bool_value", "bool_list_value", False),
-    "bytes": ("bytes_value", "bytes_list_value", b""),
-    "unix_timestamp": ("unix_timestamp_value", "unix_timestamp_list_value", 0),
+    name: (e.proto, e.proto_list, e.zero) for name, e in ENGINES.items()
 }
 _SCALAR_FIELDS: Final = frozenset(f for f, _, _ in _FIELDS.values())
 _LIST_FIELDS: Final = frozenset(f for _, f, _ in _FIELDS.values())

@@ -20,8 +20,9 @@ int32. Storing the entries means the gRPC server answers by concatenating stored
 against the generated code's serialization.
 
 This module writes entries (one value, or a whole Arrow column with numpy) and reads
-them back (one entry strictly, or columns of many with numpy). It does not import the
-generated protobuf code: grpc/convert.py stays the only module that does.
+them back (one entry strictly, or columns of many with numpy). It takes the field tags
+from the generated descriptor of the contract, and the field of each type from
+types.ENGINES; it builds no protobuf message.
 """
 
 from __future__ import annotations
@@ -35,42 +36,14 @@ import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
+from google.protobuf.descriptor import FieldDescriptor
 
+from skewless._proto.skewless.serving.v1 import serving_pb2 as pb
 from skewless.online import segments as sg
 from skewless.online.header import CodecError
-from skewless.types import ArrayType, DType
+from skewless.types import ENGINES, ArrayType, DType
 
-ENTRY_TAG: Final = 0x12
-NULL_ENTRY: Final = b"\x12\x00"
-
-# scalar type -> the tag of its Value field, and of its list field (field 16 needs two bytes)
-SCALAR_TAGS: Final = {
-    "int64": b"\x08",
-    "float64": b"\x11",
-    "string": b"\x1a",
-    "bool": b"\x20",
-    "bytes": b"\x2a",
-    "float32": b"\x35",
-    "int32": b"\x38",
-    "unix_timestamp": b"\x40",
-}
-LIST_TAGS: Final = {
-    "int64": b"\x4a",
-    "float64": b"\x52",
-    "string": b"\x5a",
-    "bool": b"\x62",
-    "bytes": b"\x6a",
-    "float32": b"\x72",
-    "int32": b"\x7a",
-    "unix_timestamp": b"\x82\x01",
-}
-_INTS: Final = frozenset({"int64", "int32", "unix_timestamp"})
-_RANGES: Final = {"int32": (-(2**31), 2**31 - 1)}
 _INT64: Final = (-(2**63), 2**63 - 1)
-_PLACEHOLDERS: Final = {"float64": 0.0, "float32": 0.0, "bool": False, "string": "", "bytes": b""}
-_F64: Final = struct.Struct("<d")
-_F32: Final = struct.Struct("<f")
-_FIXED_SIZE: Final = {"float64": 11, "float32": 7, "bool": 4}  # whole entries
 
 
 def tag_of(dtype: DType) -> bytes:
@@ -114,6 +87,50 @@ def read_varint(data: bytes, p: int, end: int) -> tuple[int, int]:
 
 def _signed(n: int) -> int:
     return n - (1 << 64) if n >= 1 << 63 else n
+
+
+# --- the contract's tags ------------------------------------------------------------
+
+# The gRPC contract's wire types per protobuf field type (varint, 64-bit, length-delimited,
+# 32-bit), and each field's tag as it goes on the wire.
+_WIRE_TYPES: Final = {
+    FieldDescriptor.TYPE_INT64: 0,
+    FieldDescriptor.TYPE_INT32: 0,
+    FieldDescriptor.TYPE_BOOL: 0,
+    FieldDescriptor.TYPE_DOUBLE: 1,
+    FieldDescriptor.TYPE_STRING: 2,
+    FieldDescriptor.TYPE_BYTES: 2,
+    FieldDescriptor.TYPE_MESSAGE: 2,
+    FieldDescriptor.TYPE_FLOAT: 5,
+}
+
+
+def _tag(message: Any, field: str) -> bytes:
+    descriptor = message.DESCRIPTOR.fields_by_name[field]
+    return varint((descriptor.number << 3) | _WIRE_TYPES[descriptor.type])
+
+
+def _wire_type(field: str) -> int:
+    return _WIRE_TYPES[pb.Value.DESCRIPTOR.fields_by_name[field].type]
+
+
+# FeatureColumn.values: every stored entry starts with this tag (field 2, length-delimited)
+ENTRY_TAG: Final = _tag(pb.FeatureColumn, "values")[0]
+NULL_ENTRY: Final = bytes([ENTRY_TAG, 0])
+
+# scalar type -> the tag of its Value field, and of its list field (types.ENGINES names them)
+SCALAR_TAGS: Final = {name: _tag(pb.Value, e.proto) for name, e in ENGINES.items()}
+LIST_TAGS: Final = {name: _tag(pb.Value, e.proto_list) for name, e in ENGINES.items()}
+# the types written as varints (but bool, which is one byte of 0 or 1)
+_INTS: Final = frozenset(
+    name for name, e in ENGINES.items() if _wire_type(e.proto) == 0 and e.key_python is not bool
+)
+_RANGES: Final = {"int32": (-(2**31), 2**31 - 1)}
+_PLACEHOLDERS: Final = {name: e.zero for name, e in ENGINES.items() if name not in _INTS}
+_F64: Final = struct.Struct("<d")
+_F32: Final = struct.Struct("<f")
+# the fixed-size entries, whole: entry tag, length, field tag, then 8, 4 or 1 byte
+_FIXED_SIZE: Final = {"float64": 3 + 8, "float32": 3 + 4, "bool": 3 + 1}
 
 
 # --- one value -------------------------------------------------------------------------

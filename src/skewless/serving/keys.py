@@ -9,31 +9,25 @@ from typing import Any
 
 from skewless.errors import EntityRowsError
 from skewless.feature_request import ViewRequest
-from skewless.types import DType
+from skewless.rules.schema import KEY_TYPES
+from skewless.types import ENGINES, DType
+
+_KEY_PYTHON = {t.name: ENGINES[t.name].key_python for t in KEY_TYPES}
+_NAMED = {int: "an int", str: "a str", bytes: "bytes", bool: "a bool"}
 
 # The exact Python types a join key may have without a closer look (the general check,
 # check_join_keys, also takes numpy integers and the like, and names the culprit
 # of a refusal), per declared type; None means any type the key encoding takes.
 PLAIN_KEY_TYPES: Mapping[str | None, frozenset[type]] = {
-    "int64": frozenset({int, type(None)}),
-    "int32": frozenset({int, type(None)}),
-    "unix_timestamp": frozenset({int, type(None)}),
-    "string": frozenset({str, type(None)}),
-    "bytes": frozenset({bytes, type(None)}),
-    "bool": frozenset({bool, type(None)}),
+    **{name: frozenset({python, type(None)}) for name, python in _KEY_PYTHON.items()},
     None: frozenset({int, str, bytes, bool, type(None)}),
 }
 
-
 # Declared key type -> the Python values a key of that type takes (the key encoding
-# has no other kinds); a type missing here (a float key) takes what any key takes.
+# has no other kinds); a type missing here takes what any key takes.
 _KEY_TYPES: dict[str, tuple[tuple[type, ...], str]] = {
-    "int64": ((numbers.Integral,), "an int"),
-    "int32": ((numbers.Integral,), "an int"),
-    "unix_timestamp": ((numbers.Integral,), "an int"),
-    "string": ((str,), "a str"),
-    "bytes": ((bytes,), "bytes"),
-    "bool": ((bool,), "a bool"),
+    name: ((numbers.Integral,) if python is int else (python,), _NAMED[python])
+    for name, python in _KEY_PYTHON.items()
 }
 _ENCODABLE = ((bool, numbers.Integral, str, bytes), "an int, str, bytes or bool")
 
