@@ -127,13 +127,6 @@ def output_columns(requests: Sequence[ViewRequest]) -> list[str]:
     return [c.output for c in sorted(cols, key=lambda c: c.position)]
 
 
-def required_entity_columns(requests: Sequence[ViewRequest], timestamp_column: str) -> list[str]:
-    cols = [timestamp_column]
-    for req in requests:
-        cols.extend(k for k in req.join_keys if k not in cols)
-    return cols
-
-
 def check_entity_columns(
     columns: Sequence[str], requests: Sequence[ViewRequest], timestamp_column: str
 ) -> None:

@@ -20,8 +20,8 @@ import pyspark
 import pytest
 
 from skewless import FeatureStore
-from skewless.batch import job
 from skewless.batch.jars import ensure_delta_jars
+from skewless.cli import job
 from skewless.client import OnlineClient
 from skewless.grpc import running_server
 from skewless.online.embedded import EmbeddedServer

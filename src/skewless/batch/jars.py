@@ -42,12 +42,6 @@ def delta_artifacts() -> list[tuple[str, str, str]]:
     ]
 
 
-def delta_package_coordinates() -> str:
-    """The same artifacts as a `spark.jars.packages` value, for spark-submit on a cluster."""
-    group, artifact, version = delta_artifacts()[0]
-    return f"{group}:{artifact}:{version}"
-
-
 def cache_dir() -> Path:
     env = os.environ.get("SKEWLESS_JARS_DIR")
     return Path(env) if env else Path.home() / ".cache" / "skewless" / "jars"

@@ -111,11 +111,6 @@ class ViewMaterialization:
     # the files within the overlap before the new watermark that no later run must read
     seen_files: tuple[tuple[str, int], ...] = ()
 
-    @property
-    def keys_skipped(self) -> int:
-        """Entities whose stored value was as new or newer (replays, older runs)."""
-        return self.keys_offered - self.keys_written
-
 
 def _rank(view: FeatureView) -> Column:
     """The rank within one event time: (created time, tie hash, values)."""

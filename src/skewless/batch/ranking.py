@@ -30,7 +30,7 @@ def _atom_sql(atom: HashAtom, qualifier: str) -> str:
 
 def tie_hash_sql(features: Sequence[tuple[str, DType]], qualifier: str = "") -> str:
     """The tie hash of the features' columns (`qualifier` prefixes each, e.g. "s.").
-    Spark's SQL xxhash64 always uses seed 42 (rules.ranking.TIE_HASH_SEED)."""
+    Spark's SQL xxhash64 always uses seed 42, as rules/ranking.py says."""
     return f"xxhash64({', '.join(_atom_sql(a, qualifier) for a in hash_atoms(features))})"
 
 

@@ -7,7 +7,7 @@ without its definitions (or their fingerprints) changing.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Annotated, ClassVar, Literal
 
 from pydantic import Field as PydanticField
 from pydantic import field_validator
@@ -65,9 +65,3 @@ class DeltaSource(_SourceBase):
 
 
 Source = Annotated[FileSource | DeltaSource, PydanticField(discriminator="type")]
-
-
-def source_from_dict(data: dict[str, Any]) -> FileSource | DeltaSource:
-    if data.get("type") == "delta":
-        return DeltaSource.model_validate(data)
-    return FileSource.model_validate(data)

@@ -7,7 +7,6 @@ training set can name exactly which definitions produced it.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal, Protocol
@@ -48,9 +47,6 @@ class ObjectRecord:
             raise RegistryError(
                 f"registry holds an unreadable {self.kind} '{self.name}' v{self.version}: {exc}"
             ) from exc
-
-    def spec_json(self) -> str:
-        return json.dumps(self.spec, sort_keys=True)
 
 
 @dataclass(frozen=True)

@@ -39,11 +39,6 @@ import numpy.typing as npt
 
 from skewless.types import ArrayType, DType
 
-TIE_HASH_SEED = 42
-
-# The rank's fields, in the order they are compared.
-RANK_FIELDS = ("event_ts", "created_ts", "tie_hash")
-
 # rank_bytes(): three big-endian unsigned 64-bit numbers.
 RANK_BYTES = 24
 _SIGN = 1 << 63

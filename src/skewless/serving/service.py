@@ -190,17 +190,6 @@ class OnlineService:
         views = plan.entries(raw, rows, utc_micros(datetime.now(UTC)))
         return Lookup(plan, rows, views, catalog.registry_version)
 
-    async def get_online_features(
-        self, query: OnlineQuery, *, time_remaining_s: float | None = None
-    ) -> OnlineAnswer:
-        """lookup() of entity rows, as the OnlineResponse FeatureStore returns."""
-        catalog = self.catalog
-        plan = catalog.plan(query.features, full_feature_names=query.full_feature_names)
-        rows = query.entity_rows
-        raw = await self._read(plan.keys(rows), time_remaining_s)
-        views = plan.assemble(raw, len(rows), utc_micros(datetime.now(UTC)))
-        return OnlineAnswer(plan.response(rows, views), plan.dtypes, catalog.registry_version)
-
     async def _read(self, keys: list[bytes], time_remaining_s: float | None) -> list[bytes | None]:
         budget = self._budget(time_remaining_s)
         try:
