@@ -12,6 +12,7 @@ import redis
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from skewless.errors import OnlineStoreUnavailableError
 from skewless.online.codec import Record, decode_value, encode_value, entity_key
 from skewless.online.redis import RedisOnlineStore, expire_at_ms
 from skewless.types import Float64, Int64
@@ -161,3 +162,22 @@ def test_redis_pipelined_batches_write_everything(store: RedisOnlineStore) -> No
     keys = [entity_key("p", "v", [e]) for e in range(1000)]
     assert all(v is not None for v in store.read(keys))
     assert store.client.dbsize() == 1000
+
+
+def test_redis_delete_removes_exactly_the_keys_given(store: RedisOnlineStore) -> None:
+    store.write(item(e, 1, None, e) for e in range(1200))
+    gone = [entity_key("p", "v", [e]) for e in range(0, 1200, 2)]
+    unknown = entity_key("p", "v", [99_999])
+    assert store.delete([*gone, unknown]) == 600  # in batches of 3 (the store's batch size)
+    assert store.read(gone) == [None] * 600
+    kept = store.read([entity_key("p", "v", [e]) for e in range(1, 1200, 2)])
+    assert all(v is not None for v in kept)
+    assert store.delete([]) == 0
+
+
+def test_redis_read_of_a_dead_server_is_unavailable() -> None:
+    """A refused connection is the store's own error, retryable, not redis-py's."""
+    dead = RedisOnlineStore(redis.Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.5))
+    with pytest.raises(OnlineStoreUnavailableError) as info:
+        dead.read([entity_key("p", "v", [1])])
+    assert info.value.retryable
