@@ -9,7 +9,9 @@ created column, with nulls and NaN among the values."""
 from __future__ import annotations
 
 import math
+import os
 import textwrap
+import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -65,9 +67,10 @@ def _repo(root: Path, redis_url: str, created: bool) -> FeatureStore:
     return FeatureStore(root)
 
 
-def _add_file(root: Path, rows: list[dict[str, Any]], created: bool) -> None:
-    name = f"part-{uuid.uuid4().hex}.parquet"
-    pq.write_table(pa.Table.from_pylist(rows, schema=_schema(created)), root / "data/stats" / name)
+def _add_file(root: Path, rows: list[dict[str, Any]], created: bool) -> Path:
+    path = root / "data/stats" / f"part-{uuid.uuid4().hex}.parquet"
+    pq.write_table(pa.Table.from_pylist(rows, schema=_schema(created)), path)
+    return path
 
 
 def _same(a: Any, b: Any) -> bool:
@@ -124,7 +127,7 @@ def test_ranking_tied_rows_in_two_files_two_runs_agree_online_and_offline(
 
 # --- the property ---------------------------------------------------------------------
 
-HOUR_US = 3_600_000_000
+HOURS = 5  # event times 0..5 h; the last run ends at 5 h, earlier runs anywhere up to it
 VALUES = {
     "trips": st.none() | st.integers(-3, 3),
     "rating": st.none() | st.sampled_from([0.0, -0.0, 1.5, -2.0, math.nan, math.inf]),
@@ -141,7 +144,7 @@ def histories(draw: st.DrawFn) -> dict[str, Any]:
         row: dict[str, Any] = {
             "driver_id": draw(st.integers(1, 4)),
             # few distinct times: ties on the event time are the common case
-            "ts": T0 + timedelta(hours=draw(st.integers(0, 3))),
+            "ts": T0 + timedelta(hours=draw(st.integers(0, HOURS))),
         }
         if created:
             row["created"] = draw(st.none() | st.sampled_from([T0, T0 + timedelta(hours=1)]))
@@ -155,21 +158,25 @@ def histories(draw: st.DrawFn) -> dict[str, Any]:
     parts = [[r for r, o in zip(rows, owner, strict=True) if o == f] for f in range(files)]
     steps = []
     for _ in parts:
-        kind = draw(st.sampled_from(["full", "part", "incremental", "replay"]))
-        steps.append((kind, draw(st.integers(0, 3)), draw(st.integers(0, 3))))
+        # one or two runs after each file arrives, ending anywhere (earlier than the
+        # previous run's end too), so rows past a run's end are left for a later one
+        for _ in range(draw(st.integers(1, 2))):
+            kind = draw(st.sampled_from(["full", "part", "incremental", "replay"]))
+            steps.append((kind, draw(st.integers(0, HOURS)), draw(st.integers(0, HOURS))))
+        steps.append(("file", 0, 0))
     # the last run covers all history, as a scheduled job would; earlier runs may not
     last = draw(st.sampled_from(["full", "incremental"]))
-    return {"created": created, "parts": parts, "steps": steps, "last": last}
+    return {"created": created, "parts": parts, "steps": steps[:-1], "last": last}
 
 
-def _run(store: FeatureStore, step: tuple[str, int, int], done: list[Any], end: datetime) -> None:
+def _run(store: FeatureStore, step: tuple[str, int, int], done: list[Any]) -> None:
     kind, a, b = step
     if kind == "replay" and done:
         kind, start, stop = done[a % len(done)]
     elif kind == "part":
         start, stop = T0 + timedelta(hours=min(a, b)), T0 + timedelta(hours=max(a, b))
     else:
-        start, stop = None, end
+        start, stop = None, T0 + timedelta(hours=b)
     if kind == "incremental":
         store.materialize_incremental(stop)
     else:
@@ -185,14 +192,30 @@ def test_ranking_any_sequence_of_runs_leaves_online_equal_to_offline(
     redis_url: str,
     history: dict[str, Any],
 ) -> None:
+    """Files arrive one by one, each with a modification time an hour old and later than
+    the previous file's (so every file is within the overlap an incremental run lists
+    again, and which files a run skips is decided by what the runs recorded as read);
+    runs of every kind follow, ending anywhere. After a last run over all history to
+    5 h, every entity's online value is the offline join's at 5 h."""
     root = tmp_path_factory.mktemp("runs")
     store = _repo(root, redis_url, created=history["created"])
-    end = T0 + timedelta(hours=4)
+    end = T0 + timedelta(hours=HOURS)
+    parts = iter(history["parts"])
+    arrived = time.time() - 3600
+
+    def arrive() -> None:
+        nonlocal arrived
+        path = _add_file(root, next(parts), history["created"])
+        arrived += 10
+        os.utime(path, (arrived, arrived))
+
+    arrive()
+    store.apply()
     done: list[Any] = []
-    for part, step in zip(history["parts"], history["steps"], strict=True):
-        _add_file(root, part, history["created"])
-        if not done:
-            store.apply()
-        _run(store, step, done, end)
-    _run(store, (history["last"], 0, 0), done, end)
+    for step in history["steps"]:
+        if step[0] == "file":
+            arrive()
+        else:
+            _run(store, step, done)
+    _run(store, (history["last"], 0, HOURS), done)
     _assert_online_equals_offline(store, [1, 2, 3, 4, 5], end)

@@ -33,7 +33,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
 
@@ -45,17 +45,19 @@ from pyspark.sql import Column, DataFrame, SparkSession, Window
 from pyspark.sql import functions as F  # noqa: N812
 
 from skewless.batch.presort import KEY_HASH, presorted
-from skewless.batch.ranking import TIE, table_rank_sql, tie_hash
-from skewless.batch.sources import CTS, TS, read_raw, read_source
+from skewless.batch.ranking import TIE, rank_fields, table_rank_sql, values_struct
+from skewless.batch.sources import CTS, TS, event_time_after, read_raw, read_source
 from skewless.batch.spark import local_master
 from skewless.config import DRIVER_WRITE_MAX_KEYS
 from skewless.definitions import FeatureView
 from skewless.online.codec import arrow_entity_keys, encode_values
 from skewless.online.redis import RedisOnlineStore, expire_at_ms_many
+from skewless.timeutil import utc_micros
 from skewless.types import DType
 
 ARRIVAL = "__arrival"
 FILE = "__file"  # the path of the row's source file
+SIZE = "__size"  # and its size
 _WIN = "__win"
 _VALUES = "__values"
 _ROWS = "__rows"  # source rows a deduplicated row stands for
@@ -86,9 +88,9 @@ class Interval:
     start_us: int | None = None  # full runs: event time >= start (None: all history)
     arrived_after_us: int | None = None  # incremental: arrival watermark of the last run
     previous_end_us: int | None = None  # incremental: the last run's end
-    # incremental: files (path, modification time in us) already read in full, within the
-    # overlap before the watermark: not read again
-    seen_files: tuple[tuple[str, int], ...] = ()
+    # incremental: the files of the overlap before the watermark that the base run read
+    # (path, modification time in us, size): not read again
+    seen_files: tuple[tuple[str, int, int], ...] = ()
 
     @property
     def incremental(self) -> bool:
@@ -108,22 +110,20 @@ class ViewMaterialization:
     seconds: float
     online_seconds: float = 0.0
     rows_rejected: int = 0  # of rows_read: a null join key or event time
-    # the files within the overlap before the new watermark that no later run must read
-    seen_files: tuple[tuple[str, int], ...] = ()
+    # the files within the overlap before the new watermark that the next run must not read
+    seen_files: tuple[tuple[str, int, int], ...] = ()
 
 
 def _rank(view: FeatureView) -> Column:
     """The rank within one event time: (created time, tie hash, values)."""
-    values = F.struct(*[F.col(f"`{f}`") for f in view.feature_names])
-    return F.struct(F.col(CTS), tie_hash(view).alias(TIE), values.alias(_VALUES))
+    return F.struct(*rank_fields(view, event_time=False), values_struct(view).alias(_VALUES))
 
 
 def latest_per_entity(rows: DataFrame, view: FeatureView) -> DataFrame:
     """One row per entity: keys, __ts, __cts, the features and the tie hash of the
     highest ranked row."""
     keys = list(view.join_keys)
-    values = F.struct(*[F.col(f"`{f}`") for f in view.feature_names])
-    ranked = F.struct(F.col(TS), F.col(CTS), tie_hash(view).alias(TIE), values.alias(_VALUES))
+    ranked = F.struct(*rank_fields(view), values_struct(view).alias(_VALUES))
     best = rows.groupBy(*keys).agg(F.max(ranked).alias(_WIN))
     return best.select(
         *keys,
@@ -186,49 +186,72 @@ def deduplicate(rows: DataFrame, view: FeatureView) -> DataFrame:
     )
 
 
-def _file_key(path: Column, modified: Column) -> Column:
-    """A file's identity for `seen_files`: its path and modification time, one string."""
-    return F.concat(path, F.lit("@"), F.unix_micros(modified).cast("string"))
+# A file modified this close to a run's start may still change within the same tick of a
+# coarse clock (object stores keep whole seconds): it is not recorded as seen.
+SEEN_SETTLE_US = 2_000_000
+
+SeenFile = tuple[str, int, int]  # path, modification time (us), size (bytes)
+
+
+def _file_key(path: Column, modified: Column, size: Column) -> Column:
+    """A file's identity for `seen_files`: its path, modification time and size."""
+    return F.concat_ws("@", path, F.unix_micros(modified).cast("string"), size.cast("string"))
 
 
 def _seen_files(
-    rows: DataFrame, interval: Interval, watermark: int | None
-) -> tuple[tuple[str, int], ...]:
-    """The files a run that read every row of its new files has seen within the overlap
-    before its watermark (new ones, and earlier runs' still in it), for the next run to
-    skip. Spark lists only those files (their modification time prunes the others)."""
+    rows: DataFrame, interval: Interval, watermark: int | None, started_us: int
+) -> tuple[SeenFile, ...]:
+    """What a run over all history (an incremental run, or a full run without a start)
+    tells the next run to skip: the files modified within the overlap before the new
+    watermark that this run or its base run read, every row of them up to its end
+    (rows past the end are the next run's second scan). The same DataFrame as the run's,
+    so the same listing of files (a Delta source is read at a pinned version)."""
     if watermark is None:
         return interval.seen_files
     low = watermark - ARRIVAL_OVERLAP_US
     recent = rows.where(F.col(ARRIVAL) >= F.expr(_instant(low)))
-    files = recent.select(FILE, F.unix_micros(F.col(ARRIVAL))).distinct().collect()
-    kept = {(path, mtime) for path, mtime in interval.seen_files if mtime >= low}
-    return tuple(sorted(kept | {(str(path), int(mtime)) for path, mtime in files}))
+    found = recent.select(FILE, F.unix_micros(F.col(ARRIVAL)), SIZE).distinct().collect()
+    read = {
+        (str(path), int(mtime), int(size))
+        for path, mtime, size in found
+        if int(mtime) < started_us - SEEN_SETTLE_US
+    }
+    kept = {f for f in interval.seen_files if f[1] >= low}
+    return tuple(sorted(kept | read))
 
 
 def interval_rows(
     spark: SparkSession, view: FeatureView, repo_path: Path, interval: Interval
 ) -> DataFrame:
     """The view's source rows the run takes, with ARRIVAL (the row's file modification
-    time). Rows with a null event time (in no interval) are kept, like rows with a null
-    join key, for deduplicate() to flag as rejected: the run counts them, never writes
-    them (an incremental run counts them once, when they arrive).
+    time), FILE and SIZE (its file's path and size). Rows with a null event time (in no
+    interval) are kept, like rows with a null join key, for deduplicate() to flag as
+    rejected: the run counts them, never writes them (an incremental run counts them
+    once, when they arrive).
 
-    An incremental run takes the rows of the files that arrived since the last run, and
-    from older files only the rows with an event time past the last run's end (left for
-    a later run then). "Since the last run" means modified at or after its watermark (the
-    newest modification time it read) minus ARRIVAL_OVERLAP_US, a margin for files that
-    were being written while it listed them, less the files it read in full within that
-    margin (`seen_files`). The two are separate scans: Spark lists only the new files (a
-    condition on a file's path and modification time prunes files), and the older files'
-    rows are skipped by their event-time statistics (Parquet footers, Delta's file
-    statistics) without reading their data; CSV files have no statistics and are read
-    again."""
-    raw = read_raw(spark, view, repo_path).withColumn(
-        ARRIVAL, F.col("_metadata.file_modification_time")
-    )
-    raw = raw.withColumn(FILE, F.col("_metadata.file_path"))
-    rows = read_source(spark, view, repo_path, raw=raw, extra=[ARRIVAL, FILE])
+    An incremental run starts from its base, the last run over all history: it takes
+    the rows of the files that arrived since (modified at or after the base's watermark
+    minus ARRIVAL_OVERLAP_US, a margin for files written while the base listed them,
+    except the files the base had read: `seen_files`), and from every other file the
+    rows with an event time past the base's end. So each file's rows up to the base's
+    end were taken by the base or before it, and its rows past it are taken now,
+    whatever order the runs' ends come in. The two are separate scans: Spark lists only
+    the new files (a condition on a file's path, modification time and size prunes
+    files), and the older files' rows are skipped by their event-time statistics
+    (Parquet footers, Delta's file statistics) without reading their data; CSV files
+    have no statistics and are read again."""
+
+    def read(raw: DataFrame) -> DataFrame:
+        raw = raw.select(
+            "*",
+            F.col("_metadata.file_modification_time").alias(ARRIVAL),
+            F.col("_metadata.file_path").alias(FILE),
+            F.col("_metadata.file_size").alias(SIZE),
+        )
+        return read_source(spark, view, repo_path, raw=raw, extra=[ARRIVAL, FILE, SIZE])
+
+    raw = read_raw(spark, view, repo_path)
+    rows = read(raw)
     us = F.unix_micros(F.col(TS))
     within = us <= F.lit(interval.end_us)
     if interval.start_us is not None:
@@ -238,14 +261,19 @@ def interval_rows(
     since = (interval.arrived_after_us or 0) - ARRIVAL_OVERLAP_US
     arrived = F.col(ARRIVAL) >= F.expr(_instant(since))
     if interval.seen_files:
-        arrived = arrived & ~_file_key(F.col(FILE), F.col(ARRIVAL)).isin(
-            [f"{path}@{mtime}" for path, mtime in interval.seen_files]
+        key = _file_key(F.col(FILE), F.col(ARRIVAL), F.col(SIZE))
+        arrived = arrived & ~key.isin(
+            [f"{path}@{mtime}@{size}" for path, mtime, size in interval.seen_files]
         )
     new = rows.where(arrived & (F.col(TS).isNull() | within))
     if interval.previous_end_us is None or interval.previous_end_us >= interval.end_us:
         return new
+    # the second scan's rows, filtered on the source's own column too: what Parquet's
+    # statistics are compared with (a nanosecond column is a bigint until it is read)
+    after = event_time_after(raw, view, interval.previous_end_us)
+    older = read(raw if after is None else raw.where(after))
     left = F.col(TS) > F.expr(_instant(interval.previous_end_us))
-    return new.unionByName(rows.where(~arrived & left & within))
+    return new.unionByName(older.where(~arrived & left & within))
 
 
 # --- offline: the Delta feature table ---------------------------------------------------
@@ -566,6 +594,7 @@ def materialize_view(
     (`deduplicate`), and held (`computed_once`) for the counts, the Delta write and the
     online rows."""
     started = time.perf_counter()
+    started_us = utc_micros(datetime.now(UTC))
     rows = interval_rows(spark, view, repo_path, interval)
     with computed_once(deduplicate(rows, view)) as deduplicated:
         stats = deduplicated.agg(
@@ -597,7 +626,10 @@ def materialize_view(
         online_seconds = time.perf_counter() - online_started
     arrival = None if stats["arrival"] is None else int(stats["arrival"])
     # A run that takes every row of what it reads can tell the next run which files to skip.
-    seen = _seen_files(rows, interval, arrival) if interval.start_us is None else ()
+    if interval.arrived_after_us is not None and arrival is not None:
+        arrival = max(arrival, interval.arrived_after_us)  # never behind the base's
+    covering = interval.start_us is None
+    seen = _seen_files(rows, interval, arrival, started_us) if covering else ()
     return ViewMaterialization(
         view=view.name,
         rows_read=int(stats["n"] or 0),

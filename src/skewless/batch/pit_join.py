@@ -30,8 +30,8 @@ from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F  # noqa: N812
 
 from skewless.batch.presort import KEY_HASH, presorted
-from skewless.batch.ranking import TIE, tie_hash
-from skewless.batch.sources import CTS, TS
+from skewless.batch.ranking import rank_fields
+from skewless.batch.sources import TS
 from skewless.errors import EntityDataFrameError
 from skewless.feature_request import ViewRequest
 from skewless.timeutil import micros
@@ -39,8 +39,6 @@ from skewless.timeutil import micros
 ROW = "__row"  # the entity row's identity: a unique, collision-free long
 ETS = "__ets"  # the entity row's timestamp, UTC
 _F = "__f"
-_FTS = "__fts"
-_CTS = "__cts"
 _M = "__m"
 
 _INTEGRAL = {"tinyint", "smallint", "int", "bigint"}
@@ -86,15 +84,10 @@ def view_features(
         rows = rows.where(F.unix_micros(F.col(TS)) <= F.lit(high))
         if req.ttl is not None:
             rows = rows.where(F.unix_micros(F.col(TS)) >= F.lit(low - micros(req.ttl)))
-    # Field order is the ranking (rules/ranking.py): event time, created time, the tie
-    # hash, then every feature of the view in schema order, whatever was requested.
+    # The rank's fields (batch/ranking.py), then every feature of the view in schema
+    # order, whatever was requested: the rule's last field, and what the join returns.
     feats = list(req.view.feature_names)
-    ranked = F.struct(
-        F.col(TS).alias(_FTS),
-        F.col(CTS).alias(_CTS),
-        tie_hash(req.view).alias(TIE),
-        *[F.col(f"`{f}`") for f in feats],
-    )
+    ranked = F.struct(*rank_fields(req.view), *[F.col(f"`{f}`") for f in feats])
     rows = rows.select(
         *keys,
         TS,
@@ -119,7 +112,7 @@ def view_features(
     filled = filled.where(F.col(ROW).isNotNull())  # the entity rows
     match = F.col(_M)
     if req.ttl is not None:
-        fresh = F.unix_micros(F.col(f"{_M}.{_FTS}")) >= F.unix_micros(F.col(TS)) - F.lit(
+        fresh = F.unix_micros(F.col(f"{_M}.{TS}")) >= F.unix_micros(F.col(TS)) - F.lit(
             micros(req.ttl)
         )
         match = F.when(fresh, F.col(_M))

@@ -1,5 +1,6 @@
 """The ranking rule (rules/ranking.py) on Spark: the tie hash as SQL and as a column, and
-the rank structs that the point-in-time join, deduplication and the MERGE compare."""
+the rank's fields, in the rule's order, that the point-in-time join, deduplication and
+the MERGE compare (each followed by the values, the rule's last field)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from collections.abc import Sequence
 from pyspark.sql import Column
 from pyspark.sql import functions as F  # noqa: N812
 
+from skewless.batch.sources import CTS, TS
 from skewless.definitions import FeatureView
 from skewless.rules.ranking import HashAtom, hash_atoms
 from skewless.types import DType
@@ -41,6 +43,19 @@ def _features(view: FeatureView) -> list[tuple[str, DType]]:
 def tie_hash(view: FeatureView) -> Column:
     """The tie hash of a row of the view's source, as read (batch/sources.py)."""
     return F.expr(tie_hash_sql(_features(view)))
+
+
+def rank_fields(view: FeatureView, *, event_time: bool = True) -> list[Column]:
+    """The rank's fields of a row of the view's source (batch/sources.py's columns), in
+    the rule's order: the event time (left out within one event time), the created time,
+    the tie hash. The values follow them in every struct that ranks rows."""
+    fields = [F.col(CTS).alias(CTS), tie_hash(view).alias(TIE)]
+    return [F.col(TS).alias(TS), *fields] if event_time else fields
+
+
+def values_struct(view: FeatureView) -> Column:
+    """Every feature of the view, in schema order: the rank's last field."""
+    return F.struct(*[F.col(f"`{f}`") for f in view.feature_names])
 
 
 def table_rank_sql(view: FeatureView, side: str) -> str:

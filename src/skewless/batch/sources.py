@@ -65,7 +65,12 @@ def read_raw(spark: SparkSession, view: FeatureView, repo_path: Path) -> DataFra
     if not remote and not Path(location).exists():
         raise SourceNotFoundError(location, view.name)
     if isinstance(src, DeltaSource):
-        return spark.read.format("delta").load(location)
+        # One snapshot for every job of the frame: a Delta frame otherwise reads the
+        # table's newest version each time it runs, so two jobs could see two versions.
+        from delta.tables import DeltaTable  # noqa: PLC0415 - needs the JVM
+
+        version = DeltaTable.forPath(spark, location).history(1).collect()[0]["version"]
+        return spark.read.format("delta").option("versionAsOf", int(version)).load(location)
     if src.file_format == "csv":
         return spark.read.option("header", "true").option("inferSchema", "false").csv(location)
     if remote:
@@ -121,6 +126,24 @@ def spark_column_type(field: StructField, *, csv: bool) -> ColumnType:
         return DATE
     dtype = from_spark_simple_string(name)
     return Unsupported(name) if dtype is None else dtype
+
+
+def event_time_after(raw: DataFrame, view: FeatureView, us: int) -> Column | None:
+    """A condition on the source's own event-time column, as `raw` holds it, that keeps
+    the rows with an event time after `us` (UTC microseconds), in the form Parquet's and
+    Delta's statistics are compared with; None when the column's type has no such form
+    (a date, CSV text)."""
+    name = view.source.timestamp_field
+    if name not in raw.columns:
+        return None
+    field = raw.schema[name]
+    column = F.col(f"`{name}`")
+    kind = field.dataType.simpleString()
+    if field.metadata.get(NANOS_METADATA) and kind == "bigint":
+        return column > F.lit(us * 1000 + 999)  # after the floor: nanoseconds past it
+    if kind == "timestamp":
+        return column > F.expr(f"timestamp_micros({int(us)}L)")
+    return None
 
 
 def from_nanos(column: str) -> Column:

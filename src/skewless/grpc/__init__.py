@@ -1,7 +1,8 @@
 """The gRPC adapter over the serving core: protobuf at the edge only.
 
-convert.py is the only module that imports the generated stubs (skewless._proto);
-servicer.py converts, delegates to backend.py and converts back; errors.py maps domain
+convert.py is the only module that builds and reads the generated messages
+(skewless._proto; online/entries.py takes only the contract's field tags from it);
+servicer.py converts, delegates to serving/service.py and converts back; errors.py maps domain
 errors to status codes in one table; server.py runs grpc.aio with health and reflection.
 """
 

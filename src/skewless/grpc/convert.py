@@ -1,4 +1,4 @@
-"""Protobuf <-> domain types. The only module that imports the generated stubs.
+"""Protobuf <-> domain types. The only module that builds and reads the generated messages.
 
 Request: entity columns -> entity rows (list of dicts; a row sent without a key, listed
 in its column's missing_indices, is a row without it); "features" or "feature_service"

@@ -2,12 +2,13 @@
 record every run in the registry.
 
 A full run takes the event-time interval [start, end]. An incremental run takes, per
-view, what arrived (source file modification time) since that view's last run over all
-of its history (an incremental run, or a full run without a start), plus rows whose
-event time lies past that run's end, all up to `end`: rows that arrive late with old
-event times still reach the offline table and the online store. A view's first
-incremental run (no such earlier run of its current definition) takes all of its
-history up to `end`. A full run with a start does not count: it skipped older rows.
+view, what arrived (source file modification time) since its base, that view's last run
+over all of its history (an incremental run, or a full run without a start), plus rows
+of older files whose event time lies past the base's end, all up to `end`: rows that
+arrive late with old event times still reach the offline table and the online store. A
+view's first incremental run (no such earlier run of its current definition) takes all
+of its history up to `end`. A full run with a start is never a base: it skipped older
+rows.
 
 A Materializer is given what it needs (the registry, the Spark session, where the
 offline tables and the online store are), never the FeatureStore facade.
@@ -95,21 +96,22 @@ class Materializer:
     ) -> Interval:
         if not incremental:
             return Interval(end_us=end_us, start_us=start_us)
-        previous = [
+        covering = [
             r
             for r in self.registry.materializations(view.name)
             if r.data_hash == data_hash and r.start_us is None
         ]
-        if not previous:
+        if not covering:
             return Interval(end_us=end_us)  # first run: all history up to end
-        watermark = max((r.arrival_watermark_us or 0 for r in previous), default=0)
-        # what the runs at that watermark read in full within its overlap
-        seen = {f for r in previous if r.arrival_watermark_us == watermark for f in r.seen_files}
+        # The base is the last run over all history, as recorded: its watermark, end and
+        # seen files describe one state (each carries its own base's forward), whatever
+        # order earlier runs' ends came in.
+        base = covering[-1]
         return Interval(
             end_us=end_us,
-            arrived_after_us=watermark,
-            previous_end_us=max(r.end_us for r in previous),
-            seen_files=tuple(sorted(seen)),
+            arrived_after_us=base.arrival_watermark_us or 0,
+            previous_end_us=base.end_us,
+            seen_files=base.seen_files,
         )
 
     def _view(

@@ -217,7 +217,7 @@ def _check_positions(dtypes: Sequence[DType], positions: Sequence[int]) -> None:
 
 
 class _Located:
-    """Where the selected entries of a batch of version 2 values lie in one buffer."""
+    """Where the selected entries of a batch of stored values lie in one buffer."""
 
     def __init__(self, raw: bytes, starts: npt.NDArray[np.int64], lengths: npt.NDArray[np.int64]):
         self.raw = raw  # the values joined, then a null entry and padding
@@ -230,7 +230,7 @@ def _locate(
     values: Sequence[bytes | None], features: int, positions: npt.NDArray[np.int64] | slice
 ) -> _Located | None:
     """The selected entries of `values` (None rows: a null entry), or None when any value
-    is not a well-formed version 2 value with 2-byte offsets (the caller then reads them
+    is not a well-formed value of this version with 2-byte offsets (the caller then reads them
     one by one, which also raises the precise error)."""
     stored = [v for v in values if v is not None]
     # then the null entry, and zeros enough that reading a fixed width past any entry
@@ -245,7 +245,7 @@ def _locate(
     begin = np.cumsum(sizes) - sizes
     table = buffer[begin[:, None] + _table_columns(features)].view("<u2").astype(np.int64)
     lengths = np.diff(table, axis=1)
-    bad = (buffer[begin] != CODEC_VERSION) | (buffer[begin + 1] != 0)  # version 2, narrow
+    bad = (buffer[begin] != CODEC_VERSION) | (buffer[begin + 1] != 0)  # this version, narrow
     bad |= (table[:, 0] != table_end) | (table[:, -1] != sizes)
     if bad.any() or (lengths < 0).any():
         return None
@@ -377,7 +377,7 @@ def column_decoder(dtypes: Sequence[DType], positions: Sequence[int]) -> ColumnD
     """A function decoding a batch of stored values (None: no value stored) of one view
     into, per value, its event time (None for None) and, per feature at `positions`
     (indices into `dtypes`, in the order wanted), a column of values (None for None).
-    Row for row equal to decode_value(data, dtypes) (values of any version); raises what
+    Row for row equal to decode_value(data, dtypes); raises what
     it raises for a value whose layout or selected features are wrong."""
     _check_positions(dtypes, positions)
     dtypes = tuple(dtypes)

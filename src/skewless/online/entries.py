@@ -1,4 +1,4 @@
-"""Feature values as the gRPC response carries them: the entries of codec version 2.
+"""Feature values as the gRPC response carries them: the entries of a stored value.
 
 An entry is one value of a `FeatureColumn.values` field of the serving contract
 (proto/skewless/serving/v1/serving.proto), byte for byte as protobuf serializes it: the

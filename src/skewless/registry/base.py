@@ -89,10 +89,11 @@ class MaterializationRecord:
     finished_at: datetime
     online_seconds: float = 0.0  # of `seconds`, the reduction to one row per entity + Redis
     rows_rejected: int = 0  # of rows_read: a null join key or event time, never written
-    # Source files (path, modification time in microseconds) read in full by this or an
-    # earlier run, modified within the overlap before the arrival watermark: the next
-    # incremental run does not read them again (batch/materialize.py).
-    seen_files: tuple[tuple[str, int], ...] = ()
+    # Source files (path, modification time in microseconds, size) modified within the
+    # overlap before the arrival watermark whose rows up to `end_us` this run (or the run
+    # it started from) took: the next incremental run does not list them again
+    # (batch/materialize.py interval_rows).
+    seen_files: tuple[tuple[str, int, int], ...] = ()
 
 
 class RegistryReader(Protocol):

@@ -345,5 +345,5 @@ def _record(row: tuple[Any, ...]) -> ObjectRecord:
 def _materialization(data: dict[str, Any]) -> MaterializationRecord:
     data = dict(data)
     data["finished_at"] = datetime.fromisoformat(data["finished_at"])
-    data["seen_files"] = tuple((str(p), int(t)) for p, t in data.get("seen_files", ()))
+    data["seen_files"] = tuple((str(p), int(t), int(n)) for p, t, n in data.get("seen_files", ()))
     return MaterializationRecord(**data)
