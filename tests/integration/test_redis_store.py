@@ -54,21 +54,26 @@ def _version_2_value(ets: int, cts: int) -> bytes:
     return struct.pack(">BBHQQ", 2, 0, 0, ets + 2**63, cts + 2**63) + b"\x06\x00\x06\x00"
 
 
-def test_redis_replay_upgrades_a_version_2_value_and_never_downgrades(
+def test_redis_a_value_of_an_older_codec_version_is_replaced_never_the_reverse(
     store: RedisOnlineStore,
 ) -> None:
+    """A value an older skewless stored is replaced by any value of this version, even
+    one of an earlier row (what a full run after an upgrade writes); a value of a newer
+    version is never replaced."""
     key = entity_key("p", "v", [1])
-    old = _version_2_value(100, 5)
-    assert store.write([(key, old, 0)]).written == 1
-    assert store.write([item(1, 99, 5, 1)]).written == 0  # an older row stays older
-    assert store.write([item(1, 100, 5, 1, tie=-(2**63))]).written == 1  # the same times
+    assert store.write([(key, _version_2_value(100, 5), 0)]).written == 1
+    assert store.write([item(1, 99, 5, 1, tie=-(2**63))]).written == 1  # an earlier row
     raw = store.read([key])[0]
     assert raw is not None and raw[0] == 3
-    assert decode_value(raw, DTYPES) == Record(100, 5, (1, 1.0), -(2**63))
-    assert store.write([item(1, 100, 5, 1, tie=-(2**63))]).written == 0  # a replay
-    assert store.write([(key, old, 0)]).written == 0  # an older writer's replay
-    assert store.write([(key, _version_2_value(100, 6), 0)]).written == 1  # a later row
-    assert store.read([key])[0] == _version_2_value(100, 6)
+    assert decode_value(raw, DTYPES) == Record(99, 5, (1, 1.0), -(2**63))
+    assert store.write([item(1, 99, 5, 1, tie=-(2**63))]).written == 0  # a replay
+    assert store.write([(key, _version_2_value(100, 6), 0)]).written == 0  # older writer
+    newer = b"\x04" + raw[1:]  # a version this skewless does not know
+    store.client.set(key, newer)
+    assert store.write([item(1, 200, 5, 2)]).written == 0
+    assert store.read([key])[0] == newer
+    store.client.set(key, b"")  # an empty value: replaced
+    assert store.write([item(1, 1, None, 3)]).written == 1
 
 
 def test_redis_same_event_time_later_created_wins(store: RedisOnlineStore) -> None:

@@ -5,9 +5,9 @@ atomically on the server by a Lua script comparing the rank bytes of the two val
 headers (online/header.py): event time, created time and tie hash. So concurrent or
 replayed writers can never put a lower ranked row over a higher one, and the value that
 stays is the one the offline point-in-time join picks among every row written. An equal
-rank is a replay: nothing changes. A value of an older codec version carries only its
-event and created times; it is replaced by a new value of equal or later times, so
-running a materialization again over the same interval upgrades a store in place.
+rank is a replay: nothing changes. A value of an older codec version is replaced by any
+value of this one, so a full materialization after an upgrade rewrites the store in
+place.
 
 Expiry is per key, from the view's ttl: a value stays readable until `ttl` after the
 later of its event time and its write time, plus one more `ttl` of grace, so a reader can
@@ -29,36 +29,35 @@ from skewless.errors import OnlineStoreUnavailableError
 from skewless.online.header import HEADER_SIZE, RANK_SLICE
 from skewless.online.store import Item, WriteResult
 
-# Rank bytes are compared as 4-byte big-endian words, which Lua's doubles hold exactly.
-# Every codec version keeps (event time, created time) in the 16 bytes from the rank's
-# start; values of the same version also compare the tie hash that follows. On a tie of
-# what both hold, a value of a newer codec version replaces an older one.
+# Rank bytes are compared as 4-byte big-endian words, which Lua's doubles hold exactly;
+# an equal rank is a replay and changes nothing. A value of an older codec version (its
+# first byte) is replaced by any value of this one, so a full materialization rewrites
+# every entity its source still has; a value of a newer version is never replaced.
 _FIRST = RANK_SLICE.start + 1  # Lua counts from 1
-_TIMES_END = _FIRST + 16 - 1
+_WORDS = (HEADER_SIZE - RANK_SLICE.start) // 4
 _ORDERED_SET = f"""
 local written = 0
+local format = '>' .. string.rep('I4', {_WORDS})
 for i, key in ipairs(KEYS) do
   local new = ARGV[2 * i - 1]
   local expire_at = ARGV[2 * i]
   local old = redis.call('GET', key)
   local newer = true
-  if old and string.len(old) >= {_TIMES_END} then
-    local last = {_TIMES_END}
-    if string.byte(old, 1) == string.byte(new, 1) and string.len(old) >= {HEADER_SIZE} then
-      last = {HEADER_SIZE}
-    end
-    local words = (last - {_FIRST} + 1) / 4
-    local format = '>' .. string.rep('I4', words)
-    local o = {{struct.unpack(format, string.sub(old, {_FIRST}, last))}}
-    local n = {{struct.unpack(format, string.sub(new, {_FIRST}, last))}}
-    newer = nil
-    for w = 1, words do
-      if n[w] ~= o[w] then
-        newer = n[w] > o[w]
-        break
+  if old and string.len(old) > 0 then
+    local old_version, new_version = string.byte(old, 1), string.byte(new, 1)
+    if old_version == new_version and string.len(old) >= {HEADER_SIZE} then
+      local o = {{struct.unpack(format, string.sub(old, {_FIRST}, {HEADER_SIZE}))}}
+      local n = {{struct.unpack(format, string.sub(new, {_FIRST}, {HEADER_SIZE}))}}
+      newer = false
+      for w = 1, {_WORDS} do
+        if n[w] ~= o[w] then
+          newer = n[w] > o[w]
+          break
+        end
       end
+    elseif old_version > new_version then
+      newer = false
     end
-    if newer == nil then newer = string.byte(new, 1) > string.byte(old, 1) end
   end
   if newer then
     if expire_at == '0' then
