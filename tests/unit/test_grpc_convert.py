@@ -601,3 +601,11 @@ def test_stored_entries_are_the_generated_serialization_of_their_value(
     entry = encode_entry(value, dtype)
     assert entry == b"\x12" + convert._varint(len(message)) + message
     assert same(decode_entry(entry, dtype), value)
+
+
+def test_query_to_proto_refuses_an_integer_key_past_64_bits_naming_it() -> None:
+    with pytest.raises(EntityRowsError, match="join key 'driver_id' cannot be sent") as info:
+        convert.query_to_proto(
+            OnlineQuery(["stats:rating"], [{"driver_id": 1}, {"driver_id": 2**63}])
+        )
+    assert (info.value.row, info.value.key) == (1, "driver_id")

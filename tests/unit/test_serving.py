@@ -242,3 +242,14 @@ def test_online_to_pandas_types_join_keys_by_their_values(values: list[Any], dty
     frame = assemble(reqs, rows, [[None] * len(rows)]).to_pandas()
     assert str(frame["city"].dtype) == str(frame["zone_id"].dtype) == dtype
     assert str(frame["demand"].dtype) == "float64"
+
+
+@pytest.mark.parametrize("value", [2**63, -(2**63) - 1, np.uint64(2**64 - 1)])
+def test_lookup_refuses_an_integer_key_past_64_bits_naming_it(value: Any) -> None:
+    """Rows as dicts and as columns (the gRPC server's form) alike."""
+    plan = LookupPlan("p", compile_requests(["stats:rating"], VIEWS, full_feature_names=False))
+    with pytest.raises(EntityRowsError, match="outside a 64-bit integer's range") as info:
+        plan.keys([{"driver_id": 1}, {"driver_id": value}])
+    assert (info.value.row, info.value.key) == (1, "driver_id")
+    with pytest.raises(EntityRowsError, match="entity row 1: join key 'driver_id' is"):
+        plan.keys_from_columns({"driver_id": [1, value]}, 2)

@@ -175,7 +175,7 @@ def query_to_proto(query: OnlineQuery) -> pb.GetOnlineFeaturesRequest:
                 continue
             try:
                 set_value(column.values.add(), row[name])
-            except TypeError as exc:
+            except (TypeError, ValueError) as exc:  # a type, or an int past 64 bits
                 raise EntityRowsError(
                     f"join key '{name}' cannot be sent: {exc}", row=i, key=name
                 ) from None

@@ -30,6 +30,7 @@ _KEY_TYPES: dict[str, tuple[tuple[type, ...], str]] = {
     for name, python in _KEY_PYTHON.items()
 }
 _ENCODABLE = ((bool, numbers.Integral, str, bytes), "an int, str, bytes or bool")
+_INT64 = (-(2**63), 2**63 - 1)  # what the key encoding holds of an integer
 
 
 def check_join_keys(
@@ -62,12 +63,20 @@ def check_join_keys(
                     raise EntityRowsError(problem, row=i, key=key)
 
 
+def _outside_int64(value: object) -> bool:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        return False
+    return not _INT64[0] <= int(value) <= _INT64[1]
+
+
 def _key_problem(key: str, value: Any, view: str, dtype: DType | None) -> str | None:
     """Why `value` (not null) cannot be join key `key` of `view`, declared `dtype` there
     (None: not declared), or None when it can."""
     types, wanted = _KEY_TYPES.get("" if dtype is None else dtype.name, _ENCODABLE)
     # a bool is an int to Python, not to the key encoding
     if isinstance(value, types) and (bool in types or not isinstance(value, bool)):
+        if _outside_int64(value):
+            return f"join key '{key}' is {value}, outside a 64-bit integer's range"
         return None
     given = f"join key '{key}' is a {type(value).__name__} ({value!r})"
     if dtype is None or dtype.name not in _KEY_TYPES:

@@ -18,6 +18,7 @@ get_historical_features gives for the same rows.
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -119,7 +120,11 @@ class LookupPlan:
         if columns is None or not self._plainly_typed(columns):
             check_join_keys(self.requests, entity_rows)  # raises, or accepts odd types
             columns = {k: [row[k] for row in entity_rows] for k in self._plain_key_types}
-        return self._keys(columns, len(entity_rows))
+        try:
+            return self._keys(columns, len(entity_rows))
+        except struct.error:  # an integer past 64 bits, which the check names
+            check_join_keys(self.requests, entity_rows)
+            raise
 
     def keys_from_columns(self, columns: Mapping[str, Sequence[Any]], rows: int) -> list[bytes]:
         """keys() of entity rows given as columns (each of length `rows`); an entry
@@ -131,7 +136,15 @@ class LookupPlan:
                 for i in range(rows)
             ]
             return self.keys(entity_rows)
-        return self._keys({k: columns.get(k, ()) for k in needed}, rows)
+        try:
+            return self._keys({k: columns.get(k, ()) for k in needed}, rows)
+        except struct.error:  # an integer past 64 bits: keys() names it
+            return self.keys(
+                [
+                    {k: col[i] for k, col in columns.items() if col[i] is not MISSING}
+                    for i in range(rows)
+                ]
+            )
 
     def _plainly_typed(self, columns: Mapping[str, Sequence[Any]]) -> bool:
         return all(set(map(type, columns[k])) <= ok for k, ok in self._plain_key_types.items())
