@@ -91,9 +91,12 @@ class Interval:
     # incremental: the files of the overlap before the watermark that the base run read
     # (path, modification time in us, size): not read again
     seen_files: tuple[tuple[str, int, int], ...] = ()
+    # an incremental run, the first one included: it records the files it read
+    records_seen: bool = False
 
     @property
     def incremental(self) -> bool:
+        """Whether the run starts from a base (an earlier run over all history)."""
         return self.arrived_after_us is not None
 
 
@@ -201,11 +204,11 @@ def _file_key(path: Column, modified: Column, size: Column) -> Column:
 def _seen_files(
     rows: DataFrame, interval: Interval, watermark: int | None, started_us: int
 ) -> tuple[SeenFile, ...]:
-    """What a run over all history (an incremental run, or a full run without a start)
-    tells the next run to skip: the files modified within the overlap before the new
-    watermark that this run or its base run read, every row of them up to its end
-    (rows past the end are the next run's second scan). The same DataFrame as the run's,
-    so the same listing of files (a Delta source is read at a pinned version)."""
+    """What an incremental run tells the next run to skip: the files modified within the
+    overlap before the new watermark that this run or its base read, every row of them
+    up to its end (rows past the end are the next run's second scan). The same DataFrame
+    as the run's, so the same listing of files (a Delta source is read at a pinned
+    version)."""
     if watermark is None:
         return interval.seen_files
     low = watermark - ARRIVAL_OVERLAP_US
@@ -628,8 +631,10 @@ def materialize_view(
     # A run that takes every row of what it reads can tell the next run which files to skip.
     if interval.arrived_after_us is not None and arrival is not None:
         arrival = max(arrival, interval.arrived_after_us)  # never behind the base's
-    covering = interval.start_us is None
-    seen = _seen_files(rows, interval, arrival, started_us) if covering else ()
+    # An incremental run tells the next one which of its new files to skip (a second,
+    # small job over those files); a full run records none, and the run after it reads
+    # the files of its overlap again.
+    seen = _seen_files(rows, interval, arrival, started_us) if interval.records_seen else ()
     return ViewMaterialization(
         view=view.name,
         rows_read=int(stats["n"] or 0),

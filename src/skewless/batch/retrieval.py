@@ -256,8 +256,8 @@ def local_frame(spark: SparkSession, frame: pd.DataFrame) -> DataFrame:
 
     With a local master the executors share the driver's file system, so the rows go
     through a Parquet file and a local checkpoint, which later jobs read as cached
-    blocks; createDataFrame would decode its Arrow batches again on every scan (at 1M
-    rows: about 0.7 s against 5 s, see benchmarks/README.md). The file is removed as soon
+    blocks; createDataFrame would decode its Arrow batches again on every scan, several
+    times slower for a large entity set (docs/performance.md). The file is removed as soon
     as the checkpoint holds the rows. Other masters, and columns whose type would not
     read back the same from Parquet, take createDataFrame. Nanosecond timestamps (pandas'
     default) reach Spark at its precision, the microsecond at or before them.

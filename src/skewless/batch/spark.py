@@ -23,9 +23,8 @@ from skewless.errors import ConfigError
 
 DEFAULTS: dict[str, str] = {
     # PySpark's DataFrame debugging records the Python call site of every DataFrame and
-    # Column call in the JVM, which costs several py4j round trips per call: 7,068 against
-    # 1,908 for 4 plans of the benchmark's small point-in-time join, 0.06 s of each
-    # call's 0.3 s of planning (benchmarks/README.md). The call sites it records would
+    # Column call in the JVM, which costs several py4j round trips per call, a visible
+    # share of a join's planning (docs/performance.md). The call sites it records would
     # all lie inside skewless.
     "spark.python.sql.dataFrameDebugging.enabled": "false",
 }

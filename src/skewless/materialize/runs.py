@@ -102,7 +102,7 @@ class Materializer:
             if r.data_hash == data_hash and r.start_us is None
         ]
         if not covering:
-            return Interval(end_us=end_us)  # first run: all history up to end
+            return Interval(end_us=end_us, records_seen=True)  # first: all history to end
         # The base is the last run over all history, as recorded: its watermark, end and
         # seen files describe one state (each carries its own base's forward), whatever
         # order earlier runs' ends came in.
@@ -112,6 +112,7 @@ class Materializer:
             arrived_after_us=base.arrival_watermark_us or 0,
             previous_end_us=base.end_us,
             seen_files=base.seen_files,
+            records_seen=True,
         )
 
     def _view(
