@@ -131,20 +131,11 @@ class LookupPlan:
         MISSING means that row does not have that key."""
         needed = self._plain_key_types
         if rows and not (needed.keys() <= columns.keys() and self._plainly_typed(columns)):
-            entity_rows = [
-                {k: v for k, col in columns.items() if (v := col[i]) is not MISSING}
-                for i in range(rows)
-            ]
-            return self.keys(entity_rows)
+            return self.keys(_rows_of(columns, rows))
         try:
             return self._keys({k: columns.get(k, ()) for k in needed}, rows)
         except struct.error:  # an integer past 64 bits: keys() names it
-            return self.keys(
-                [
-                    {k: col[i] for k, col in columns.items() if col[i] is not MISSING}
-                    for i in range(rows)
-                ]
-            )
+            return self.keys(_rows_of(columns, rows))
 
     def _plainly_typed(self, columns: Mapping[str, Sequence[Any]]) -> bool:
         return all(set(map(type, columns[k])) <= ok for k, ok in self._plain_key_types.items())
@@ -205,6 +196,13 @@ class LookupPlan:
             times,
             self.dtypes,
         )
+
+
+def _rows_of(columns: Mapping[str, Sequence[Any]], rows: int) -> list[dict[str, Any]]:
+    """Entity rows of entity columns, each without the keys MISSING in it."""
+    return [
+        {k: v for k, col in columns.items() if (v := col[i]) is not MISSING} for i in range(rows)
+    ]
 
 
 def _decoded(view: ViewPlan, stored: Sequence[bytes | None], now_us: int) -> ViewColumns:
