@@ -25,6 +25,19 @@ class SkewlessError(Exception):
         return self.message
 
 
+# How much of a client-supplied text (a name, a value) an error message shows.
+SHOWN_CHARS = 200
+
+
+def clip(text: str, limit: int = SHOWN_CHARS) -> str:
+    """`text` as an error message shows it: whole up to `limit` characters, else its
+    start and its length. Text a caller sent (names, values) goes through here, so a
+    message stays small, and fits a gRPC status, whatever was sent."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}...({len(text)} characters)"
+
+
 def closest(name: str, candidates: Iterable[str]) -> str | None:
     """The candidate closest to `name`, for "did you mean" hints."""
     matches = difflib.get_close_matches(name, sorted(set(candidates)), n=1, cutoff=0.5)
@@ -32,7 +45,8 @@ def closest(name: str, candidates: Iterable[str]) -> str | None:
 
 
 def _hint(name: str, candidates: Iterable[str]) -> str:
-    best = closest(name, candidates)
+    # a name far longer than any definition's is close to none (and slow to compare)
+    best = closest(name, candidates) if len(name) <= SHOWN_CHARS else None
     return f" Did you mean '{best}'?" if best else ""
 
 
@@ -107,7 +121,7 @@ class ObjectNotFoundError(SkewlessError):
     def __init__(self, name: str, known: Iterable[str] = ()) -> None:
         self.name = name
         self.known = sorted(set(known))
-        super().__init__(f"unknown {self.kind} '{name}'.{_hint(name, self.known)}")
+        super().__init__(f"unknown {self.kind} '{clip(name)}'.{_hint(name, self.known)}")
 
 
 class FeatureViewNotFoundError(ObjectNotFoundError):
@@ -128,14 +142,14 @@ class FeatureNotFoundError(SkewlessError):
         self.feature = feature
         self.known = sorted(set(known))
         super().__init__(
-            f"feature view '{view}' has no feature '{feature}'.{_hint(feature, self.known)}"
+            f"feature view '{view}' has no feature '{clip(feature)}'.{_hint(feature, self.known)}"
         )
 
 
 class InvalidFeatureRefError(SkewlessError):
     def __init__(self, ref: str, detail: str) -> None:
         self.ref = ref
-        super().__init__(f"invalid feature reference '{ref}': {detail}")
+        super().__init__(f"invalid feature reference '{clip(ref)}': {detail}")
 
 
 # --- data ----------------------------------------------------------------------------
@@ -172,22 +186,68 @@ class IncompatibleSchemaError(SkewlessError):
 
 
 class RejectedRowsError(SkewlessError):
-    """Rows of a source could not be parsed into their declared types. Nothing was written."""
+    """Rows of a source cannot be read as declared: CSV lines with more or fewer fields
+    than their file's header (`malformed`: lines per file, `example`: the first such line
+    of the first of those files), or values that do not parse as their declared type
+    (`counts`: rows per column). Nothing was written."""
 
-    def __init__(self, source: str, counts: dict[str, int]) -> None:
+    # files listed by name in the message; the rest are counted
+    SHOWN_FILES = 5
+
+    def __init__(
+        self,
+        source: str,
+        counts: dict[str, int],
+        *,
+        malformed: dict[str, int] | None = None,
+        example: str | None = None,
+    ) -> None:
         self.source = source
         self.counts = counts
-        detail = ", ".join(f"{col}: {n} row(s)" for col, n in sorted(counts.items()))
-        super().__init__(
-            f"source {source}: values that do not parse as the declared type ({detail})"
-        )
+        self.malformed = dict(malformed or {})
+        self.example = example
+        parts = []
+        if self.malformed:
+            files = sorted(self.malformed.items())
+            listed = ", ".join(f"{f}: {n}" for f, n in files[: self.SHOWN_FILES])
+            if len(files) > self.SHOWN_FILES:
+                listed += f" and {len(files) - self.SHOWN_FILES} more file(s)"
+            first = "" if example is None else f"; the first: {clip(example, 120)!r}"
+            parts.append(
+                f"{sum(self.malformed.values())} CSV line(s) with more or fewer fields than "
+                f"the header ({listed}){first}"
+            )
+        if counts:
+            detail = ", ".join(f"{col}: {n} row(s)" for col, n in sorted(counts.items()))
+            parts.append(f"values that do not parse as the declared type ({detail})")
+        super().__init__(f"source {source}: " + "; ".join(parts))
 
 
 class SourceNotFoundError(SkewlessError):
+    """A source's path does not exist. `path` is the path as the definition gives it (a
+    relative path is relative to the repo folder)."""
+
     def __init__(self, path: str, view: str) -> None:
         self.path = path
         self.view = view
         super().__init__(f"feature view '{view}': source path {path} does not exist")
+
+
+class UnreadableSourceError(SkewlessError):
+    """A file of a source is empty, not a readable file of its format, or laid out unlike
+    the source's other files (a CSV header). `file` is named as the definition names the
+    source (its path, then the file's path inside it)."""
+
+    def __init__(self, file: str, detail: str, *, view: str | None = None) -> None:
+        self.file = file
+        self.detail = detail
+        self.view = view
+        where = "" if view is None else f"feature view '{view}': "
+        super().__init__(f"{where}source file {file} {detail}")
+
+    def of_view(self, view: str) -> UnreadableSourceError:
+        """The same error, naming the feature view whose source it is."""
+        return UnreadableSourceError(self.file, self.detail, view=view)
 
 
 # --- registry ------------------------------------------------------------------------
@@ -243,6 +303,36 @@ class OnlineStoreUnavailableError(SkewlessError):
 
     def __init__(self, detail: str) -> None:
         super().__init__(f"the online store is unavailable: {detail}")
+
+
+class ServerBusyError(SkewlessError):
+    """The server used up a call's time before asking the online store: the server is
+    busy, Redis is not at fault. Retrying (later, or on another server) can succeed."""
+
+    retryable = True
+
+
+class RequestTooLargeError(SkewlessError):
+    """A call to the online server is over one of its limits (the `serving` section of
+    feature_store.yaml). Names the limit's key, the call's size and the limit."""
+
+    def __init__(self, size: int, what: str, key: str, limit: int) -> None:
+        self.size = size
+        self.key = key
+        self.limit = limit
+        super().__init__(
+            f"request has {size} {what}; the limit is {key} = {limit} (split the request)"
+        )
+
+
+class UndecodableRequestError(SkewlessError):
+    """The bytes of a call are not a message of the type it takes (garbage, or a string
+    field that is not UTF-8)."""
+
+    def __init__(self, message_type: str, size: int) -> None:
+        self.message_type = message_type
+        self.size = size
+        super().__init__(f"the request ({size} bytes) is not a valid {message_type}")
 
 
 class OnlineStoreNotConfiguredError(SkewlessError):

@@ -183,7 +183,8 @@ class FeatureStore:
         return catalog.plan(refs, full_feature_names=full_feature_names)
 
     def online_url(self) -> str:
-        """The configured Redis URL, or the embedded server's (started if need be)."""
+        """The configured Redis URL, or the embedded server's (started if need be; its
+        URL carries the server's password, so keep it out of logs and output)."""
         from skewless.online.embedded import EmbeddedServer  # noqa: PLC0415
 
         return self.config.online_store.url or EmbeddedServer(self.embedded_dir).ensure_running()

@@ -90,7 +90,7 @@ def load_repo(repo_path: Path) -> RepoContents:
     with _load_lock, _fresh_imports(repo_path):
         for path in repo_files(repo_path):
             rel = path.relative_to(repo_path).as_posix()
-            module_vars = _import(path, f"_skewless_repo_{tag}." + rel[:-3].replace("/", "."))
+            module_vars = _import(path, rel, f"_skewless_repo_{tag}." + rel[:-3].replace("/", "."))
             for value in module_vars.values():
                 if isinstance(value, Entity | FeatureView | FeatureService):
                     _add(contents, value, rel)
@@ -166,12 +166,14 @@ def _fresh_imports(root: Path) -> Iterator[None]:
         sys.modules.update(set_aside)
 
 
-def _import(path: Path, module_name: str) -> dict[str, object]:
+def _import(path: Path, rel: str, module_name: str) -> dict[str, object]:
+    """The module variables of the repo file at `path`; its errors name it `rel`, its path
+    in the repo, as every error about a definition does."""
     spec = importlib.util.spec_from_file_location(
         module_name, path, loader=_SourceOnlyLoader(module_name, str(path))
     )
     if spec is None or spec.loader is None:
-        raise RepoLoadError(str(path), "cannot be imported")
+        raise RepoLoadError(rel, "cannot be imported")
     module = importlib.util.module_from_spec(spec)
     # Registered while it runs, as a normal import would be (dataclasses, pickling of
     # user classes and relative lookups need it); removed again afterwards.
@@ -179,14 +181,14 @@ def _import(path: Path, module_name: str) -> dict[str, object]:
     try:
         spec.loader.exec_module(module)
     except DefinitionError as exc:
-        raise exc.located(str(path)) from None
+        raise exc.located(rel) from None
     except SkewlessError:
         raise
     except Exception as exc:
         frames = traceback.extract_tb(exc.__traceback__)
         line = next((f.lineno for f in reversed(frames) if f.filename == str(path)), None)
         at = f" (line {line})" if line else ""
-        raise RepoLoadError(str(path), f"{type(exc).__name__}{at}: {exc}") from exc
+        raise RepoLoadError(rel, f"{type(exc).__name__}{at}: {exc}") from exc
     finally:
         sys.modules.pop(module_name, None)
     return dict(vars(module))

@@ -10,23 +10,42 @@ time on the Spark schema (batch/sources.py), because data can change after a pla
 The footers of every file of a Parquet folder are read: a column stored in nanoseconds
 (pandas' default) is read differently from one in microseconds, so its unit must be
 known file by file; at read time batch/sources.py takes the same layout from here.
+
+Every line of a local CSV source is read too (one streaming pass, no values converted):
+a line with more or fewer fields than its file's header is malformed, the rule Spark
+applies at read time (batch/sources.py), so `plan` refuses the files a run would refuse,
+with the same counts. Quoted fields (commas, line breaks and doubled quotes inside), a
+UTF-8 BOM, CRLF line endings and blank lines are read as pandas writes and reads them.
+
+A file that is empty (0 bytes) or not a readable file of its format is an
+UnreadableSourceError naming it. Files are named as the definition names the source:
+its path as written (relative to the repo, unless written absolute), then the file's
+path inside a folder (`data/stats/part-0.parquet`): the same name wherever the repo is,
+and the name the user can find in their definitions.
 """
 
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote, urlparse
 
 import pyarrow as pa
+import pyarrow.csv as pacsv
 import pyarrow.dataset as pads
 import pyarrow.parquet as pq
 
 from skewless.definitions import DeltaSource, FeatureView, Field, FileSource
-from skewless.errors import DefinitionError, SourceNotFoundError
+from skewless.errors import (
+    DefinitionError,
+    RejectedRowsError,
+    SourceNotFoundError,
+    UnreadableSourceError,
+    clip,
+)
 from skewless.rules.schema import (
     DATE,
     NANOS,
@@ -69,6 +88,65 @@ def _holds_nanos(t: pa.DataType) -> bool:
     return any(_holds_nanos(t.field(i).type) for i in range(t.num_fields))
 
 
+# --- the files of a source, and their names in errors ----------------------------------
+
+
+def source_files(location: str) -> list[str]:
+    """The files Spark and pyarrow read from a local source: the file itself, or every
+    file below the folder except those whose name, or the name of a folder on the way,
+    starts with `.` or `_` (`_SUCCESS`, `.part-0.crc`), in path order."""
+    root = Path(location)
+    if root.is_file():
+        return [location]
+    return [
+        str(path)
+        for path in sorted(root.rglob("*"))
+        if path.is_file()
+        and not any(p.startswith((".", "_")) for p in path.relative_to(root).parts)
+    ]
+
+
+def file_in_source(written: str, location: str, file: str) -> str | None:
+    """A file of a source as errors name it: the source's path as the definition writes
+    it, then, in a folder, the file's path inside it; None for a file outside the source.
+    `location` is the source's resolved location (SourceBase.resolve), `file` a path or
+    a URI (Spark's `file:` URIs included)."""
+    if file.startswith("file:"):
+        file = unquote(urlparse(file).path)
+    base = location.rstrip("/")
+    if file == base:
+        return written
+    if file.startswith(base + "/"):
+        return f"{written.rstrip('/')}/{file[len(base) + 1 :]}"
+    return None
+
+
+def shown_file(written: str, location: str, file: str) -> str:
+    """file_in_source(), or the file as given when it is outside the source."""
+    return file_in_source(written, location, file) or file
+
+
+EMPTY = "is empty (0 bytes)"
+EMPTY_CSV = f"{EMPTY}: a CSV file starts with its header line"
+
+
+def _unreadable(shown: str, what: str, exc: Exception) -> UnreadableSourceError:
+    reason = clip(str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__)
+    return UnreadableSourceError(shown, f"is not a readable {what} file: {reason}")
+
+
+@dataclass(frozen=True)
+class SourceLayout:
+    """What plan reads of a source: its columns and, for CSV, its malformed lines."""
+
+    columns: ColumnTypes  # a CSV source's: the first file's header, every column text
+    malformed: dict[str, int] = field(default_factory=dict)  # file -> lines of another width
+    example: str | None = None  # the first such line of the first of those files
+
+
+# --- Parquet ---------------------------------------------------------------------------
+
+
 @dataclass(frozen=True)
 class ParquetLayout:
     """What the footers of a Parquet file, or of every file of a folder, say."""
@@ -78,22 +156,31 @@ class ParquetLayout:
     has_nanos: bool  # some file stores a nanosecond timestamp, in any column at any depth
 
 
-def parquet_layout(path: str) -> ParquetLayout:
-    """The layout of the Parquet file or folder at `path` (footers only, no data).
+def parquet_layout(path: str, written: str | None = None) -> ParquetLayout:
+    """The layout of the local Parquet file or folder at `path` (footers only, no data);
+    `written` is the source's path as its definition gives it, for the names of files in
+    errors (shown_file). A file that is empty or has no readable footer is an
+    UnreadableSourceError naming it.
 
     INT96 timestamps (old Spark and Impala files) are taken as what Spark reads them as,
     a timestamp, not as the nanoseconds pyarrow makes of them by default.
     """
-    p = Path(path)
-    files = [path] if p.is_file() else sorted(pads.dataset(path, format="parquet").files)
+    remote = "://" in path
+    files = sorted(pads.dataset(path, format="parquet").files) if remote else source_files(path)
     schemas: list[tuple[str, pa.Schema]] = []
     for file in files:
-        with pq.ParquetFile(file, coerce_int96_timestamp_unit="us") as f:
-            schemas.append((_shown(file, p), f.schema_arrow))
+        shown = shown_file(written or path, path, file)
+        if not remote and Path(file).stat().st_size == 0:
+            raise UnreadableSourceError(shown, EMPTY)
+        try:
+            with pq.ParquetFile(file, coerce_int96_timestamp_unit="us") as f:
+                schemas.append((shown, f.schema_arrow))
+        except (OSError, pa.ArrowException) as exc:
+            raise _unreadable(shown, "Parquet", exc) from None
     arrow_types: dict[str, pa.DataType] = {}
     for _, schema in schemas:
-        for field in schema:
-            arrow_types.setdefault(field.name, field.type)
+        for column in schema:
+            arrow_types.setdefault(column.name, column.type)
     columns = combine_files(
         [(name, {f.name: arrow_column_type(f.type) for f in schema}) for name, schema in schemas]
     )
@@ -104,9 +191,77 @@ def parquet_layout(path: str) -> ParquetLayout:
     )
 
 
-def _shown(file: str, source: Path) -> str:
-    """A file of the source, as an error names it: relative to a source folder."""
-    return file if source.is_file() else os.path.relpath(file, source)
+# --- CSV -------------------------------------------------------------------------------
+
+
+# How pyarrow reads CSV as Spark is told to (batch/sources.py): a quoted value may hold
+# line breaks, a quote inside one is doubled, blank lines are skipped.
+_CSV_PARSE = {"newlines_in_values": True, "double_quote": True, "escape_char": False}
+
+
+def csv_layout(path: str, written: str | None = None) -> SourceLayout:
+    """The header of the local CSV file or folder at `path` (`written`: as for
+    parquet_layout) and its malformed lines, in one streaming pass per file that splits
+    lines into fields and converts no value. A file that is empty, does not parse as CSV
+    or has another header than the first file (or a column twice in it: Spark renames
+    such columns) is an UnreadableSourceError naming it."""
+    columns: ColumnTypes = {}
+    first = ""  # the file the columns come from
+    malformed: dict[str, int] = {}
+    firsts: dict[str, str] = {}
+    for file in source_files(path):
+        shown = shown_file(written or path, path, file)
+        if Path(file).stat().st_size == 0:
+            raise UnreadableSourceError(shown, EMPTY_CSV)
+        try:
+            with pacsv.open_csv(file, parse_options=_skipping(_BadLines())) as header:
+                names = header.schema.names
+            # One column, as bytes: the pass splits every line and converts nothing.
+            one = pacsv.ConvertOptions(
+                column_types={names[0]: pa.binary()}, include_columns=names[:1]
+            )
+            bad = _BadLines()
+            with pacsv.open_csv(file, parse_options=_skipping(bad), convert_options=one) as rows:
+                for _ in rows:
+                    pass
+        except (OSError, pa.ArrowException) as exc:
+            raise _unreadable(shown, "CSV", exc) from None
+        folded = [n.casefold() for n in names]
+        twice = next((n for i, n in enumerate(names) if folded.index(n.casefold()) != i), None)
+        if twice is not None:
+            raise UnreadableSourceError(shown, f"names the column {clip(twice)!r} twice")
+        if not columns:
+            columns, first = dict.fromkeys(names, TEXT), shown
+        elif folded != [n.casefold() for n in columns]:
+            # Spark's check at read time (batch/sources.py), which ignores case as well
+            detail = (
+                f"has the header {', '.join(names)} but {first} has {', '.join(columns)} "
+                "(every file of a CSV folder needs the same header)"
+            )
+            raise UnreadableSourceError(shown, clip(detail, 500))
+        if bad.count:
+            malformed[shown] = bad.count
+            firsts[shown] = bad.first or ""
+    example = firsts[min(firsts)] if firsts else None  # as read time picks it
+    return SourceLayout(columns, malformed, example)
+
+
+class _BadLines:
+    """The lines pyarrow found of another width than the header: how many, the first."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.first: str | None = None
+
+    def __call__(self, row: Any) -> str:
+        self.count += 1
+        if self.first is None:
+            self.first = str(row.text)
+        return "skip"
+
+
+def _skipping(bad: _BadLines) -> pacsv.ParseOptions:
+    return pacsv.ParseOptions(**_CSV_PARSE, invalid_row_handler=bad)
 
 
 def _delta_name(t: Any) -> str:
@@ -131,10 +286,13 @@ def _delta_column_type(t: Any) -> ColumnType:
 
 
 def file_schema(path: str, file_format: str) -> ColumnTypes:
+    """The columns of a Parquet or CSV file or folder: local files by their footers or
+    headers (every CSV column is text until it is parsed into its declared type at read
+    time), a URI by the header pyarrow finds there."""
+    if "://" in path and file_format == "csv":
+        return dict.fromkeys(pads.dataset(path, format="csv").schema.names, TEXT)
     if file_format == "csv":
-        # Every CSV column is text until it is parsed into its declared type at read time.
-        ds = pads.dataset(path, format="csv")
-        return dict.fromkeys(ds.schema.names, TEXT)
+        return csv_layout(path).columns
     return parquet_layout(path).columns
 
 
@@ -171,13 +329,19 @@ def _latest_schema_string(log: Path) -> str | None:
     return None
 
 
-def source_columns(source: FileSource | DeltaSource, repo_path: Path, view: str) -> ColumnTypes:
+def source_layout(source: FileSource | DeltaSource, repo_path: Path, view: str) -> SourceLayout:
+    """The source's columns and, for a local CSV source, its malformed lines."""
     location = source.resolve(repo_path)
-    if "://" not in location and not Path(location).exists():
-        raise SourceNotFoundError(location, view)
+    remote = "://" in location
+    if not remote and not Path(location).exists():
+        raise SourceNotFoundError(source.path, view)
     if isinstance(source, DeltaSource):
-        return delta_schema(location)
-    return file_schema(location, source.file_format)
+        return SourceLayout(delta_schema(location))
+    if source.file_format == "parquet":
+        return SourceLayout(parquet_layout(location, source.path).columns)
+    if remote:  # the header only: Spark counts the malformed lines when it reads
+        return SourceLayout(file_schema(location, "csv"))
+    return csv_layout(location, source.path)
 
 
 def with_key_types(view: FeatureView, key_types: Mapping[str, DType]) -> FeatureView:
@@ -209,13 +373,20 @@ def check_view_source(view: FeatureView, repo_path: Path, file: str | None) -> F
         )
 
     try:
-        columns = source_columns(view.source, repo_path, view.name)
+        layout = source_layout(view.source, repo_path, view.name)
     except SourceNotFoundError as exc:
         raise error(f"source path {exc.path} does not exist", "source.path") from None
+    except UnreadableSourceError as exc:
+        raise error(f"source file {exc.file} {exc.detail}", "source") from None
     except (OSError, pa.ArrowException) as exc:
-        raise error(f"cannot read the source's schema: {exc}", "source") from None
-    check = check_schema(view, columns)
+        raise error(f"cannot read the source's schema: {clip(str(exc))}", "source") from None
+    check = check_schema(view, layout.columns)
     if check.problems:
         problems = "; ".join(str(p) for p in check.problems)
         raise error(f"source {view.source.label}: {problems}", "schema")
+    if layout.malformed:
+        rejected = RejectedRowsError(
+            view.source.label, {}, malformed=layout.malformed, example=layout.example
+        )
+        raise error(rejected.message, "source")
     return with_key_types(view, check.key_types)

@@ -11,6 +11,16 @@ from skewless.errors import SkewlessError
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _ONE_US = timedelta(microseconds=1)
 
+# The longest duration a definition may hold (a ttl): 10,000 years of 365.25 days.
+# Spark's timestamps span the years 1 to 9999, so a longer ttl would expire nothing a
+# shorter one keeps. Within it every engine's arithmetic stays in range: an event time
+# plus or minus it, in microseconds, is far inside an int64 (the point-in-time join's
+# bigint arithmetic, Delta, the serving plan), and now + 2 x ttl in milliseconds is a
+# valid Redis expiry (online/redis.py). Python's timedelta goes to 2.7 million years,
+# whose microseconds no int64 holds.
+MAX_DURATION = timedelta(days=3_652_500)
+MAX_DURATION_TEXT = "10,000 years (3,652,500 days)"
+
 
 def micros(span: timedelta) -> int:
     """A duration in whole microseconds, exactly (no float rounding)."""

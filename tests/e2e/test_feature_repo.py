@@ -317,12 +317,18 @@ def test_demo_comparison_treats_every_kind_of_missing_value_alike(repo: Path) ->
     assert not demo._same(0, None)
 
 
-def test_demo_script_runs(repo: Path) -> None:
+def test_demo_script_runs(
+    repo: Path, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
     """The README demo: generate, apply, train, materialize, serve over gRPC, compare."""
     demo = _module(repo / "demo" / "run_demo.py", "e2e_run_demo")
     server = EmbeddedServer(repo / "data" / "online")
     try:
         demo.main(repo)  # exits non-zero if online and offline values differ
         assert server.running()  # no URL configured: it used the embedded server
+        secret = (repo / "data" / "online" / "secret").read_text().strip()
+        shown = capsys.readouterr()
+        assert "online store: embedded server" in shown.out  # the demo's output is here
+        assert secret not in shown.out + shown.err + caplog.text  # its password stays private
     finally:
         server.stop()

@@ -229,8 +229,8 @@ def test_read_source_refuses_a_folder_mixing_nanoseconds_and_microseconds(
         read_source(spark, _view(folder), tmp_path)
     assert info.value.problems == [
         "timestamp field 'ts' must be a timestamp or a date but the source has a timestamp "
-        "in nanoseconds in part-0.parquet but unix_timestamp in part-1.parquet (every file "
-        "of a folder must store it in the same unit)"
+        f"in nanoseconds in {folder}/part-0.parquet but unix_timestamp in "
+        f"{folder}/part-1.parquet (every file of a folder must store it in the same unit)"
     ]
     (folder / "part-1.parquet").unlink()
     frame.assign(fare=2.0).to_parquet(folder / "part-1.parquet")  # both in nanoseconds

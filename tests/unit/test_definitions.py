@@ -18,6 +18,7 @@ from skewless import (
 )
 from skewless.definitions import DeltaSource
 from skewless.errors import DefinitionError, FeatureNotFoundError
+from skewless.timeutil import MAX_DURATION
 
 driver = Entity("driver", join_keys=["driver_id"])
 src = FileSource("data/stats.parquet", timestamp_field="ts")
@@ -125,3 +126,20 @@ def test_source_paths_resolve_against_the_repo(tmp_path: Path) -> None:
     )
     assert FileSource("/abs/x", timestamp_field="ts").resolve(repo) == "/abs/x"
     assert FileSource("s3a://b/x", timestamp_field="ts").resolve(repo) == "s3a://b/x"
+
+
+def test_feature_view_ttl_is_bounded_by_what_every_engine_represents() -> None:
+    assert view(ttl=MAX_DURATION).ttl == MAX_DURATION == timedelta(days=3_652_500)
+    # About 300,000 years: its microseconds overflow an int64 (Spark's bigint).
+    with pytest.raises(DefinitionError) as info:
+        view(ttl=timedelta(days=300_000 * 365))
+    assert (info.value.object_kind, info.value.object_name) == ("feature view", "stats")
+    assert info.value.field == "ttl"
+    assert info.value.detail == (
+        "ttl must be at most 10,000 years (3,652,500 days), the span of the times Spark "
+        "holds (years 1 to 9999), got 109500000 days; None means no expiry"
+    )
+    with pytest.raises(DefinitionError, match="ttl must be at most"):
+        view(ttl=MAX_DURATION + timedelta(microseconds=1))
+    with pytest.raises(DefinitionError, match="ttl must be at most"):
+        view(ttl=timedelta.max)

@@ -7,7 +7,12 @@ import pyarrow.parquet as pq
 import pytest
 
 from skewless import FeatureStore, Int64
-from skewless.errors import DefinitionError, EntityRowsError, RegistryConflictError
+from skewless.errors import (
+    DefinitionError,
+    EntityRowsError,
+    RegistryConflictError,
+    RepoLoadError,
+)
 from skewless.feature_request import compile_requests
 from skewless.plan import AddObject, RemoveObject, UpdateObject, explain
 from skewless.serving.plan import LookupPlan
@@ -201,3 +206,27 @@ def test_online_lookup_refuses_a_key_of_another_type_than_the_source_gave(tmp_pa
     with pytest.raises(EntityRowsError, match="join key 'driver_id'") as info:
         lookup.keys([{"driver_id": "1001"}])
     assert info.value.key == "driver_id"
+
+
+def test_plan_names_source_paths_as_the_definition_writes_them(tmp_path: Path) -> None:
+    write_repo(tmp_path)
+    (tmp_path / "data/stats.parquet").unlink()
+    with pytest.raises(DefinitionError) as info:
+        FeatureStore(tmp_path).plan()
+    assert info.value.field == "source.path"
+    assert info.value.detail == "source path data/stats.parquet does not exist"
+    assert str(tmp_path) not in str(info.value)
+
+
+def test_plan_names_repo_files_relative_to_the_repo_whenever_they_fail(tmp_path: Path) -> None:
+    write_repo(tmp_path, ttl_hours=0)  # refused when defs.py runs
+    with pytest.raises(DefinitionError) as at_load:
+        FeatureStore(tmp_path).plan()
+    assert at_load.value.file == "defs.py"
+    assert str(at_load.value).startswith("defs.py: feature view 'stats': field 'ttl': ")
+    write_repo(tmp_path)
+    (tmp_path / "more").mkdir()
+    (tmp_path / "more/broken.py").write_text("x = 1 / 0\n")
+    with pytest.raises(RepoLoadError) as broken:
+        FeatureStore(tmp_path).plan()
+    assert str(broken.value) == "more/broken.py: ZeroDivisionError (line 1): division by zero"

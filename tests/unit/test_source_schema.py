@@ -11,10 +11,10 @@ import pyarrow.parquet as pq
 import pytest
 
 from skewless import FeatureStore, Float64, Int32, Int64, String
-from skewless.errors import DefinitionError
+from skewless.errors import DefinitionError, UnreadableSourceError
 from skewless.plan import AddObject
 from skewless.rules.schema import DATE, NANOS, TEXT, Unsupported
-from skewless.source_schema import delta_schema, file_schema
+from skewless.source_schema import csv_layout, delta_schema, file_schema
 from skewless.types import Array, UnixTimestamp
 
 # What pandas writes by default: nanoseconds, naive or with the frame's zone.
@@ -168,12 +168,105 @@ def test_plan_refuses_a_folder_mixing_nanoseconds_and_microseconds(tmp_path: Pat
         FeatureStore(tmp_path).plan()
     assert info.value.detail == (
         "source data/trips: timestamp field 'ts' must be a timestamp or a date but the "
-        "source has a timestamp in nanoseconds in part-0.parquet but unix_timestamp in "
-        "part-1.parquet (every file of a folder must store it in the same unit); created "
-        "timestamp column 'created' must be a timestamp or a date but the source has a "
-        "timestamp in nanoseconds in part-0.parquet but unix_timestamp in part-1.parquet "
-        "(every file of a folder must store it in the same unit)"
+        "source has a timestamp in nanoseconds in data/trips/part-0.parquet but "
+        "unix_timestamp in data/trips/part-1.parquet (every file of a folder must store it "
+        "in the same unit); created timestamp column 'created' must be a timestamp or a "
+        "date but the source has a timestamp in nanoseconds in data/trips/part-0.parquet "
+        "but unix_timestamp in data/trips/part-1.parquet (every file of a folder must "
+        "store it in the same unit)"
     )
     (tmp_path / "data/trips/part-1.parquet").unlink()
     TRIPS.to_parquet(tmp_path / "data/trips/part-1.parquet")
     assert FeatureStore(tmp_path).plan().has_changes
+
+
+CSV_DEFS = """
+from skewless import *
+driver = Entity("driver", join_keys=["driver_id"])
+trips = FeatureView(
+    "trips",
+    entities=[driver],
+    schema=[Field("fare", Float64), Field("note", String)],
+    source=FileSource("data/trips", timestamp_field="ts", file_format="csv"),
+)
+"""
+
+
+def test_csv_layout_counts_lines_of_another_width_per_file(tmp_path: Path) -> None:
+    folder = tmp_path / "trips"
+    folder.mkdir()
+    quirks = pd.DataFrame(
+        {"id": [1, 2, 3], "note": ["a, b", "two\r\nlines", 'say "hi"'], "n": [1, None, 3]}
+    )
+    # A BOM, CRLF endings, quoted commas, line breaks and quotes, a blank last line.
+    quirks.to_csv(folder / "a.csv", index=False, encoding="utf-8-sig", lineterminator="\r\n")
+    with (folder / "a.csv").open("ab") as f:
+        f.write(b"\r\n")
+    (folder / "b.csv").write_text('id,note,n\n1,x,1\n2,"short"\n3,x,3,extra\n   \n4,"y\nz",4\n')
+    (folder / "_SUCCESS").write_bytes(b"")  # not a data file, for Spark and pyarrow alike
+    layout = csv_layout(str(folder), "data/trips")
+    assert layout.columns == {"id": TEXT, "note": TEXT, "n": TEXT}
+    assert layout.malformed == {"data/trips/b.csv": 3}  # a line of spaces is not blank
+    assert layout.example == '2,"short"'
+
+
+def test_plan_refuses_malformed_csv_lines_naming_the_files(tmp_path: Path) -> None:
+    (tmp_path / "data/trips").mkdir(parents=True)
+    (tmp_path / "feature_store.yaml").write_text("project: unit\n")
+    (tmp_path / "defs.py").write_text(textwrap.dedent(CSV_DEFS))
+    header = "driver_id,ts,fare,note\n"
+    (tmp_path / "data/trips/a.csv").write_text(header + "1,2024-01-01,2.5,ok\n")
+    assert FeatureStore(tmp_path).plan().has_changes
+    (tmp_path / "data/trips/b.csv").write_text(header + "2,2024-01-01,3.5\n" * 7)
+    with pytest.raises(DefinitionError) as info:
+        FeatureStore(tmp_path).plan()
+    assert info.value.field == "source"
+    assert info.value.detail == (
+        "source data/trips: 7 CSV line(s) with more or fewer fields than the header "
+        "(data/trips/b.csv: 7); the first: '2,2024-01-01,3.5'"
+    )
+    (tmp_path / "data/trips/b.csv").write_bytes(b"")
+    with pytest.raises(DefinitionError) as empty:
+        FeatureStore(tmp_path).plan()
+    assert empty.value.detail == (
+        "source file data/trips/b.csv is empty (0 bytes): a CSV file starts with its header line"
+    )
+
+
+def test_plan_names_an_empty_or_damaged_parquet_file(tmp_path: Path) -> None:
+    trips_repo(tmp_path, data="trips")
+    (tmp_path / "data/trips").mkdir()
+    TRIPS.drop(columns="tiny").to_parquet(tmp_path / "data/trips/part-0.parquet")
+    assert FeatureStore(tmp_path).plan().has_changes
+    part = tmp_path / "data/trips/part-1.parquet"
+    part.write_bytes(b"")
+    with pytest.raises(DefinitionError) as empty:
+        FeatureStore(tmp_path).plan()
+    assert (empty.value.field, empty.value.detail) == (
+        "source",
+        "source file data/trips/part-1.parquet is empty (0 bytes)",
+    )
+    part.write_bytes(b"PAR1 not really")
+    with pytest.raises(DefinitionError) as damaged:
+        FeatureStore(tmp_path).plan()
+    assert damaged.value.detail.startswith(
+        "source file data/trips/part-1.parquet is not a readable Parquet file: "
+    )
+
+
+def test_csv_layout_refuses_a_folder_whose_headers_differ(tmp_path: Path) -> None:
+    folder = tmp_path / "trips"
+    folder.mkdir()
+    (folder / "a.csv").write_text("id,ts,v\n1,2024-01-01,x\n")
+    (folder / "b.csv").write_text("ID,Ts,V\n2,2024-01-01,y\n")  # Spark ignores case too
+    assert csv_layout(str(folder), "data/trips").columns == {"id": TEXT, "ts": TEXT, "v": TEXT}
+    (folder / "c.csv").write_text("id,v,ts\n3,z,2024-01-01\n")  # read by position: refused
+    with pytest.raises(UnreadableSourceError) as info:
+        csv_layout(str(folder), "data/trips")
+    assert str(info.value) == (
+        "source file data/trips/c.csv has the header id, v, ts but data/trips/a.csv has "
+        "id, ts, v (every file of a CSV folder needs the same header)"
+    )
+    (folder / "c.csv").write_text("id,ts,ID\n3,2024-01-01,z\n")
+    with pytest.raises(UnreadableSourceError, match="names the column 'ID' twice"):
+        csv_layout(str(folder), "data/trips")

@@ -46,7 +46,14 @@ from pyspark.sql import functions as F  # noqa: N812
 
 from skewless.batch.presort import KEY_HASH, presorted
 from skewless.batch.ranking import TIE, rank_fields, table_rank_sql, values_struct
-from skewless.batch.sources import CTS, TS, event_time_after, read_raw, read_source
+from skewless.batch.sources import (
+    CTS,
+    TS,
+    event_time_after,
+    naming_unreadable_files,
+    read_raw,
+    read_source,
+)
 from skewless.batch.spark import local_master
 from skewless.config import DRIVER_WRITE_MAX_KEYS
 from skewless.definitions import FeatureView
@@ -595,7 +602,29 @@ def materialize_view(
     """Run the job for one view: Delta first (when `delta_path`), then Redis (when
     `writer`). The source is read once, deduplicated and flagged in one shuffle
     (`deduplicate`), and held (`computed_once`) for the counts, the Delta write and the
-    online rows."""
+    online rows. A source file Spark cannot read is an UnreadableSourceError naming it."""
+    with naming_unreadable_files([view], repo_path):
+        return _materialize_view(
+            spark,
+            view,
+            repo_path,
+            interval,
+            writer=writer,
+            delta_path=delta_path,
+            driver_write_max_keys=driver_write_max_keys,
+        )
+
+
+def _materialize_view(
+    spark: SparkSession,
+    view: FeatureView,
+    repo_path: Path,
+    interval: Interval,
+    *,
+    writer: OnlineWriter | None,
+    delta_path: str | None,
+    driver_write_max_keys: int,
+) -> ViewMaterialization:
     started = time.perf_counter()
     started_us = utc_micros(datetime.now(UTC))
     rows = interval_rows(spark, view, repo_path, interval)

@@ -12,6 +12,7 @@ import shutil
 import tempfile
 import weakref
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,7 @@ from pyspark.sql import functions as F  # noqa: N812
 from pyspark.sql.pandas.types import from_arrow_schema
 
 from skewless.batch.pit_join import ETS, ROW, pit_join
-from skewless.batch.sources import read_source
+from skewless.batch.sources import naming_unreadable_files, read_source
 from skewless.batch.spark import local_master
 from skewless.errors import EntityDataFrameError
 from skewless.feature_request import ViewRequest, check_entity_columns, output_columns
@@ -56,13 +57,19 @@ class RetrievalJob:
         requests: Sequence[ViewRequest],
         features: DataFrame,
         entity: DataFrame | _PandasInput,
+        repo_path: Path,
     ) -> None:
         """`features`: ROW + the feature outputs; `entity`: ROW + every input column, or
-        the pandas input."""
+        the pandas input; `repo_path`: where the sources' relative paths start."""
         self._spark = spark
         self.requests = list(requests)
         self._features = features
         self._entity = entity
+        self._repo_path = repo_path
+
+    def _reading(self) -> AbstractContextManager[None]:
+        """Names a source file Spark cannot read (an UnreadableSourceError)."""
+        return naming_unreadable_files([r.view for r in self.requests], self._repo_path)
 
     @property
     def _entity_pandas(self) -> pd.DataFrame | None:
@@ -102,6 +109,10 @@ class RetrievalJob:
         return table.take(pa.array(order)).select(self.feature_columns)
 
     def to_arrow(self) -> pa.Table:
+        with self._reading():
+            return self._to_arrow()
+
+    def _to_arrow(self) -> pa.Table:
         if self._entity_pandas is None:
             result: pa.Table = self.to_spark().toArrow()
             return result
@@ -112,6 +123,10 @@ class RetrievalJob:
         return base
 
     def to_pandas(self) -> pd.DataFrame:
+        with self._reading():
+            return self._to_pandas()
+
+    def _to_pandas(self) -> pd.DataFrame:
         if self._entity_pandas is None:
             table = self.to_spark().toArrow()
             out = table.to_pandas(types_mapper=NULLABLE_PANDAS.get)
@@ -134,7 +149,8 @@ class RetrievalJob:
         """Write the training set as a Delta table; returns the Delta version written.
         A table has no row order, so no global sort is spent on it: every input row is
         there once, with its input columns."""
-        self._joined(ordered=False).write.format("delta").mode(mode).save(path)
+        with self._reading():
+            self._joined(ordered=False).write.format("delta").mode(mode).save(path)
         history = self._spark.sql(f"DESCRIBE HISTORY delta.`{path}` LIMIT 1").collect()
         return int(history[0]["version"])
 
@@ -322,14 +338,14 @@ def get_historical_features(
 
     if isinstance(entity_df, pd.DataFrame):
         pandas_input = _PandasInput(spark, entity_df, keys, timestamp_column, plan)
-        return RetrievalJob(spark, requests, pandas_input.features, pandas_input)
+        return RetrievalJob(spark, requests, pandas_input.features, pandas_input, repo_path)
     # Row ids must be computed once (the join and the result both use them). A
     # checkpoint, not a cache: Spark hands cached data to any later plan that looks
     # the same, and a plan over a folder looks the same after new files arrive.
     entity_full = _prepare_spark(entity_df, timestamp_column).localCheckpoint()
     entity = entity_full.select(ROW, ETS, *keys)
     features = plan(entity, _bounds(entity))
-    return RetrievalJob(spark, requests, features, entity_full.drop(ETS))
+    return RetrievalJob(spark, requests, features, entity_full.drop(ETS), repo_path)
 
 
 def _bounds(entity: DataFrame) -> tuple[int, int] | None:

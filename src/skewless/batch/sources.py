@@ -7,6 +7,21 @@ terms, a column the view cannot use raises IncompatibleSchemaError naming the so
 the view, and CSV values that do not parse raise RejectedRowsError with the count per
 column. Nothing is silently coerced.
 
+CSV is read as pandas writes it (RFC 4180: quoted values may hold commas, line breaks and
+doubled quotes; a UTF-8 BOM, CRLF line endings and blank lines are read as such), each
+file whole by one task (a quoted line break forbids splitting a file), with every column
+a string and a column for malformed lines: Spark puts there each line with more or
+fewer fields than the header (its corrupt-record column, PERMISSIVE mode), where a plain
+read would fill the missing fields with nulls or drop the extra ones. read_source counts
+them per file in the pass that counts the values that do not parse, and refuses the
+source (RejectedRowsError) when there is any: the rule plan applies with pyarrow
+(source_schema.csv_layout), with the same counts.
+
+An empty (0-byte) or damaged file is an UnreadableSourceError naming it: local Parquet
+footers and CSV sizes are checked before Spark reads (source_schema), and a file Spark
+fails to read later (FAILED_READ_FILE: a damaged page, a file replaced meanwhile) is
+named by `naming_unreadable_files` around the jobs that read sources.
+
 Nanosecond Parquet timestamps (what pandas' `to_parquet()` writes by default): Spark
 refuses to read a file that holds one (PARQUET_TYPE_ILLEGAL), and its only remedy,
 `spark.sql.legacy.parquet.nanosAsLong`, is a session setting that no read option
@@ -22,17 +37,26 @@ without nanoseconds is read as Spark reads it.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
+from pyspark import SparkContext
 from pyspark.errors import AnalysisException
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F  # noqa: N812
 from pyspark.sql.pandas.types import from_arrow_type
-from pyspark.sql.types import LongType, StructField, StructType
+from pyspark.sql.types import LongType, StringType, StructField, StructType
 
 from skewless.definitions import DeltaSource, FeatureView, FileSource
-from skewless.errors import IncompatibleSchemaError, RejectedRowsError, SourceNotFoundError
+from skewless.errors import (
+    IncompatibleSchemaError,
+    RejectedRowsError,
+    SourceNotFoundError,
+    UnreadableSourceError,
+    clip,
+)
 from skewless.rules.schema import (
     DATE,
     NANOS,
@@ -43,13 +67,38 @@ from skewless.rules.schema import (
     Unsupported,
     check_schema,
 )
-from skewless.source_schema import ParquetLayout, parquet_layout
+from skewless.source_schema import (
+    EMPTY_CSV,
+    ParquetLayout,
+    file_in_source,
+    parquet_layout,
+    shown_file,
+    source_files,
+)
 from skewless.types import String, from_spark_simple_string, to_spark_ddl
 
 TS = "__ts"
 CTS = "__cts"
 # Field metadata of a bigint column that holds a Parquet nanosecond timestamp.
 NANOS_METADATA = "skewless.nanosecond_timestamp"
+# Field metadata of the column a CSV source's malformed lines land in (Spark's corrupt
+# record column): the line as the file holds it, null for a line of the header's width.
+MALFORMED_METADATA = "skewless.malformed_line"
+
+CSV_OPTIONS = {
+    "header": "true",
+    # A quoted value may hold line breaks (pandas writes them so); each file is then
+    # read whole by one task. Spark's line-by-line read would also miss the malformed
+    # lines whenever a query reads some of the columns only.
+    "multiLine": "true",
+    # A quote inside a quoted value is doubled (RFC 4180, pandas, Excel); with Spark's
+    # default escape, a backslash, `"say ""hi"""` would be read with its quotes.
+    "escape": '"',
+    # Every file's header must name the columns of the first one, in its order (Spark
+    # fails the read naming the file, FAILED_READ_FILE); by default Spark would read
+    # another file's columns by position under the first file's names.
+    "enforceSchema": "false",
+}
 
 _ALIAS = {Role.EVENT_TIME: TS, Role.CREATED_TIME: CTS}
 
@@ -59,26 +108,54 @@ def _label(view: FeatureView) -> str:
 
 
 def read_raw(spark: SparkSession, view: FeatureView, repo_path: Path) -> DataFrame:
+    """The source as Spark reads it (a CSV source: every column a string, plus the
+    malformed-line column)."""
     src = view.source
     location = src.resolve(repo_path)
     remote = "://" in location
     if not remote and not Path(location).exists():
-        raise SourceNotFoundError(location, view.name)
-    if isinstance(src, DeltaSource):
-        # One snapshot for every job of the frame: a Delta frame otherwise reads the
-        # table's newest version each time it runs, so two jobs could see two versions.
-        from delta.tables import DeltaTable  # noqa: PLC0415 - needs the JVM
+        raise SourceNotFoundError(src.path, view.name)
+    with naming_unreadable_files([view], repo_path):
+        if isinstance(src, DeltaSource):
+            # One snapshot for every job of the frame: a Delta frame otherwise reads the
+            # table's newest version each time it runs, so two jobs could see two versions.
+            from delta.tables import DeltaTable  # noqa: PLC0415 - needs the JVM
 
-        version = DeltaTable.forPath(spark, location).history(1).collect()[0]["version"]
-        return spark.read.format("delta").option("versionAsOf", int(version)).load(location)
-    if src.file_format == "csv":
-        return spark.read.option("header", "true").option("inferSchema", "false").csv(location)
-    if remote:
-        return _read_remote_parquet(spark, view, location)
-    layout = parquet_layout(location)
-    if not layout.has_nanos:
-        return spark.read.parquet(location)
-    return spark.read.schema(_nanos_schema(view, layout)).parquet(location)
+            version = DeltaTable.forPath(spark, location).history(1).collect()[0]["version"]
+            return spark.read.format("delta").option("versionAsOf", int(version)).load(location)
+        if src.file_format == "csv":
+            for file in [] if remote else source_files(location):
+                if Path(file).stat().st_size == 0:
+                    shown = shown_file(src.path, location, file)
+                    raise UnreadableSourceError(shown, EMPTY_CSV, view=view.name)
+            return _read_csv(spark, location)
+        if remote:
+            return _read_remote_parquet(spark, view, location)
+        try:
+            layout = parquet_layout(location, src.path)
+        except UnreadableSourceError as exc:
+            raise exc.of_view(view.name) from None
+        if not layout.has_nanos:
+            return spark.read.parquet(location)
+        return spark.read.schema(_nanos_schema(view, layout)).parquet(location)
+
+
+def _read_csv(spark: SparkSession, location: str) -> DataFrame:
+    """Every column of the header a string, and the malformed-line column (a name the
+    header does not hold)."""
+    header = spark.read.options(**CSV_OPTIONS).csv(location).columns
+    malformed = "__malformed_line"
+    while malformed in header:
+        malformed += "_"
+    schema = StructType(
+        [StructField(c, StringType()) for c in header]
+        + [StructField(malformed, StringType(), True, {MALFORMED_METADATA: True})]
+    )
+    return (
+        spark.read.schema(schema)
+        .options(**CSV_OPTIONS, mode="PERMISSIVE", columnNameOfCorruptRecord=malformed)
+        .csv(location)
+    )
 
 
 def _nanos_schema(view: FeatureView, layout: ParquetLayout) -> StructType:
@@ -173,7 +250,11 @@ def read_source(
     src = view.source
     raw = read_raw(spark, view, repo_path) if raw is None else raw
     csv = isinstance(src, FileSource) and src.file_format == "csv"
-    columns = {f.name: spark_column_type(f, csv=csv) for f in raw.schema.fields}
+    columns = {
+        f.name: spark_column_type(f, csv=csv)
+        for f in raw.schema.fields
+        if not f.metadata.get(MALFORMED_METADATA)
+    }
     check = check_schema(view, columns)
     if check.problems:
         raise IncompatibleSchemaError(_label(view), [str(p) for p in check.problems])
@@ -182,25 +263,107 @@ def read_source(
     frame = raw.select(*selected, *[F.col(c) for c in extra])
     if not src.created_timestamp_column:
         frame = frame.withColumn(CTS, F.lit(None).cast("timestamp"))
-    parsed = [r for r in check.reads if r.source == TEXT and r.dtype != String]
-    if parsed:
-        _check_parsed(raw, parsed, _label(view))
+    if csv:
+        parsed = [r for r in check.reads if r.source == TEXT and r.dtype != String]
+        with naming_unreadable_files([view], repo_path):
+            _check_csv(raw, parsed, view, src.resolve(repo_path))
     return frame
 
 
-def _check_parsed(raw: DataFrame, reads: list[ColumnRead], label: str) -> None:
-    """Count CSV values that are present but do not parse as their declared type."""
-    checks = [
-        F.sum(
-            F.when(F.col(f"`{r.column}`").isNotNull() & _try_cast(r).isNull(), 1).otherwise(0)
-        ).alias(r.column)
-        for r in reads
+def _check_csv(raw: DataFrame, reads: list[ColumnRead], view: FeatureView, location: str) -> None:
+    """One pass over a CSV source, grouped by file: its malformed lines (their number and
+    the first) and, on the other lines, the values that are present but do not parse as
+    their declared type. Raises RejectedRowsError when there is any."""
+    marked = [f.name for f in raw.schema.fields if f.metadata.get(MALFORMED_METADATA)]
+    line = F.col(f"`{marked[0]}`") if marked else F.lit(None).cast("string")
+    # The event time is always among `reads` (a CSV column is text): Spark refuses a
+    # query of a CSV file that reads its malformed-line column alone.
+    failed = [F.col(f"`{r.column}`").isNotNull() & _try_cast(r).isNull() for r in reads]
+    rows = raw.select(
+        F.col("_metadata.file_path").alias("file"),
+        F.monotonically_increasing_id().alias("at"),  # the file's order within its task
+        line.alias("line"),
+        *[f.alias(f"failed{i}") for i, f in enumerate(failed)],
+    )
+    well_formed = F.col("line").isNull()
+    counts = [
+        F.count("line").alias("malformed"),
+        *[
+            F.count_if(F.col(f"failed{i}") & well_formed).alias(f"failed{i}")
+            for i in range(len(reads))
+        ],
     ]
-    row = raw.agg(*checks).collect()[0].asDict()
-    bad = {c: int(n) for c, n in row.items() if n}
-    if bad:
-        raise RejectedRowsError(label, bad)
+    per_file = rows.groupBy("file").agg(
+        *counts, F.min_by("line", F.when(~well_formed, F.col("at"))).alias("first")
+    )
+    names = ["malformed", *[f"failed{i}" for i in range(len(reads))]]
+    any_bad = F.greatest(*[F.col(n) for n in names]) if len(names) > 1 else F.col(names[0])
+    found = per_file.where(any_bad > 0).collect()
+    if not found:
+        return
+    src = view.source
+    malformed: dict[str, int] = {}
+    firsts: dict[str, str] = {}
+    for row in found:
+        shown = shown_file(src.path, location, str(row["file"]))
+        if row["malformed"]:
+            malformed[shown] = int(row["malformed"])
+            firsts[shown] = str(row["first"])
+    bad = {r.column: sum(int(row[f"failed{i}"]) for row in found) for i, r in enumerate(reads)}
+    example = firsts[min(firsts)] if firsts else None
+    raise RejectedRowsError(
+        _label(view), {c: n for c, n in bad.items() if n}, malformed=malformed, example=example
+    )
 
 
 def _try_cast(read: ColumnRead) -> Column:
     return F.expr(f"try_cast(`{read.column}` AS {to_spark_ddl(read.dtype)})")
+
+
+# --- files Spark cannot read ------------------------------------------------------------
+
+
+@contextmanager
+def naming_unreadable_files(views: Sequence[FeatureView], repo_path: Path) -> Iterator[None]:
+    """Spark's failure to read a file of one of `views`' sources (FAILED_READ_FILE: a
+    damaged Parquet page, a footer that went missing after the plan) as one
+    UnreadableSourceError naming the file and the view, not a Java stack trace."""
+    try:
+        yield
+    except Exception as exc:
+        try:
+            failed = _failed_read(exc)
+        except Exception:  # the JVM cannot answer: the error as raised says more
+            failed = None
+        if failed is None:
+            raise
+        uri, reason = failed
+        detail = f"cannot be read: {clip(reason)}"
+        for view in views:
+            shown = file_in_source(view.source.path, view.source.resolve(repo_path), uri)
+            if shown is not None:
+                raise UnreadableSourceError(shown, detail, view=view.name) from None
+        raise UnreadableSourceError(uri, detail) from None
+
+
+def _failed_read(exc: Exception) -> tuple[str, str] | None:
+    """(the file, why) of a Spark error that failed reading a file, why being the first
+    line of what its reader raised (the cause under Spark's FAILED_READ_FILE error); None
+    for any other error."""
+    # The Java exception behind py4j's Py4JJavaError, or behind pyspark's converted ones.
+    throwable: Any = getattr(exc, "java_exception", None) or getattr(exc, "_origin", None)
+    jvm = SparkContext._jvm
+    if throwable is None or jvm is None:
+        return None
+    spark_throwable = jvm.java.lang.Class.forName("org.apache.spark.SparkThrowable")
+    for _ in range(32):  # a cause chain is short; a cycle must not hang the driver
+        if spark_throwable.isInstance(throwable):
+            condition = str(jvm.PythonErrorUtils.getCondition(throwable) or "")
+            if condition.startswith("FAILED_READ_FILE"):
+                path = str(jvm.PythonErrorUtils.getMessageParameters(throwable).get("path"))
+                why = throwable.getCause() or throwable
+                return path, " ".join(str(why.getMessage() or why.toString()).split())
+        throwable = throwable.getCause()
+        if throwable is None:
+            return None
+    return None

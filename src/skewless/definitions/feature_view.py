@@ -12,6 +12,7 @@ from skewless.definitions.entity import Entity
 from skewless.definitions.field import Field
 from skewless.definitions.sources import Source
 from skewless.errors import FeatureNotFoundError
+from skewless.timeutil import MAX_DURATION, MAX_DURATION_TEXT
 
 
 class FeatureView(Definition):
@@ -69,6 +70,11 @@ class FeatureView(Definition):
     def _ttl(cls, v: timedelta | None) -> timedelta | None:
         if v is not None and v <= timedelta(0):
             raise ValueError(f"ttl must be positive or None (no expiry), got {v}")
+        if v is not None and v > MAX_DURATION:
+            raise ValueError(
+                f"ttl must be at most {MAX_DURATION_TEXT}, the span of the times Spark "
+                f"holds (years 1 to 9999), got {v.days} days; None means no expiry"
+            )
         return v
 
     @model_validator(mode="after")

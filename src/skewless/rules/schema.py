@@ -19,6 +19,11 @@ sources, with the same words. The rule:
 - A CSV column is text until it is parsed at read time: it feeds any scalar type (values
   that do not parse are counted and refused then), never an array. An undeclared CSV
   join key is a string.
+- A CSV line with more or fewer fields than its file's header is malformed: the source
+  is refused with the count per file, at plan (pyarrow, source_schema.csv_layout) and at
+  every read (Spark's corrupt records, batch/sources.py), never read with fields filled
+  in or dropped. Both read CSV as pandas writes it: quoted values may hold commas, line
+  breaks and doubled quotes; a UTF-8 BOM, CRLF line endings and blank lines are allowed.
 - A column that is missing, of a type skewless cannot carry, or stored in nanoseconds in
   some files of a folder and in another unit in others (Spark reads a folder with one
   type per column) feeds nothing.
