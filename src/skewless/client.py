@@ -15,6 +15,7 @@ nor a list of them) raises EntityRowsError before any call.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from types import TracebackType
 from typing import Any
 
@@ -25,13 +26,41 @@ from skewless.grpc import convert
 from skewless.serving.response import OnlineResponse
 from skewless.serving.service import OnlineQuery
 
+# A response is as large as the server's limits allow (serving.max_response_values),
+# which can exceed gRPC's default 4 MiB cap on a received message.
+_CHANNEL_OPTIONS = [("grpc.max_receive_message_length", -1)]
+
 
 class OnlineClient:
-    def __init__(self, target: str, *, timeout_s: float | None = 10.0) -> None:
-        """`target` is "host:port". `timeout_s` is the default deadline of each call."""
+    def __init__(
+        self,
+        target: str,
+        *,
+        timeout_s: float | None = 10.0,
+        tls: bool = False,
+        tls_ca_file: str | Path | None = None,
+        tls_cert_file: str | Path | None = None,
+        tls_key_file: str | Path | None = None,
+    ) -> None:
+        """`target` is "host:port". `timeout_s` is the default deadline of each call.
+
+        TLS (a server with `serving.tls`): `tls=True` checks the server's certificate
+        against the system's roots, `tls_ca_file` against that CA (PEM) instead; with
+        mutual TLS, `tls_cert_file` and `tls_key_file` are this client's certificate
+        chain and key. Any of them implies TLS."""
         self.target = target
         self.timeout_s = timeout_s
-        self._channel = grpc.insecure_channel(target)
+        if tls or tls_ca_file or tls_cert_file or tls_key_file:
+            if (tls_cert_file is None) != (tls_key_file is None):
+                raise ValueError("tls_cert_file and tls_key_file go together")
+            credentials = grpc.ssl_channel_credentials(
+                root_certificates=_read(tls_ca_file),
+                private_key=_read(tls_key_file),
+                certificate_chain=_read(tls_cert_file),
+            )
+            self._channel = grpc.secure_channel(target, credentials, options=_CHANNEL_OPTIONS)
+        else:
+            self._channel = grpc.insecure_channel(target, options=_CHANNEL_OPTIONS)
         self._stub = convert.OnlineServingStub(self._channel)
 
     def get_online_features(
@@ -70,3 +99,7 @@ class OnlineClient:
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+
+def _read(path: str | Path | None) -> bytes | None:
+    return None if path is None else Path(path).read_bytes()

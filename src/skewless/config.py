@@ -97,12 +97,37 @@ def _conf_value(v: Any) -> str:
     return str(v)
 
 
+class TlsConfig(_Strict):
+    """TLS for the online server: its certificate chain and private key (PEM files,
+    relative to the repo folder), and with `client_ca_file` mutual TLS: only clients
+    whose certificate that CA signed may call."""
+
+    cert_file: str
+    key_file: str
+    client_ca_file: str | None = None
+
+
+class ServingConfig(_Strict):
+    """Limits of one call to the online server (`skewless serve`). A call over a limit is
+    refused at once (RESOURCE_EXHAUSTED), before any work; in-process lookups
+    (FeatureStore.get_online_features) are not limited."""
+
+    max_entity_rows: int = PydanticField(default=10_000, ge=1)
+    max_features: int = PydanticField(default=1_000, ge=1)
+    # entity rows x features: what bounds the response and the work of a call
+    max_response_values: int = PydanticField(default=1_000_000, ge=1)
+    # at most 1 GiB: gRPC's own receive cap, twice this, is an int32
+    max_request_bytes: int = PydanticField(default=4 * 1024 * 1024, ge=1, le=1 << 30)
+    tls: TlsConfig | None = None  # None: plaintext
+
+
 class RepoConfig(_Strict):
     project: str
     registry: RegistryConfig = SqliteRegistryConfig()
     offline_store: OfflineStoreConfig = DeltaOfflineStoreConfig()
     online_store: OnlineStoreConfig = RedisOnlineStoreConfig()
     spark: SparkConfig = SparkConfig()
+    serving: ServingConfig = ServingConfig()
     entity_timestamp_column: str = "event_timestamp"
 
     @field_validator("project")

@@ -23,7 +23,10 @@ from skewless.errors import (
     NothingAppliedError,
     OnlineStoreUnavailableError,
     RegistryConflictError,
+    RequestTooLargeError,
+    ServerBusyError,
     SkewlessError,
+    UndecodableRequestError,
 )
 from skewless.feature_request import compile_requests
 from skewless.grpc import convert
@@ -35,7 +38,7 @@ from skewless.serving.keys import check_join_keys
 from skewless.serving.plan import MISSING, LookupPlan
 from skewless.serving.response import FeatureStatus, OnlineResponse
 from skewless.serving.service import Lookup, OnlineAnswer, OnlineQuery
-from skewless.timeutil import utc_micros
+from skewless.timeutil import from_micros, utc_micros
 from skewless.types import (
     Array,
     ArrayType,
@@ -277,8 +280,8 @@ def test_convert_request_int64_shortcut_reads_values_as_upb_does() -> None:
         _length_delimited(1, one + two) + _length_delimited(1, empty): [2, None],
         # a field ValueColumn does not have (kept by upb as unknown)
         _length_delimited(1, one) + b"\x18\x05": [1],
-        # a unix_timestamp_value (another varint field), as the general way reads it
-        _length_delimited(1, one) + _length_delimited(1, b"\x40\x07"): [1, 7],
+        # a unix_timestamp_value (another varint field) is a time, which no key takes
+        _length_delimited(1, one) + _length_delimited(1, b"\x40\x07"): [1, from_micros(7)],
         _length_delimited(1, b"\x08" + b"\xff" * 9 + b"\x01"): [-1],
     }
     for column, expected in cases.items():
@@ -517,6 +520,13 @@ def test_catalog_without_views_is_nothing_applied() -> None:
         (OnlineStoreUnavailableError("refused"), "UNAVAILABLE", "refused"),
         (RegistryConflictError(1, 2), "UNAVAILABLE", "version"),  # retryable
         (CodecError("value is truncated"), "INTERNAL", "truncated"),
+        (
+            RequestTooLargeError(9, "entity rows", "serving.max_entity_rows", 5),
+            "RESOURCE_EXHAUSTED",
+            "serving.max_entity_rows = 5",
+        ),
+        (UndecodableRequestError("GetOnlineFeaturesRequest", 3), "INVALID_ARGUMENT", "(3 bytes)"),
+        (ServerBusyError("the server is busy"), "UNAVAILABLE", "busy"),
         (SkewlessError("odd"), "INTERNAL", "odd"),
         (KeyError("x"), "INTERNAL", "KeyError"),
     ],

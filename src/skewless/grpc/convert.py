@@ -18,16 +18,22 @@ from __future__ import annotations
 
 import re
 import weakref
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Final
 
 import numpy as np
 import pandas as pd
+from google.protobuf.message import DecodeError
 
 from skewless._proto.skewless.serving.v1 import serving_pb2 as pb
 from skewless._proto.skewless.serving.v1 import serving_pb2_grpc as pb_grpc
-from skewless.errors import EntityRowsError, InvalidFeatureRefError
+from skewless.errors import (
+    EntityRowsError,
+    InvalidFeatureRefError,
+    UndecodableRequestError,
+    clip,
+)
 from skewless.online.entries import varint as _varint
 from skewless.serving.plan import MISSING, LookupPlan
 from skewless.serving.response import FeatureStatus, OnlineResponse
@@ -59,6 +65,8 @@ _FIELDS: Final[dict[str, tuple[str, str, Any]]] = {
     name: (e.proto, e.proto_list, e.zero) for name, e in ENGINES.items()
 }
 _SCALAR_FIELDS: Final = frozenset(f for f, _, _ in _FIELDS.values())
+# the scalar fields whose Python value is the field's own (not unix_timestamp's datetime)
+_PLAIN_FIELDS: Final = _SCALAR_FIELDS - {_FIELDS["unix_timestamp"][0]}
 _LIST_FIELDS: Final = frozenset(f for _, f, _ in _FIELDS.values())
 
 
@@ -182,6 +190,23 @@ def query_to_proto(query: OnlineQuery) -> pb.GetOnlineFeaturesRequest:
     return msg
 
 
+def request_from_bytes(data: bytes) -> pb.GetOnlineFeaturesRequest:
+    """The request a call's bytes hold; UndecodableRequestError when they hold none (the
+    parser refuses garbage and string fields that are not UTF-8)."""
+    try:
+        return pb.GetOnlineFeaturesRequest.FromString(data)
+    except DecodeError:
+        raise UndecodableRequestError(
+            pb.GetOnlineFeaturesRequest.DESCRIPTOR.name, len(data)
+        ) from None
+
+
+def entity_row_count(columns: Mapping[str, pb.ValueColumn]) -> int:
+    """How many entity rows the columns hold (the longest column), without reading a
+    value: what the server's row limit is checked against before any decoding."""
+    return max((len(column.values) for column in columns.values()), default=0)
+
+
 def features_from_proto(msg: pb.GetOnlineFeaturesRequest) -> list[str] | str:
     """The feature refs, or the feature service's name, a request asks for."""
     if msg.feature_service:
@@ -227,43 +252,62 @@ def _int64_column(column: pb.ValueColumn) -> list[int] | None:
     return list(pb.Int64List.FromString(raw).values)[1::2]
 
 
+def _check_lengths(columns: Mapping[str, pb.ValueColumn]) -> int:
+    """The number of rows, which every column must have."""
+    rows = entity_row_count(columns)
+    for name, column in columns.items():
+        if len(column.values) != rows:
+            longest = next(n for n, c in columns.items() if len(c.values) == rows)
+            raise EntityRowsError(
+                f"entity columns differ in length: '{clip(name)}' has {len(column.values)}, "
+                f"'{clip(longest)}' has {rows} values (a column has a value per entity row)",
+                key=name,
+            )
+    return rows
+
+
 def entity_columns_from_proto(
-    columns: Mapping[str, pb.ValueColumn],
+    columns: Mapping[str, pb.ValueColumn], keys: Collection[str] | None = None
 ) -> tuple[dict[str, list[Any]], int]:
     """Each entity column's Python values (MISSING for a row sent without that key), and
-    the number of rows."""
+    the number of rows; with `keys`, only those columns' values (a lookup reads no other).
+    A unix_timestamp_value is a datetime, which no join key takes; an int32_value is an
+    int, as an int64_value."""
+    rows = _check_lengths(columns)
     decoded: dict[str, list[Any]] = {}
     for name, column in columns.items():
+        if keys is not None and name not in keys:
+            continue
         ints = None if column.missing_indices else _int64_column(column)
         if ints is not None:
             decoded[name] = ints
             continue
         values: list[Any] = []
         add = values.append
-        try:
-            for v in column.values:
-                field = v.WhichOneof("kind")
-                if field is None:
-                    add(None)
-                elif field in _SCALAR_FIELDS:
-                    add(getattr(v, field))
-                else:
+        for v in column.values:
+            field = v.WhichOneof("kind")
+            if field is None:
+                add(None)
+            elif field in _PLAIN_FIELDS:
+                add(getattr(v, field))
+            else:
+                try:
                     add(from_value(v))
-        except ValueError as exc:
-            raise EntityRowsError(f"entity column '{name}': {exc}", key=name) from None
+                except (ValueError, OverflowError) as exc:  # an array, or a time past year 9999
+                    raise EntityRowsError(
+                        f"join key '{clip(name)}' has a malformed {field}: {exc}",
+                        row=len(values),
+                        key=name,
+                    ) from None
         for i in column.missing_indices:
-            if i >= len(values):
+            if i >= rows:
                 raise EntityRowsError(
-                    f"entity column '{name}': missing index {i} is past its {len(values)} rows",
+                    f"entity column '{clip(name)}': missing index {i} is past its {rows} rows",
                     key=name,
                 )
             values[i] = MISSING
         decoded[name] = values
-    lengths = {name: len(values) for name, values in decoded.items()}
-    if len(set(lengths.values())) > 1:
-        shortest = min(lengths, key=lambda n: lengths[n])
-        raise EntityRowsError(f"entity columns differ in length ({lengths})", key=shortest)
-    return decoded, max(lengths.values(), default=0)
+    return decoded, rows
 
 
 def entity_rows_from_proto(columns: Mapping[str, pb.ValueColumn]) -> list[dict[str, Any]]:

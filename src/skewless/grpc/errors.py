@@ -5,9 +5,15 @@ server.py puts around each handler when it registers it (once, not per call as a
 interceptor would), which looks its type up here (first match wins) and aborts the call
 with that code and the error's message, which names the offending feature, view, service
 or join key.
-Errors not in the table: a retryable SkewlessError is UNAVAILABLE, any other INTERNAL
-(logged with its traceback). The same wrapper times each call and hands its status and
-seconds to the server's metrics (metrics.py), when it has any.
+Errors not in the table: a retryable SkewlessError is UNAVAILABLE, any other INTERNAL.
+The same wrapper times each call and hands its status and seconds to the server's metrics
+(metrics.py), when it has any.
+
+Client-supplied text in the details is already clipped by the errors (errors.clip); the
+details are bounded here as well, so a status never outgrows gRPC's metadata limit
+(8 KiB by default, which turns any status into RESOURCE_EXHAUSTED). What the operator
+should hear about (undecodable requests, calls over a limit, internal errors) is logged
+at most once per LOG_INTERVAL_S for each kind, with the count, never once per call.
 """
 
 from __future__ import annotations
@@ -30,7 +36,10 @@ from skewless.errors import (
     InvalidFeatureRefError,
     NothingAppliedError,
     OnlineStoreUnavailableError,
+    RequestTooLargeError,
+    ServerBusyError,
     SkewlessError,
+    UndecodableRequestError,
 )
 from skewless.online.codec import CodecError
 from skewless.serving.catalog import CatalogNotLoadedError
@@ -46,6 +55,12 @@ STATUS_TABLE: Final[tuple[tuple[type[Exception], grpc.StatusCode], ...]] = (
     (FeatureServiceNotFoundError, Code.INVALID_ARGUMENT),
     (InvalidFeatureRefError, Code.INVALID_ARGUMENT),
     (EntityRowsError, Code.INVALID_ARGUMENT),  # missing or mistyped join key
+    (UndecodableRequestError, Code.INVALID_ARGUMENT),  # garbage, or a string not UTF-8
+    # over one of the server's limits (the `serving` section of feature_store.yaml)
+    (RequestTooLargeError, Code.RESOURCE_EXHAUSTED),
+    # the server itself ran out of the call's time before asking Redis; answered before
+    # the caller's deadline, as a retryable refusal, which says the server is busy
+    (ServerBusyError, Code.UNAVAILABLE),
     # the server cannot answer yet; retrying (elsewhere, or later) can succeed
     (NothingAppliedError, Code.FAILED_PRECONDITION),
     (CatalogNotLoadedError, Code.UNAVAILABLE),
@@ -55,14 +70,96 @@ STATUS_TABLE: Final[tuple[tuple[type[Exception], grpc.StatusCode], ...]] = (
 )
 
 
+# The details' size in UTF-8 bytes: percent-encoded in the grpc-message trailer, even
+# the worst case (3 characters a byte) stays well within the 8 KiB metadata limit.
+MAX_DETAILS_BYTES: Final = 2000
+
+# Refusals and failures the operator hears about, each kind at most once an interval.
+LOGGED: Final[tuple[type[Exception], ...]] = (
+    UndecodableRequestError,
+    RequestTooLargeError,
+    ServerBusyError,
+)
+LOG_INTERVAL_S: Final = 60.0
+
+
+def bounded(details: str) -> str:
+    """`details` cut to MAX_DETAILS_BYTES, saying so."""
+    raw = details.encode()
+    if len(raw) <= MAX_DETAILS_BYTES:
+        return details
+    return raw[:MAX_DETAILS_BYTES].decode(errors="ignore") + f"...({len(raw)} bytes)"
+
+
 def status_for(exc: Exception) -> tuple[grpc.StatusCode, str]:
     """The status code and details an exception turns into."""
     for error_type, code in STATUS_TABLE:
         if isinstance(exc, error_type):
-            return code, str(exc)
+            return code, bounded(str(exc))
     if isinstance(exc, SkewlessError):
-        return (Code.UNAVAILABLE if exc.retryable else Code.INTERNAL), str(exc)
-    return Code.INTERNAL, f"internal error ({type(exc).__name__}): {exc}"
+        return (Code.UNAVAILABLE if exc.retryable else Code.INTERNAL), bounded(str(exc))
+    return Code.INTERNAL, bounded(f"internal error ({type(exc).__name__}): {exc}")
+
+
+class LogThrottle:
+    """One kind of event, logged at most once per `interval_s`: the first at once (with
+    its traceback, if any), the ones after it within the interval as one line with their
+    count and the latest message, when the interval is over (a timer on the running loop
+    sends it, so a burst followed by silence is reported too)."""
+
+    def __init__(
+        self,
+        logger: logging.Logger,
+        level: int,
+        interval_s: float = LOG_INTERVAL_S,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._log = logger
+        self._level = level
+        self._interval_s = interval_s
+        self._clock = clock
+        self._quiet_until = float("-inf")
+        self._held = 0
+        self._latest = ""
+        self._timer: asyncio.TimerHandle | None = None
+
+    @property
+    def held(self) -> int:
+        """Events counted but not logged yet."""
+        return self._held
+
+    def event(self, message: str, *, exc_info: bool = False) -> None:
+        now = self._clock()
+        if now >= self._quiet_until and not self._held:
+            self._log.log(self._level, "%s", message, exc_info=exc_info)
+            self._quiet_until = now + self._interval_s
+            return
+        self._held += 1
+        self._latest = message
+        if now >= self._quiet_until:  # the interval is over and the timer has not run yet
+            self.flush()
+        elif self._timer is None:
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:  # no loop (a unit test): the next event or flush() logs
+                return
+            self._timer = loop.call_later(max(0.0, self._quiet_until - now), self.flush)
+
+    def flush(self) -> None:
+        """Log the events held, if any, as one line."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if not self._held:
+            return
+        held, self._held = self._held, 0
+        self._log.log(
+            self._level,
+            "%d more like this since the last report; the latest: %s",
+            held,
+            self._latest,
+        )
+        self._quiet_until = self._clock() + self._interval_s
 
 
 Handler = Callable[[Any, Any], Any]  # (request, context) -> response or its awaitable
@@ -72,9 +169,21 @@ def with_status(
     method: str,
     handler: Handler,
     record: Callable[[grpc.StatusCode, float], None] | None = None,
+    log_interval_s: float = LOG_INTERVAL_S,
 ) -> Handler:
     """`handler` with STATUS_TABLE applied to what it raises; `record`, if given, gets
     every call's status code and seconds in the handler."""
+    throttles = {kind: LogThrottle(log, logging.WARNING, log_interval_s) for kind in LOGGED}
+    internal = LogThrottle(log, logging.ERROR, log_interval_s)
+
+    def report(exc: Exception, status: grpc.StatusCode, details: str) -> None:
+        if status is Code.INTERNAL:
+            internal.event(f"{method} failed: {details}", exc_info=True)
+            return
+        for kind, throttle in throttles.items():
+            if isinstance(exc, kind):
+                throttle.event(f"{method} refused a call ({status.name}): {details}")
+                return
 
     async def call(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
         started = time.perf_counter()
@@ -90,8 +199,7 @@ def with_status(
             raise
         except Exception as exc:
             status, details = status_for(exc)
-            if status is Code.INTERNAL:
-                log.exception("%s failed", method)
+            report(exc, status, details)
             # Recorded before abort() sends the status: a client that has seen the error
             # then finds it counted (the finally below would run after the send).
             if record is not None:

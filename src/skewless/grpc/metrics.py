@@ -1,8 +1,11 @@
 """The online server's Prometheus metrics, served over HTTP by `skewless serve --metrics-port`.
 
-- `skewless_online_requests_total{method, code}`: calls answered, by gRPC status code.
+- `skewless_online_requests_total{method, code}`: calls answered, by gRPC status code,
+  refusals included: over a limit (RESOURCE_EXHAUSTED) or undecodable (INVALID_ARGUMENT).
+  Requests gRPC refuses before any handler runs (over twice serving.max_request_bytes)
+  are not counted: the server never sees them.
 - `skewless_online_request_seconds{method}`: a histogram of the time a call spends in
-  the server's handler, from the decoded request to the encoded response (Redis round
+  the server's handler, from the request's bytes to the encoded response (Redis round
   trips included; gRPC's own transport and queueing not). Set against a client's
   latency, it tells the server's work from the network and the client.
 - `skewless_online_serving`: 1 while the health service says SERVING, else 0.
@@ -59,7 +62,7 @@ class ServerMetrics:
         )
         self._seconds = Histogram(
             "skewless_online_request_seconds",
-            "Seconds a call spent in the server's handler (decoded request to encoded "
+            "Seconds a call spent in the server's handler (request bytes to encoded "
             "response, Redis included).",
             ["method"],
             buckets=LATENCY_BUCKETS,

@@ -9,6 +9,15 @@ reloads the definitions, so new views and services are served without a restart.
 
 With a metrics port, Prometheus metrics (metrics.py) are served over HTTP at /metrics.
 
+Requests are limited by the repo's `serving` config (serving/limits.py). gRPC's own cap on
+a received message is set to twice `serving.max_request_bytes`, so a request between the
+two reaches the handler and is refused there (RESOURCE_EXHAUSTED naming the limit,
+counted in the metrics); one past the cap is refused by gRPC itself, before any skewless
+code sees it, and is not counted.
+
+With `serving.tls` in the repo's config the port speaks TLS (and with its
+`client_ca_file`, mutual TLS); otherwise plaintext.
+
 `serve()` is what `skewless serve` runs; `running_server()` starts a server on a free
 port in a background thread, for tests and notebooks.
 """
@@ -31,8 +40,8 @@ import grpc.aio
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from skewless.config import RepoConfig
-from skewless.errors import BindError
+from skewless.config import RepoConfig, TlsConfig, load_config, resolve_path
+from skewless.errors import BindError, ConfigError
 from skewless.grpc import convert
 from skewless.grpc.errors import with_status
 from skewless.grpc.metrics import ServerMetrics
@@ -52,18 +61,49 @@ def _address(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host and not host.startswith("[") else f"{host}:{port}"
 
 
+def receive_cap(max_request_bytes: int) -> int:
+    """gRPC's cap on a received message: room above the limit to refuse (and count)
+    requests over it ourselves; an int32 for grpc."""
+    return min(2 * max_request_bytes, 2**31 - 1)
+
+
+def server_credentials(repo_path: Path, tls: TlsConfig | None) -> grpc.ServerCredentials | None:
+    """The port's TLS credentials from `serving.tls` (None: plaintext). A file that
+    cannot be read is a ConfigError naming its key and path."""
+    if tls is None:
+        return None
+
+    def read(key: str, value: str) -> bytes:
+        path = resolve_path(repo_path, value)
+        try:
+            return Path(path).read_bytes()
+        except OSError as exc:
+            raise ConfigError(
+                str(repo_path / "feature_store.yaml"),
+                f"serving.tls.{key}: cannot read {path}: {exc.strerror or exc}",
+            ) from None
+
+    chain = read("cert_file", tls.cert_file)
+    key = read("key_file", tls.key_file)
+    client_ca = None if tls.client_ca_file is None else read("client_ca_file", tls.client_ca_file)
+    return grpc.ssl_server_credentials(
+        [(key, chain)], root_certificates=client_ca, require_client_auth=client_ca is not None
+    )
+
+
 def _add_online_serving(
     servicer: OnlineServingServicer, server: grpc.aio.Server, metrics: ServerMetrics | None
 ) -> None:
     """Register OnlineServing as the generated code would, with the status table (and
     the metrics' timing) around each method and responses that may already be
-    serialized (convert.encode_lookup)."""
+    serialized (convert.encode_lookup). Requests arrive as bytes: the handler checks
+    their size and parses them inside the status table."""
     method = f"/{SERVICE_NAME}/GetOnlineFeatures"
     record = metrics.recorder(method) if metrics is not None else None
-    handlers = {
+    handlers: dict[str, grpc.RpcMethodHandler[bytes, bytes]] = {
         "GetOnlineFeatures": grpc.unary_unary_rpc_method_handler(
             with_status(method, servicer.GetOnlineFeatures, record),
-            request_deserializer=convert.GetOnlineFeaturesRequest.FromString,
+            request_deserializer=None,
             response_serializer=convert.serialize_response,
         )
     }
@@ -82,8 +122,10 @@ class OnlineServer:
         port: int = DEFAULT_PORT,
         poll_interval_s: float = 1.0,
         metrics_port: int | None = None,
+        credentials: grpc.ServerCredentials | None = None,
     ) -> None:
         self.backend = backend
+        self.credentials = credentials  # None: plaintext
         self.metrics = None if metrics_port is None else ServerMetrics(metrics_port)
         self.host = host
         self.port = port
@@ -98,8 +140,14 @@ class OnlineServer:
         (useful with port 0). The server starts even if Redis or the registry is not
         ready: health says NOT_SERVING until they are."""
         server = grpc.aio.server(
-            # never share the port silently with another server started on it
-            options=[("grpc.so_reuseport", 0)],
+            options=[
+                # never share the port silently with another server started on it
+                ("grpc.so_reuseport", 0),
+                (
+                    "grpc.max_receive_message_length",
+                    receive_cap(self.backend.limits.max_request_bytes),
+                ),
+            ],
         )
         self._health = health.aio.HealthServicer()
         _add_online_serving(OnlineServingServicer(self.backend), server, self.metrics)
@@ -109,7 +157,10 @@ class OnlineServer:
         )
         address = _address(self.host, self.port)
         try:
-            bound = server.add_insecure_port(address)
+            if self.credentials is None:
+                bound = server.add_insecure_port(address)
+            else:
+                bound = server.add_secure_port(address, self.credentials)
         except RuntimeError:  # what grpcio raises when it cannot bind
             bound = 0
         if not bound:
@@ -121,7 +172,11 @@ class OnlineServer:
         self._server = server
         self.port = bound
         self._watch_task = asyncio.create_task(self._watch(), name="skewless-grpc-watch")
-        log.info("serving on %s", _address(self.host, bound))
+        log.info(
+            "serving on %s (%s)",
+            _address(self.host, bound),
+            "plaintext" if self.credentials is None else "TLS",
+        )
         if self.metrics is not None:
             try:
                 metrics_port = self.metrics.start_http(self.host)
@@ -193,8 +248,13 @@ async def serve_async(
     """Serve until SIGINT or SIGTERM, then shut down gracefully. `on_started` receives
     the bound port once the server accepts calls. With `metrics_port`, /metrics is
     served over HTTP on that port of the same host."""
-    backend = OnlineService.from_repo(Path(repo_path).resolve(), config)
-    server = OnlineServer(backend, host=host, port=port, metrics_port=metrics_port)
+    root = Path(repo_path).resolve()
+    config = config or load_config(root)
+    credentials = server_credentials(root, config.serving.tls)
+    backend = OnlineService.from_repo(root, config)
+    server = OnlineServer(
+        backend, host=host, port=port, metrics_port=metrics_port, credentials=credentials
+    )
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -264,13 +324,17 @@ def running_server(
     thread.start()
 
     async def start() -> OnlineServer:
-        backend = OnlineService.from_repo(Path(repo_path).resolve(), config)
+        root = Path(repo_path).resolve()
+        loaded = config or load_config(root)
+        credentials = server_credentials(root, loaded.serving.tls)
+        backend = OnlineService.from_repo(root, loaded)
         server = OnlineServer(
             backend,
             host=host,
             port=port,
             poll_interval_s=poll_interval_s,
             metrics_port=metrics_port,
+            credentials=credentials,
         )
         await server.start()
         return server

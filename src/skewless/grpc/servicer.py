@@ -1,17 +1,22 @@
 """The OnlineServing servicer: convert, delegate to the backend, convert back.
 
 No try/except here: errors reach the status wrapper in errors.py, which maps them to
-status codes in one table. The response goes out as encode_lookup()'s bytes (see
-convert.py), so the handler is registered with convert.serialize_response.
+status codes in one table. The handler takes the request's bytes (server.py registers it
+without a deserializer), so the size limit is checked before parsing and an undecodable
+request is refused by the same wrapper (INVALID_ARGUMENT, counted) rather than by grpc.
+The response goes out as encode_lookup()'s bytes (see convert.py), so the handler is
+registered with convert.serialize_response.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import grpc.aio
 
 from skewless.grpc import convert
+from skewless.serving.limits import check_request_bytes
 from skewless.serving.service import OnlineService
 
 
@@ -20,16 +25,20 @@ class OnlineServingServicer(convert.OnlineServingServicerBase):
         self._backend = backend
 
     async def GetOnlineFeatures(  # type: ignore[override]  # noqa: N802 - the RPC's name
-        self,
-        request: convert.GetOnlineFeaturesRequest,
-        context: grpc.aio.ServicerContext[Any, Any],
+        self, request: bytes, context: grpc.aio.ServicerContext[Any, Any]
     ) -> bytes:
-        columns, rows = convert.entity_columns_from_proto(request.entity_columns)
+        time_remaining_s = context.time_remaining()
+        check_request_bytes(len(request), self._backend.limits)
+        msg = convert.request_from_bytes(request)
+
+        def entity_columns(keys: Sequence[str]) -> dict[str, list[Any]]:
+            return convert.entity_columns_from_proto(msg.entity_columns, keys)[0]
+
         lookup = await self._backend.lookup(
-            convert.features_from_proto(request),
-            columns,
-            rows,
-            full_feature_names=request.full_feature_names,
-            time_remaining_s=context.time_remaining(),
+            convert.features_from_proto(msg),
+            convert.entity_row_count(msg.entity_columns),
+            entity_columns,
+            full_feature_names=msg.full_feature_names,
+            time_remaining_s=time_remaining_s,
         )
-        return convert.encode_lookup(lookup)
+        return await self._backend.run(lookup.size, lookup.answer_by, convert.encode_lookup, lookup)

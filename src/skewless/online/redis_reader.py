@@ -181,7 +181,7 @@ class PipelinedReader:
         stays silent for `socket_timeout_s`."""
         hung = self._socket_timeout_s <= timeout_s  # which limit is the tighter one
         try:
-            async with asyncio.timeout(min(timeout_s, self._socket_timeout_s)):
+            async with asyncio.timeout(min(timeout_s, self._socket_timeout_s)) as limit:
                 for attempt in (1, 2):
                     conn = self._conn
                     fresh = conn is None or not conn.usable
@@ -196,11 +196,16 @@ class PipelinedReader:
                             raise OnlineStoreUnavailableError(f"{self.address}: {exc}") from None
                         continue  # the connection died while idle: retry once on a new one
                     except asyncio.CancelledError:
-                        # Only Redis's own silence, not one caller's short deadline,
-                        # closes the connection the other calls share.
-                        if hung and not waiter.done():
-                            conn.close(f"no reply within {self._socket_timeout_s} s")
-                        raise
+                        if limit.expired() and _arrived(waiter):
+                            # The reply came in the loop turn the timeout fired in (a
+                            # busy loop): it is an answer, not Redis's silence.
+                            reply = waiter.result()
+                        else:
+                            # Only Redis's own silence, not one caller's short deadline,
+                            # closes the connection the other calls share.
+                            if hung and not waiter.done():
+                                conn.close(f"no reply within {self._socket_timeout_s} s")
+                            raise
                     if isinstance(reply, hiredis.ReplyError):
                         raise OnlineStoreUnavailableError(f"{self.address}: {reply}")
                     return reply
@@ -240,6 +245,10 @@ class PipelinedReader:
                 ) from None
             self._conn = conn
             return conn
+
+
+def _arrived(waiter: asyncio.Future[Any]) -> bool:
+    return waiter.done() and not waiter.cancelled() and waiter.exception() is None
 
 
 class RedisPyReader:

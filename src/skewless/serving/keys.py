@@ -4,10 +4,10 @@ rules that in-process and gRPC lookups both apply."""
 from __future__ import annotations
 
 import numbers
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from skewless.errors import EntityRowsError
+from skewless.errors import EntityRowsError, clip
 from skewless.feature_request import ViewRequest
 from skewless.rules.schema import KEY_TYPES
 from skewless.types import ENGINES, DType
@@ -69,6 +69,14 @@ def _outside_int64(value: object) -> bool:
     return not _INT64[0] <= int(value) <= _INT64[1]
 
 
+def _shown(value: Any, show: Callable[[Any], str] = repr) -> str:
+    """A value as an error shows it, however large (Python refuses to print an int of
+    over 4,300 digits)."""
+    if isinstance(value, numbers.Integral) and int(value).bit_length() > 256:
+        return f"a {int(value).bit_length()}-bit integer"
+    return clip(show(value))
+
+
 def _key_problem(key: str, value: Any, view: str, dtype: DType | None) -> str | None:
     """Why `value` (not null) cannot be join key `key` of `view`, declared `dtype` there
     (None: not declared), or None when it can."""
@@ -76,9 +84,9 @@ def _key_problem(key: str, value: Any, view: str, dtype: DType | None) -> str | 
     # a bool is an int to Python, not to the key encoding
     if isinstance(value, types) and (bool in types or not isinstance(value, bool)):
         if _outside_int64(value):
-            return f"join key '{key}' is {value}, outside a 64-bit integer's range"
+            return f"join key '{key}' is {_shown(value, str)}, outside a 64-bit integer's range"
         return None
-    given = f"join key '{key}' is a {type(value).__name__} ({value!r})"
+    given = f"join key '{key}' is a {type(value).__name__} ({_shown(value)})"
     if dtype is None or dtype.name not in _KEY_TYPES:
         return f"{given}; a join key is {wanted} (feature view '{view}')"
     return f"{given}, but feature view '{view}' declares it {dtype!r}: give {wanted}"

@@ -164,7 +164,7 @@ class LookupPlan:
             event_ts = event_times(stored)
             statuses, fresh = _statuses(event_ts, view.ttl_us, now_us)
             kept = stored if fresh is None else _withhold(stored, fresh)
-            out.append(ViewEntries(statuses, event_ts, view.gather(kept)))
+            out.append(ViewEntries(statuses, event_ts, _gathered(view, kept)))
         return out
 
     def _per_view(self, raw: Sequence[bytes | None], rows: int) -> list[Sequence[bytes | None]]:
@@ -203,6 +203,19 @@ def _rows_of(columns: Mapping[str, Sequence[Any]], rows: int) -> list[dict[str, 
     return [
         {k: v for k, col in columns.items() if (v := col[i]) is not MISSING} for i in range(rows)
     ]
+
+
+# The gatherer's temporaries take about 16 bytes per byte it answers: rows are gathered
+# this many at a time, so a large lookup needs a few MB of them, not hundreds, and the
+# thread doing it lets the others run between its steps.
+GATHER_ROWS: Final = 4096
+
+
+def _gathered(view: ViewPlan, stored: Sequence[bytes | None]) -> list[bytes]:
+    if len(stored) <= GATHER_ROWS:
+        return view.gather(stored)
+    parts = [view.gather(stored[i : i + GATHER_ROWS]) for i in range(0, len(stored), GATHER_ROWS)]
+    return [b"".join(column) for column in zip(*parts, strict=True)]
 
 
 def _decoded(view: ViewPlan, stored: Sequence[bytes | None], now_us: int) -> ViewColumns:

@@ -11,24 +11,35 @@ Redis failures become OnlineStoreUnavailableError (retryable) quickly: every cal
 bounded by the socket timeout and by the caller's deadline, a connection that died (say
 with a Redis restart) is replaced on the next call (a call that meets it dead retries once
 on a new one), and no value is cached across calls, so the server recovers on its own.
+The read's budget is what is left of the caller's deadline when the MGET is sent, less a
+margin to send the refusal in (margin_s), so a hung Redis is answered UNAVAILABLE before
+the caller gives up.
+
+OnlineService.lookup checks the server's limits (serving/limits.py) before any work. The
+work of a large lookup (decoding its entity columns, building its keys, gathering its
+answer) runs on a worker thread, and its read is split into MGETs of READ_KEYS keys, so
+the event loop keeps answering other calls, health checks and Redis replies meanwhile.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from skewless.config import RepoConfig, load_config
-from skewless.errors import OnlineStoreUnavailableError
+from skewless.config import RepoConfig, ServingConfig, load_config
+from skewless.errors import OnlineStoreUnavailableError, ServerBusyError
 from skewless.online.embedded import EmbeddedServer, embedded_dir
 from skewless.online.redis_reader import redis_reader
 from skewless.online.store import OnlineReader
 from skewless.registry import RegistryReader, open_registry
+from skewless.serving import limits
 from skewless.serving.catalog import Catalog, CatalogNotLoadedError, load_catalog
 from skewless.serving.plan import LookupPlan, ViewEntries
 from skewless.serving.response import OnlineResponse
@@ -37,8 +48,29 @@ from skewless.types import DType
 
 log = logging.getLogger(__name__)
 
-# Answer UNAVAILABLE a little before the caller's deadline rather than let it expire.
-_DEADLINE_MARGIN_S = 0.02
+T = TypeVar("T")
+
+# Redis gets the caller's deadline less this share of it (within the bounds below), so
+# that the UNAVAILABLE of a hung Redis reaches the caller before its deadline does, even
+# while the server is busy.
+_MARGIN_SHARE = 0.2
+_MARGIN_MIN_S = 0.04
+_MARGIN_MAX_S = 0.25
+
+# A lookup of at least this many values (entity rows x features) does its work on the
+# lookup thread: on the event loop, 2 to 5 ms that hold up every other call; there,
+# about 0.6 ms of thread hops (test_grpc_hardening.py checks that others go on).
+OFFLOAD_VALUES = 10_000
+
+# Keys per MGET (see OnlineService._read): a few ms of Redis's time at most.
+READ_KEYS = 2000
+
+
+def margin_s(time_remaining_s: float) -> float:
+    """The margin for a call with `time_remaining_s` left: never over half of it, so
+    Redis has a chance even within a very short deadline."""
+    margin = min(max(_MARGIN_SHARE * time_remaining_s, _MARGIN_MIN_S), _MARGIN_MAX_S)
+    return min(margin, time_remaining_s / 2)
 
 
 @dataclass(frozen=True)
@@ -66,6 +98,12 @@ class Lookup:
     rows: int
     views: list[ViewEntries]
     registry_version: int
+    answer_by: float = float("inf")  # time.monotonic() by which the call must be answered
+
+    @property
+    def size(self) -> int:
+        """The values it answers: entity rows x features."""
+        return self.rows * len(self.plan.features)
 
 
 def _answer(
@@ -97,13 +135,18 @@ class OnlineService:
         reader: OnlineReader,
         *,
         default_timeout_s: float = 5.0,
+        limits: ServingConfig | None = None,
     ) -> None:
         self._registry = registry
         self._project = project
         self._redis = reader
         self._default_timeout_s = default_timeout_s
+        self.limits = limits or ServingConfig()
         self._catalog: Catalog | None = None
         self._load_error = "not read yet"
+        # One thread: large lookups take turns on it (the GIL runs one at a time anyway),
+        # and the event loop keeps a fair share of the interpreter meanwhile.
+        self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="skewless-lookup")
 
     @classmethod
     def from_repo(
@@ -125,7 +168,7 @@ class OnlineService:
             socket_timeout_s=socket_timeout_s,
             connect_timeout_s=connect_timeout_s,
         )
-        return cls(open_registry(config, repo_path), config.project, reader)
+        return cls(open_registry(config, repo_path), config.project, reader, limits=config.serving)
 
     # --- definitions -------------------------------------------------------------------
 
@@ -169,37 +212,83 @@ class OnlineService:
 
     async def close(self) -> None:
         await self._redis.close()
+        self._worker.shutdown(wait=True, cancel_futures=True)  # idle once calls are done
 
     # --- lookups -----------------------------------------------------------------------
 
     async def lookup(
         self,
         features: Sequence[str] | str,
-        entity_columns: Mapping[str, Sequence[Any]],
         rows: int,
+        entity_columns: Callable[[Sequence[str]], Mapping[str, Sequence[Any]]],
         *,
         full_feature_names: bool = False,
         time_remaining_s: float | None = None,
     ) -> Lookup:
-        """Look up `features` for `rows` entity rows given as columns (join key ->
-        values) with the current definitions, within the caller's remaining time (None:
-        the default timeout)."""
+        """Look up `features` for `rows` entity rows with the current definitions, within
+        the caller's remaining time (None: the default timeout). `entity_columns(keys)`
+        gives the rows as columns (join key -> `rows` values) of the join keys `keys`;
+        it is called only once the server's limits are checked."""
+        answer_by = self._answer_by(time_remaining_s)
+        limits.check_entity_rows(rows, self.limits)
+        if not isinstance(features, str):  # a feature service is counted once compiled
+            limits.check_features(rows, len(features), self.limits)
         catalog = self.catalog
         plan = catalog.plan(features, full_feature_names=full_feature_names)
-        raw = await self._read(plan.keys_from_columns(entity_columns, rows), time_remaining_s)
-        views = plan.entries(raw, rows, utc_micros(datetime.now(UTC)))
-        return Lookup(plan, rows, views, catalog.registry_version)
+        limits.check_features(rows, len(plan.features), self.limits)
+        size = rows * len(plan.features)
 
-    async def _read(self, keys: list[bytes], time_remaining_s: float | None) -> list[bytes | None]:
-        budget = self._budget(time_remaining_s)
+        def keys() -> list[bytes]:
+            return plan.keys_from_columns(entity_columns(plan.join_keys), rows)
+
+        raw = await self._read(await self.run(size, answer_by, keys), answer_by)
+        now_us = utc_micros(datetime.now(UTC))
+        views = await self.run(size, answer_by, plan.entries, raw, rows, now_us)
+        return Lookup(plan, rows, views, catalog.registry_version, answer_by)
+
+    async def run(self, size: int, answer_by: float, work: Callable[..., T], *args: Any) -> T:
+        """`work(*args)` for `size` values of a call to be answered by `answer_by`: on the
+        event loop when small; on the lookup thread when large (OFFLOAD_VALUES), given
+        up (ServerBusyError) if the call's time runs out while it waits or runs there."""
+        if size < OFFLOAD_VALUES:
+            return work(*args)
+        future = asyncio.wrap_future(self._worker.submit(work, *args))
+        try:
+            return await asyncio.wait_for(future, answer_by - time.monotonic())
+        except TimeoutError:  # a waiting one is dropped; a running one ends unheard
+            raise ServerBusyError(
+                "the server is busy: the call's time ran out while its rows were processed "
+                "(retry, or give calls more time)"
+            ) from None
+
+    def _answer_by(self, time_remaining_s: float | None) -> float:
+        """When (time.monotonic()) the call must have its answer: the caller's deadline
+        less the margin to send it in."""
+        if time_remaining_s is None:
+            return time.monotonic() + self._default_timeout_s
+        return time.monotonic() + time_remaining_s - margin_s(time_remaining_s)
+
+    async def _read(self, keys: list[bytes], answer_by: float) -> list[bytes | None]:
+        """The stored values of `keys`, READ_KEYS at a time: the connection to Redis is
+        shared and answers in order, so a large read in one MGET would hold up every
+        other call's read (and Redis's other clients) until all of it was sent."""
+        if len(keys) <= READ_KEYS:
+            return await self._mget(keys, answer_by)
+        raw: list[bytes | None] = []
+        for start in range(0, len(keys), READ_KEYS):
+            raw.extend(await self._mget(keys[start : start + READ_KEYS], answer_by))
+        return raw
+
+    async def _mget(self, keys: list[bytes], answer_by: float) -> list[bytes | None]:
+        budget = answer_by - time.monotonic()  # from when this MGET is sent
+        if budget <= 0 and keys:
+            raise ServerBusyError(
+                "the server is busy: the call's time ran out before the online store was "
+                "read (retry, or give calls more time)"
+            )
         try:
             return await self._redis.mget(keys, budget)
         except TimeoutError:
             raise OnlineStoreUnavailableError(
                 f"no answer within the call's deadline ({budget:.3f} s)"
             ) from None
-
-    def _budget(self, time_remaining_s: float | None) -> float:
-        if time_remaining_s is None:
-            return self._default_timeout_s
-        return max(0.0, time_remaining_s - _DEADLINE_MARGIN_S)

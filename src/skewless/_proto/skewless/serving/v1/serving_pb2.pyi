@@ -118,6 +118,11 @@ class GetOnlineFeaturesRequest(_message.Message):
         and ignored. Rows need not all have the same keys: a column lists the rows that do
         not have its key in `missing_indices` (a row without a key a feature needs is
         INVALID_ARGUMENT, where a null key finds nothing).
+
+        A key's values are of the kind its views declare: int64_value for Int64 keys (an
+        int32_value is taken as the same integer), string_value, bytes_value, bool_value.
+        Any other kind, unix_timestamp_value included, is INVALID_ARGUMENT naming the row
+        and the key. The values of columns no requested feature needs are not read.
         """
 
     @_builtins.property

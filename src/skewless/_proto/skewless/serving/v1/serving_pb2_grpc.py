@@ -47,12 +47,25 @@ class OnlineServingServicer:
     def GetOnlineFeatures(self, request, context):
         """The latest materialized value of each requested feature for each entity row.
 
-        Errors (status code, with the offending name in the details):
+        Errors (status code, with the offending name in the details; text the caller sent
+        is shown up to 200 characters, then cut, with its length):
         INVALID_ARGUMENT     unknown feature view, feature or feature service, a malformed
-        "view:feature" reference, a missing or mistyped join key, or
-        entity columns of different lengths
+        "view:feature" reference, a missing or mistyped join key,
+        entity columns of different lengths, or bytes that are not a
+        GetOnlineFeaturesRequest (garbage, a string that is not UTF-8)
+        RESOURCE_EXHAUSTED   the request is over one of the server's limits, set in the
+        `serving` section of feature_store.yaml; the details name the
+        limit and both numbers. Defaults: 10,000 entity rows
+        (max_entity_rows), 1,000 features (max_features; a feature
+        service counts its features), 1,000,000 feature values, rows x
+        features (max_response_values), 4 MiB serialized
+        (max_request_bytes). Requests over twice max_request_bytes are
+        refused by gRPC itself, with the same code.
         UNAVAILABLE          the online store (Redis) did not answer within the call's
-        deadline, or the server has not loaded the registry yet; retry
+        deadline, the server was too busy to ask it in time, or it has
+        not loaded the registry yet; retry. The server answers before
+        the deadline, with a margin of a fifth of it (40 ms to 250 ms),
+        so a hung Redis is UNAVAILABLE, not DEADLINE_EXCEEDED.
         FAILED_PRECONDITION  nothing has been applied to the registry yet
         INTERNAL             a stored value could not be decoded (a bug or a codec mismatch)
         """
