@@ -116,8 +116,13 @@ class ServingConfig(_Strict):
     max_features: int = PydanticField(default=1_000, ge=1)
     # entity rows x features: what bounds the response and the work of a call
     max_response_values: int = PydanticField(default=1_000_000, ge=1)
-    # at most 1 GiB: gRPC's own receive cap, twice this, is an int32
-    max_request_bytes: int = PydanticField(default=4 * 1024 * 1024, ge=1, le=1 << 30)
+    # Room for 10,000 rows of three 40-character string keys. Parsing holds the event
+    # loop (about 10 ms per MB), so the default stays small; at most 1 GiB: gRPC's own
+    # receive cap, twice this, is an int32.
+    max_request_bytes: int = PydanticField(default=2 * 1024 * 1024, ge=1, le=1 << 30)
+    # The bytes of all requests the server holds at once (a parsed request takes about
+    # ten times its size): what bounds its memory, whatever the number of callers.
+    max_inflight_request_bytes: int = PydanticField(default=64 * 1024 * 1024, ge=1)
     tls: TlsConfig | None = None  # None: plaintext
 
 

@@ -325,6 +325,23 @@ class RequestTooLargeError(SkewlessError):
         )
 
 
+class ServerOverloadedError(SkewlessError):
+    """The online server holds as many request bytes in flight as it may
+    (serving.max_inflight_request_bytes); retry after a backoff."""
+
+    retryable = True
+
+    def __init__(self, size: int, held: int, limit: int) -> None:
+        self.size = size
+        self.held = held
+        self.limit = limit
+        super().__init__(
+            f"the server is overloaded: {held} bytes of requests are in flight and this "
+            f"one has {size}; the limit is serving.max_inflight_request_bytes = {limit} "
+            "(retry after a backoff)"
+        )
+
+
 class UndecodableRequestError(SkewlessError):
     """The bytes of a call are not a message of the type it takes (garbage, or a string
     field that is not UTF-8)."""

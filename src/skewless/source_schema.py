@@ -128,6 +128,37 @@ def shown_file(written: str, location: str, file: str) -> str:
 
 EMPTY = "is empty (0 bytes)"
 EMPTY_CSV = f"{EMPTY}: a CSV file starts with its header line"
+_CHUNK = 1 << 20
+
+
+def csv_file_problem(file: str) -> str | None:
+    """What makes a local CSV file unreadable before any parser sees it, or None: it is
+    empty, or a quoted value in it is never closed. CSV parsers (pyarrow's and Spark's)
+    read an unclosed quote as one value holding the rest of the file, so the lines after
+    it would be lost without a malformed line to show for it. An odd number of quote
+    characters in the file is that case (or a quote inside an unquoted value, which RFC
+    4180 does not allow either). Plan and every read apply it to each file."""
+    quotes = 0
+    size = 0
+    with open(file, "rb") as f:
+        while chunk := f.read(_CHUNK):
+            size += len(chunk)
+            quotes += chunk.count(b'"')
+    if size == 0:
+        return EMPTY_CSV
+    if quotes % 2 == 0:
+        return None
+    opened, inside = 0, False
+    with open(file, "rb") as f:
+        for number, line in enumerate(f, 1):
+            if line.count(b'"') % 2:
+                inside = not inside
+                opened = number if inside else opened
+    return (
+        f"has a quoted value opened on line {opened} that is never closed (an odd number "
+        "of quote characters; a quote inside a value must be in a quoted value, doubled): "
+        "the lines after it would be read as that one value"
+    )
 
 
 def _unreadable(shown: str, what: str, exc: Exception) -> UnreadableSourceError:
@@ -211,8 +242,9 @@ def csv_layout(path: str, written: str | None = None) -> SourceLayout:
     firsts: dict[str, str] = {}
     for file in source_files(path):
         shown = shown_file(written or path, path, file)
-        if Path(file).stat().st_size == 0:
-            raise UnreadableSourceError(shown, EMPTY_CSV)
+        problem = csv_file_problem(file)
+        if problem is not None:
+            raise UnreadableSourceError(shown, problem)
         try:
             with pacsv.open_csv(file, parse_options=_skipping(_BadLines())) as header:
                 names = header.schema.names

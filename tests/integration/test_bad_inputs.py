@@ -237,6 +237,20 @@ def test_empty_csv_other_csv_headers_and_a_damaged_uri_source_are_named(
         training_set(store, [1])
     assert (at_read.value.file, at_read.value.detail) == ("data/src.csv", detail)
 
+    # A quoted value in the last column never closed: parsers would read every later
+    # line into it, and no line would be malformed.
+    lines = GOOD.to_csv(index=False).splitlines()
+    lines[1] = lines[1].rsplit(",", 1)[0] + ',"never closed'
+    (repo / "data/src.csv").write_text("\n".join(lines) + "\n")
+    with pytest.raises(DefinitionError) as at_plan_quote:
+        store.plan()
+    assert "quoted value opened on line 2 that is never closed" in at_plan_quote.value.detail
+    with pytest.raises(UnreadableSourceError) as at_materialize:
+        store.materialize(None, END)
+    assert at_materialize.value.file == "data/src.csv"
+    assert "opened on line 2" in at_materialize.value.detail
+    assert nothing_written(store, redis_url)
+
     # A folder whose files name their columns in another order: never read by position.
     folder = make_repo(tmp_path / "headers", redis_url, "data/src", csv=True)
     (folder / "data/src").mkdir()

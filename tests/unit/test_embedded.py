@@ -3,12 +3,15 @@ how its config file quotes paths, and the URL its clients get."""
 
 from __future__ import annotations
 
+import os
+import socket
 import stat
 from pathlib import Path
 
 import pytest
 from redis.connection import parse_url
 
+from skewless.online import embedded
 from skewless.online.embedded import (
     EmbeddedServer,
     EmbeddedServerError,
@@ -83,3 +86,15 @@ def test_url_carries_the_secret_and_the_socket_path_clients_parse(tmp_path: Path
     (data / "secret").write_text("")  # an empty secret would be a server without a password
     with pytest.raises(EmbeddedServerError, match="never started"):
         _ = server.url
+
+
+def test_peer_uid_is_the_user_at_the_other_end_of_a_unix_socket() -> None:
+    """The check that keeps the secret from a process of another user: on Linux it
+    reads the peer's credentials (a socket pair's other end is this process)."""
+    left, right = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    with left, right:
+        uid = embedded._peer_uid(left)
+    if hasattr(socket, "SO_PEERCRED"):
+        assert uid == os.getuid()
+    else:
+        assert uid is None

@@ -17,6 +17,7 @@ from skewless.errors import (
     EntityRowsError,
     FeatureViewNotFoundError,
     RequestTooLargeError,
+    ServerOverloadedError,
     UndecodableRequestError,
     clip,
 )
@@ -39,7 +40,9 @@ def test_serving_config_defaults_and_overrides() -> None:
         max_entity_rows=10_000,
         max_features=1_000,
         max_response_values=1_000_000,
-        max_request_bytes=4 * 1024 * 1024,
+        max_request_bytes=2 * 1024 * 1024,
+        max_inflight_request_bytes=64 * 1024 * 1024,
+        tls=None,
     )
     raw = {"project": "p", "serving": {"max_entity_rows": 5, "max_request_bytes": 2048}}
     got = parse_config(raw, "fs.yaml", environ={}).serving
@@ -113,6 +116,26 @@ def test_limits_refuse_naming_the_key_and_both_numbers(check: Any, message: str,
 
 
 # --- client text in errors ------------------------------------------------------------------
+
+
+def test_inflight_bytes_refuse_past_the_limit_and_free_what_a_call_held() -> None:
+    inflight = limits.InflightBytes(100)
+    with inflight.hold(60):
+        with inflight.hold(40):  # exactly at the limit
+            assert inflight.held == 100
+            with pytest.raises(ServerOverloadedError) as info, inflight.hold(1):
+                pass
+            assert "100 bytes of requests are in flight and this one has 1" in str(info.value)
+            assert "serving.max_inflight_request_bytes = 100" in str(info.value)
+        with pytest.raises(ServerOverloadedError), inflight.hold(41):
+            pass
+        assert inflight.held == 60  # a refused call holds nothing
+    assert inflight.held == 0
+    with inflight.hold(500):  # alone, a request larger than the limit still runs
+        assert inflight.held == 500
+    with pytest.raises(RuntimeError), inflight.hold(10):
+        raise RuntimeError("a failed call")
+    assert inflight.held == 0
 
 
 def test_clip_keeps_short_text_and_cuts_long_text_saying_how_long() -> None:

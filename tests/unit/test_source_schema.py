@@ -14,7 +14,13 @@ from skewless import FeatureStore, Float64, Int32, Int64, String
 from skewless.errors import DefinitionError, UnreadableSourceError
 from skewless.plan import AddObject
 from skewless.rules.schema import DATE, NANOS, TEXT, Unsupported
-from skewless.source_schema import csv_layout, delta_schema, file_schema
+from skewless.source_schema import (
+    EMPTY_CSV,
+    csv_file_problem,
+    csv_layout,
+    delta_schema,
+    file_schema,
+)
 from skewless.types import Array, UnixTimestamp
 
 # What pandas writes by default: nanoseconds, naive or with the frame's zone.
@@ -270,3 +276,17 @@ def test_csv_layout_refuses_a_folder_whose_headers_differ(tmp_path: Path) -> Non
     (folder / "c.csv").write_text("id,ts,ID\n3,2024-01-01,z\n")
     with pytest.raises(UnreadableSourceError, match="names the column 'ID' twice"):
         csv_layout(str(folder), "data/trips")
+
+
+def test_csv_file_problem_finds_an_unclosed_quote_and_its_line(tmp_path: Path) -> None:
+    fine = tmp_path / "fine.csv"
+    fine.write_text('id,note\n1,"a, b"\n2,"say ""hi"""\n3,"two\nlines"\n')
+    assert csv_file_problem(str(fine)) is None
+    unclosed = tmp_path / "unclosed.csv"
+    unclosed.write_text('id,note\n1,"closed"\n2,"open\n3,x\n4,y\n')
+    problem = csv_file_problem(str(unclosed))
+    assert problem is not None
+    assert "opened on line 3 that is never closed" in problem
+    empty = tmp_path / "empty.csv"
+    empty.write_bytes(b"")
+    assert csv_file_problem(str(empty)) == EMPTY_CSV

@@ -68,8 +68,8 @@ from skewless.rules.schema import (
     check_schema,
 )
 from skewless.source_schema import (
-    EMPTY_CSV,
     ParquetLayout,
+    csv_file_problem,
     file_in_source,
     parquet_layout,
     shown_file,
@@ -125,9 +125,10 @@ def read_raw(spark: SparkSession, view: FeatureView, repo_path: Path) -> DataFra
             return spark.read.format("delta").option("versionAsOf", int(version)).load(location)
         if src.file_format == "csv":
             for file in [] if remote else source_files(location):
-                if Path(file).stat().st_size == 0:
+                problem = csv_file_problem(file)
+                if problem is not None:
                     shown = shown_file(src.path, location, file)
-                    raise UnreadableSourceError(shown, EMPTY_CSV, view=view.name)
+                    raise UnreadableSourceError(shown, problem, view=view.name)
             return _read_csv(spark, location)
         if remote:
             return _read_remote_parquet(spark, view, location)

@@ -256,6 +256,12 @@ def _check_lengths(columns: Mapping[str, pb.ValueColumn]) -> int:
     """The number of rows, which every column must have."""
     rows = entity_row_count(columns)
     for name, column in columns.items():
+        if len(column.missing_indices) > rows:  # bounds the work they cause by the rows
+            raise EntityRowsError(
+                f"entity column '{clip(name)}' lists {len(column.missing_indices)} missing "
+                f"indices for {rows} rows",
+                key=name,
+            )
         if len(column.values) != rows:
             longest = next(n for n, c in columns.items() if len(c.values) == rows)
             raise EntityRowsError(

@@ -38,6 +38,7 @@ from skewless.errors import (
     OnlineStoreUnavailableError,
     RequestTooLargeError,
     ServerBusyError,
+    ServerOverloadedError,
     SkewlessError,
     UndecodableRequestError,
 )
@@ -58,6 +59,7 @@ STATUS_TABLE: Final[tuple[tuple[type[Exception], grpc.StatusCode], ...]] = (
     (UndecodableRequestError, Code.INVALID_ARGUMENT),  # garbage, or a string not UTF-8
     # over one of the server's limits (the `serving` section of feature_store.yaml)
     (RequestTooLargeError, Code.RESOURCE_EXHAUSTED),
+    (ServerOverloadedError, Code.RESOURCE_EXHAUSTED),  # too many request bytes in flight
     # the server itself ran out of the call's time before asking Redis; answered before
     # the caller's deadline, as a retryable refusal, which says the server is busy
     (ServerBusyError, Code.UNAVAILABLE),
@@ -78,6 +80,7 @@ MAX_DETAILS_BYTES: Final = 2000
 LOGGED: Final[tuple[type[Exception], ...]] = (
     UndecodableRequestError,
     RequestTooLargeError,
+    ServerOverloadedError,
     ServerBusyError,
 )
 LOG_INTERVAL_S: Final = 60.0

@@ -33,6 +33,7 @@ import shutil
 import signal
 import socket
 import stat
+import struct
 import subprocess
 import tempfile
 import time
@@ -192,13 +193,36 @@ def _command(*args: str) -> bytes:
     return b"".join(parts)
 
 
+class _ForeignPeerError(Exception):
+    """The process listening at the socket runs as another user."""
+
+    def __init__(self, uid: int) -> None:
+        super().__init__(f"the process listening there runs as uid {uid}")
+        self.uid = uid
+
+
+def _peer_uid(sock: socket.socket) -> int | None:
+    """The user id of the process at the other end of a unix socket (Linux's
+    SO_PEERCRED); None where the platform cannot tell."""
+    option = getattr(socket, "SO_PEERCRED", None)
+    if option is None:
+        return None
+    raw = sock.getsockopt(socket.SOL_SOCKET, option, struct.calcsize("3i"))
+    _pid, uid, _gid = struct.unpack("3i", raw)
+    return int(uid)
+
+
 def _ask(path: Path, *commands: tuple[str, ...]) -> list[bytes]:
     """Send `commands` on one new connection; the first line of each reply (b"" once
     the server hangs up). Raw RESP, because redis-py treats a server that requires no
-    password as one that accepted it, and that is what must be told apart here."""
+    password as one that accepted it, and that is what must be told apart here. The
+    secret is never sent to a process of another user (_ForeignPeerError)."""
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
         sock.settimeout(_PROBE_TIMEOUT_S)
         sock.connect(str(path))
+        uid = _peer_uid(sock)
+        if uid is not None and uid != os.getuid():
+            raise _ForeignPeerError(uid)
         sock.sendall(b"".join(_command(*c) for c in commands))
         with sock.makefile("rb") as replies:
             return [replies.readline(4096).rstrip(b"\r\n") for _ in commands]
@@ -282,10 +306,10 @@ class EmbeddedServer:
         """Who listens at `path`, and the first line of its answer to AUTH."""
         try:
             auth, ping = _ask(path, ("AUTH", secret or "-"), ("PING",))
-        except (FileNotFoundError, ConnectionRefusedError, ConnectionResetError):
-            return _State.ABSENT, ""
-        except TimeoutError:
-            return _State.SILENT, ""
+        except (FileNotFoundError, ConnectionRefusedError, ConnectionResetError, TimeoutError) as e:
+            return (_State.SILENT if isinstance(e, TimeoutError) else _State.ABSENT), ""
+        except _ForeignPeerError as exc:
+            return _State.FOREIGN, str(exc)
         except OSError as exc:
             raise EmbeddedServerError(f"cannot connect to {path}: {exc}") from None
         answer = auth.decode(errors="replace")[:200]

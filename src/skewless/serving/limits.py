@@ -9,8 +9,11 @@ have no limits: the caller pays for its own work there.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 from skewless.config import ServingConfig
-from skewless.errors import RequestTooLargeError
+from skewless.errors import RequestTooLargeError, ServerOverloadedError
 
 
 def check_request_bytes(size: int, limits: ServingConfig) -> None:
@@ -40,3 +43,26 @@ def check_features(rows: int, features: int, limits: ServingConfig) -> None:
             "serving.max_response_values",
             limits.max_response_values,
         )
+
+
+class InflightBytes:
+    """The request bytes the server's calls hold at once. A parsed request takes about
+    ten times its size until its answer is sent, so this bounds the server's memory
+    whatever the number of concurrent callers. Used on the event loop only."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.held = 0
+
+    @contextmanager
+    def hold(self, size: int) -> Iterator[None]:
+        """Count `size` bytes while the block runs; ServerOverloadedError when they would
+        pass the limit (a request alone within max_request_bytes always fits when
+        nothing else is in flight)."""
+        if self.held and self.held + size > self.limit:
+            raise ServerOverloadedError(size, self.held, self.limit)
+        self.held += size
+        try:
+            yield
+        finally:
+            self.held -= size

@@ -212,7 +212,8 @@ class OnlineService:
 
     async def close(self) -> None:
         await self._redis.close()
-        self._worker.shutdown(wait=True, cancel_futures=True)  # idle once calls are done
+        # a job whose call was abandoned may still run: wait for it off the event loop
+        await asyncio.to_thread(self._worker.shutdown, wait=True, cancel_futures=True)
 
     # --- lookups -----------------------------------------------------------------------
 

@@ -54,7 +54,7 @@ class OnlineServingStub:
                            limit and both numbers. Defaults: 10,000 entity rows
                            (max_entity_rows), 1,000 features (max_features; a feature
                            service counts its features), 1,000,000 feature values, rows x
-                           features (max_response_values), 4 MiB serialized
+                           features (max_response_values), 2 MiB serialized
                            (max_request_bytes). Requests over twice max_request_bytes are
                            refused by gRPC itself, with the same code.
       UNAVAILABLE          the online store (Redis) did not answer within the call's
@@ -83,7 +83,7 @@ class OnlineServingAsyncStub(OnlineServingStub):
                            limit and both numbers. Defaults: 10,000 entity rows
                            (max_entity_rows), 1,000 features (max_features; a feature
                            service counts its features), 1,000,000 feature values, rows x
-                           features (max_response_values), 4 MiB serialized
+                           features (max_response_values), 2 MiB serialized
                            (max_request_bytes). Requests over twice max_request_bytes are
                            refused by gRPC itself, with the same code.
       UNAVAILABLE          the online store (Redis) did not answer within the call's
@@ -115,7 +115,7 @@ class OnlineServingServicer(metaclass=_abc_1.ABCMeta):
                                limit and both numbers. Defaults: 10,000 entity rows
                                (max_entity_rows), 1,000 features (max_features; a feature
                                service counts its features), 1,000,000 feature values, rows x
-                               features (max_response_values), 4 MiB serialized
+                               features (max_response_values), 2 MiB serialized
                                (max_request_bytes). Requests over twice max_request_bytes are
                                refused by gRPC itself, with the same code.
           UNAVAILABLE          the online store (Redis) did not answer within the call's
