@@ -4,7 +4,7 @@ VENV := .venv/bin
 PYTEST_ARGS ?=
 LOCK_ARGS ?=
 
-.PHONY: help setup lock demo test lint typecheck unit integration e2e bench proto clean
+.PHONY: help setup lock demo test lint typecheck unit integration e2e reliability bench proto clean
 
 help: ## List the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -41,6 +41,10 @@ integration: setup ## Integration tests (real Spark + Delta)
 
 e2e: setup ## End-to-end tests over feature_repo/
 	@scripts/pytest.sh tests/e2e $(PYTEST_ARGS)
+
+# `make test` runs the short variants; the report: .venv/bin/python -m benchmarks.reliability
+reliability: setup ## The reliability suite's long variants (Redis killed, fuzz, kill -9...)
+	@scripts/pytest.sh tests/reliability -m reliability_long $(PYTEST_ARGS)
 
 SCALE ?= small
 bench: setup ## skewless vs Feast vs the floors, one run: make bench SCALE=small|medium
