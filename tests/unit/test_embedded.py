@@ -98,3 +98,21 @@ def test_peer_uid_is_the_user_at_the_other_end_of_a_unix_socket() -> None:
         assert uid == os.getuid()
     else:
         assert uid is None
+
+
+def test_a_lost_secret_file_is_restored_from_the_servers_config(tmp_path: Path) -> None:
+    """The server keeps the password its config file gave it: losing the secret file
+    must not lock the user out of their own server."""
+    data = tmp_path / "online"
+    data.mkdir(mode=0o700)
+    secret = "ab" * 32
+    (data / "redis.conf").write_text(f'port "0"\nrequirepass "{secret}"\n')
+    server = EmbeddedServer(data)
+    assert server._ensure_secret() == secret
+    assert (data / "secret").read_text().strip() == secret
+    assert stat.S_IMODE((data / "secret").stat().st_mode) == 0o600
+    (data / "secret").unlink()
+    (data / "redis.conf").unlink()
+    fresh = server._ensure_secret()  # nothing to restore: a new secret
+    assert fresh != secret
+    assert len(fresh) == 64

@@ -8,6 +8,7 @@ import logging
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import grpc
 import pytest
 
 from skewless import Entity, FeatureView, Field, FileSource, Float64, Int64
@@ -23,7 +24,7 @@ from skewless.errors import (
 )
 from skewless.feature_request import compile_requests
 from skewless.grpc import convert
-from skewless.grpc.errors import MAX_DETAILS_BYTES, LogThrottle, bounded
+from skewless.grpc.errors import MAX_DETAILS_BYTES, LogThrottle, bounded, with_status
 from skewless.grpc.server import receive_cap
 from skewless.online.codec import Record, encode_value
 from skewless.serving import limits
@@ -301,3 +302,31 @@ def test_log_throttle_reports_a_burst_followed_by_silence(
         "refused 0",
         "9 more like this since the last report; the latest: refused 9",
     ]
+
+
+class _AbortingContext:
+    """What with_status asks of a call's context: abort() ends the call, as grpc's does."""
+
+    async def abort(self, code: Any, details: str) -> None:
+        raise grpc.aio.AbortError()
+
+
+def test_internal_errors_of_each_type_log_their_first_traceback(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    raised = [KeyError("a"), KeyError("b"), ZeroDivisionError("c")]
+
+    async def handler(request: Any, context: Any) -> bytes:
+        raise raised.pop(0)
+
+    call = with_status("/m", handler)
+
+    async def three_calls() -> None:
+        for _ in range(3):
+            with pytest.raises(grpc.aio.AbortError):
+                await call(b"", _AbortingContext())
+
+    with caplog.at_level(logging.ERROR):
+        asyncio.run(three_calls())
+    logged = [r.exc_info[0] for r in caplog.records if r.exc_info is not None]
+    assert logged == [KeyError, ZeroDivisionError]  # the second KeyError is held and counted

@@ -177,11 +177,15 @@ def with_status(
     """`handler` with STATUS_TABLE applied to what it raises; `record`, if given, gets
     every call's status code and seconds in the handler."""
     throttles = {kind: LogThrottle(log, logging.WARNING, log_interval_s) for kind in LOGGED}
-    internal = LogThrottle(log, logging.ERROR, log_interval_s)
+    # one per type of internal error: a second, different bug logs its own traceback
+    internal: dict[type[Exception], LogThrottle] = {}
 
     def report(exc: Exception, status: grpc.StatusCode, details: str) -> None:
         if status is Code.INTERNAL:
-            internal.event(f"{method} failed: {details}", exc_info=True)
+            throttle = internal.get(type(exc))
+            if throttle is None:
+                throttle = internal[type(exc)] = LogThrottle(log, logging.ERROR, log_interval_s)
+            throttle.event(f"{method} failed: {details}", exc_info=True)
             return
         for kind, throttle in throttles.items():
             if isinstance(exc, kind):

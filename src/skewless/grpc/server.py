@@ -235,6 +235,28 @@ class OnlineServer:
                 await self._health.set(name, _SERVING if serving else _NOT_SERVING)
 
 
+def _server_of(
+    repo_path: str | Path,
+    config: RepoConfig | None,
+    *,
+    host: str,
+    port: int,
+    metrics_port: int | None,
+    poll_interval_s: float = 1.0,
+) -> OnlineServer:
+    """The repo's server, not started: its backend, and its TLS from `serving.tls`."""
+    root = Path(repo_path).resolve()
+    config = config or load_config(root)
+    return OnlineServer(
+        OnlineService.from_repo(root, config),
+        host=host,
+        port=port,
+        poll_interval_s=poll_interval_s,
+        metrics_port=metrics_port,
+        credentials=server_credentials(root, config.serving.tls),
+    )
+
+
 async def serve_async(
     repo_path: str | Path,
     port: int = DEFAULT_PORT,
@@ -248,13 +270,7 @@ async def serve_async(
     """Serve until SIGINT or SIGTERM, then shut down gracefully. `on_started` receives
     the bound port once the server accepts calls. With `metrics_port`, /metrics is
     served over HTTP on that port of the same host."""
-    root = Path(repo_path).resolve()
-    config = config or load_config(root)
-    credentials = server_credentials(root, config.serving.tls)
-    backend = OnlineService.from_repo(root, config)
-    server = OnlineServer(
-        backend, host=host, port=port, metrics_port=metrics_port, credentials=credentials
-    )
+    server = _server_of(repo_path, config, host=host, port=port, metrics_port=metrics_port)
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -324,17 +340,13 @@ def running_server(
     thread.start()
 
     async def start() -> OnlineServer:
-        root = Path(repo_path).resolve()
-        loaded = config or load_config(root)
-        credentials = server_credentials(root, loaded.serving.tls)
-        backend = OnlineService.from_repo(root, loaded)
-        server = OnlineServer(
-            backend,
+        server = _server_of(
+            repo_path,
+            config,
             host=host,
             port=port,
             poll_interval_s=poll_interval_s,
             metrics_port=metrics_port,
-            credentials=credentials,
         )
         await server.start()
         return server

@@ -287,10 +287,24 @@ class EmbeddedServer:
 
     def _ensure_secret(self) -> str:
         secret = self._read_secret()
-        if secret is None:  # missing (a repo an older skewless started) or damaged
-            secret = secrets.token_hex(32)
+        if secret is None:  # missing or damaged: the running server's, else a new one
+            secret = self._configured_secret() or secrets.token_hex(32)
             _write_private(self.data_dir / _SECRET, secret + "\n")
         return secret
+
+    def _configured_secret(self) -> str | None:
+        """The password the config file gave the server (a server started before the
+        secret file was lost still holds it); None without one (a repo an older skewless
+        started)."""
+        try:
+            lines = (self.data_dir / _CONFIG).read_text(encoding="utf-8").splitlines()
+        except FileNotFoundError:
+            return None
+        for line in lines:
+            key, _, value = line.partition(" ")
+            if key == "requirepass" and _SECRET_FORMAT.fullmatch(value.strip('"')):
+                return value.strip('"')
+        return None
 
     @property
     def url(self) -> str:
