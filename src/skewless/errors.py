@@ -285,6 +285,45 @@ class RegistryLockedError(RegistryError):
         )
 
 
+# --- training sets and manifests -----------------------------------------------------
+
+
+class ManifestError(SkewlessError):
+    """A file or text that should be a training set's manifest is not one."""
+
+    def __init__(self, origin: str, detail: str) -> None:
+        self.origin = origin
+        super().__init__(f"{origin} is not a readable skewless manifest: {detail}")
+
+
+class TrainingSetNotFoundError(ObjectNotFoundError):
+    kind = "training set"
+
+
+class TrainingSetExistsError(SkewlessError):
+    """Saved training sets are immutable: a name is saved once."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        super().__init__(
+            f"a training set named '{name}' is already saved (saved sets never change: "
+            "choose another name)"
+        )
+
+
+class AsOfError(SkewlessError):
+    """`as_of` names a point in history that cannot be restored as asked."""
+
+
+# --- history and rollback ------------------------------------------------------------
+
+
+# --- erasure and vacuum --------------------------------------------------------------
+
+
+# --- mlflow --------------------------------------------------------------------------
+
+
 # --- runtime -------------------------------------------------------------------------
 
 

@@ -96,6 +96,30 @@ class MaterializationRecord:
     seen_files: tuple[tuple[str, int, int], ...] = ()
 
 
+@dataclass(frozen=True)
+class ErasureRecord:
+    """One right-to-erasure request's effect on one saved training set."""
+
+    view: str  # the view whose entities were forgotten
+    keys: int  # how many entity keys the request named
+    rows_removed: int  # rows deleted from the saved set's table
+    delta_version: int  # the saved table's version after the deletion
+    erased_at: datetime
+
+
+@dataclass(frozen=True)
+class TrainingSetRecord:
+    """A saved training set: its rows (a Delta table at a version) and its manifest."""
+
+    name: str
+    location: str  # the Delta table
+    delta_version: int  # the version holding the rows as saved
+    manifest: dict[str, Any]  # Manifest JSON (skewless.offline.manifest parses it)
+    created_at: datetime
+    description: str = ""
+    erasures: tuple[ErasureRecord, ...] = ()  # oldest first; any: not reproducible
+
+
 class RegistryReader(Protocol):
     def registry_version(self) -> int: ...
 
@@ -113,6 +137,20 @@ class RegistryReader(Protocol):
         """Recorded runs, oldest first, optionally of one view."""
         ...
 
+    def current_at(self, registry_version: int, kind: ObjectKind | None = None) -> list[ObjectRecord]:
+        """The live objects as they were right after apply `registry_version`."""
+        ...
+
+    def version_at(self, when: datetime) -> int:
+        """The registry version current at `when` (0 before the first apply)."""
+        ...
+
+    def training_sets(self) -> list[TrainingSetRecord]:
+        """Every saved training set, oldest first."""
+        ...
+
+    def training_set(self, name: str) -> TrainingSetRecord | None: ...
+
 
 class Registry(RegistryReader, Protocol):
     def commit(self, base_version: int, writes: list[ObjectWrite], summary: str) -> int:
@@ -121,3 +159,9 @@ class Registry(RegistryReader, Protocol):
         ...
 
     def record_materialization(self, record: MaterializationRecord) -> None: ...
+
+    def record_training_set(self, record: TrainingSetRecord) -> None:
+        """Raises TrainingSetExistsError when the name is taken."""
+        ...
+
+    def record_erasure(self, name: str, erasure: ErasureRecord) -> None: ...
