@@ -9,19 +9,16 @@ from __future__ import annotations
 import json
 import logging
 import sys
-from collections.abc import Callable
 from functools import partial
 from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import Annotated
 
 import typer
-from rich.console import Console
-from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from skewless.cli import commands
-from skewless.errors import SkewlessError
+from skewless.cli import commands, erasure, history, training
+from skewless.cli.display import STATE, RepoOption, out, run
 from skewless.plan import Plan, explain
 from skewless.registry import MaterializationRecord, ObjectRecord
 
@@ -32,34 +29,13 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-out = Console()
-err = Console(stderr=True)
-
-_state = {"debug": False}
-T = TypeVar("T")
-
-RepoOption = Annotated[
-    Path, typer.Option("--repo", "-r", help="Feature repo folder.", show_default=True)
-]
-
-
-def run(fn: Callable[[], T]) -> T:
-    """The error boundary of every command."""
-    try:
-        return fn()
-    except SkewlessError as exc:
-        if _state["debug"]:
-            raise
-        # escaped: a path or value in the message may hold rich markup such as "[x]"
-        err.print(f"[bold red]Error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
-        raise typer.Exit(1) from None
 
 
 @app.callback()
 def main(
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
 ) -> None:
-    _state["debug"] = debug
+    STATE["debug"] = debug
 
 
 @app.command()
@@ -254,6 +230,10 @@ def online_stop(repo: RepoOption = Path()) -> None:
     """Stop the repo's embedded online server (its data stays in data/online/)."""
     stopped = run(lambda: commands.stop_embedded(repo))
     out.print("stopped" if stopped else "the embedded online server was not running")
+
+
+for _group in (training, history, erasure):
+    _group.register(app)
 
 
 if __name__ == "__main__":  # pragma: no cover

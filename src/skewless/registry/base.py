@@ -137,7 +137,9 @@ class RegistryReader(Protocol):
         """Recorded runs, oldest first, optionally of one view."""
         ...
 
-    def current_at(self, registry_version: int, kind: ObjectKind | None = None) -> list[ObjectRecord]:
+    def current_at(
+        self, registry_version: int, kind: ObjectKind | None = None
+    ) -> list[ObjectRecord]:
         """The live objects as they were right after apply `registry_version`."""
         ...
 
