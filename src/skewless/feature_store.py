@@ -28,6 +28,8 @@ from skewless.errors import (
     RegistryConflictError,
 )
 from skewless.feature_request import service_refs
+from skewless.offline.manifest import Manifest
+from skewless.offline.reproduce import ReproduceReport
 from skewless.plan import Plan, apply_plan, check_sources, make_plan
 from skewless.registry import (
     MaterializationRecord,
@@ -42,6 +44,7 @@ if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
 
     from skewless.batch.retrieval import RetrievalJob
+    from skewless.batch.training_sets import TrainingSet, TrainingSets
     from skewless.materialize import Materializer
     from skewless.online.store import OnlineStore
     from skewless.serving.catalog import Catalog
@@ -159,16 +162,67 @@ class FeatureStore:
         features: Sequence[str] | FeatureService | str,
         full_feature_names: bool = False,
         timestamp_column: str | None = None,
+        as_of: Manifest | int | datetime | None = None,
     ) -> RetrievalJob:
         """A point-in-time-correct training set: for every row of `entity_df` (join keys
-        and a timestamp column), the latest feature values known at that time."""
-        from skewless.batch.retrieval import get_historical_features  # noqa: PLC0415
+        and a timestamp column), the latest feature values known at that time.
 
-        requests = self.catalog().compile(
-            features, full_feature_names=full_feature_names, reserved=list(entity_df.columns)
-        )
+        `as_of` rebuilds history: a Manifest (its pinned definitions and data), a
+        registry version (its definitions, the data as it was while it was current) or
+        a datetime (the definitions applied then, each Delta input at its version then,
+        each file source's files modified by then). The job's `manifest` records what
+        was used."""
         ts_col = timestamp_column or self.config.entity_timestamp_column
-        return get_historical_features(self.spark, self.repo_path, entity_df, requests, ts_col)
+        return self._training_sets().build(
+            entity_df,
+            features,
+            full_feature_names=full_feature_names,
+            timestamp_column=ts_col,
+            as_of=as_of,
+            current=self.catalog(),
+        )
+
+    # --- training sets ------------------------------------------------------------------
+
+    def _training_sets(self) -> TrainingSets:
+        from skewless.batch.training_sets import TrainingSets  # noqa: PLC0415 - pyspark
+
+        return TrainingSets(
+            project=self.project,
+            repo_path=self.repo_path,
+            registry=self.registry,
+            spark=self.spark,
+            offline_root=resolve_path(self.repo_path, self.config.offline_store.path),
+        )
+
+    def save_training_set(self, name: str, job: RetrievalJob, description: str = "") -> TrainingSet:
+        """Write `job`'s rows as a Delta table under the offline store and record its
+        manifest in the registry. A name is saved once; saved sets never change (but
+        for `forget`)."""
+        return self._training_sets().save(name, job, description)
+
+    def list_training_sets(self) -> list[TrainingSet]:
+        return self._training_sets().list()
+
+    def get_training_set(self, name: str) -> TrainingSet:
+        return self._training_sets().get(name)
+
+    def rebuild_training_set(
+        self, target: str | Manifest, entity_df: pd.DataFrame | DataFrame | None = None
+    ) -> RetrievalJob:
+        """The training set `target` (a saved set's name or a manifest) built again from
+        what its manifest pins; an unsaved set's manifest needs its `entity_df`."""
+        return self._training_sets().rebuild(target, self.catalog(), entity_df)
+
+    def reproduce(
+        self,
+        target: str | Manifest,
+        entity_df: pd.DataFrame | DataFrame | None = None,
+        origin: str = "manifest",
+    ) -> ReproduceReport:
+        """Rebuild `target` (a saved set's name or a manifest) and compare: the report
+        says whether it is identical and, if not, what differs and why."""
+        return self._training_sets().reproduce(target, self.catalog(), entity_df, origin)
 
     # --- online -----------------------------------------------------------------------
 

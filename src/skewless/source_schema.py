@@ -27,7 +27,7 @@ and the name the user can find in their definitions.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -187,17 +187,21 @@ class ParquetLayout:
     has_nanos: bool  # some file stores a nanosecond timestamp, in any column at any depth
 
 
-def parquet_layout(path: str, written: str | None = None) -> ParquetLayout:
-    """The layout of the local Parquet file or folder at `path` (footers only, no data);
-    `written` is the source's path as its definition gives it, for the names of files in
-    errors (shown_file). A file that is empty or has no readable footer is an
+def parquet_layout(
+    path: str, written: str | None = None, files: Sequence[str] | None = None
+) -> ParquetLayout:
+    """The layout of the local Parquet file or folder at `path` (footers only, no data),
+    or of the given `files` of it (a training set's pinned files); `written` is the
+    source's path as its definition gives it, for the names of files in errors
+    (shown_file). A file that is empty or has no readable footer is an
     UnreadableSourceError naming it.
 
     INT96 timestamps (old Spark and Impala files) are taken as what Spark reads them as,
     a timestamp, not as the nanoseconds pyarrow makes of them by default.
     """
     remote = "://" in path
-    files = sorted(pads.dataset(path, format="parquet").files) if remote else source_files(path)
+    if files is None:
+        files = sorted(pads.dataset(path, format="parquet").files) if remote else source_files(path)
     schemas: list[tuple[str, pa.Schema]] = []
     for file in files:
         shown = shown_file(written or path, path, file)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import shutil
 import tempfile
 import weakref
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
@@ -24,11 +24,13 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F  # noqa: N812
 from pyspark.sql.pandas.types import from_arrow_schema
 
+from skewless.batch.digest import digests
 from skewless.batch.pit_join import ETS, ROW, pit_join
 from skewless.batch.sources import naming_unreadable_files, read_source
 from skewless.batch.spark import local_master
-from skewless.errors import EntityDataFrameError
+from skewless.errors import EntityDataFrameError, ManifestError
 from skewless.feature_request import ViewRequest, check_entity_columns, output_columns
+from skewless.offline.manifest import InputPin, Manifest, ManifestDraft, RowsDigest
 from skewless.types import NULLABLE_PANDAS, pandas_dtype
 
 
@@ -58,14 +60,51 @@ class RetrievalJob:
         features: DataFrame,
         entity: DataFrame | _PandasInput,
         repo_path: Path,
+        *,
+        draft: ManifestDraft | None = None,
     ) -> None:
         """`features`: ROW + the feature outputs; `entity`: ROW + every input column, or
-        the pandas input; `repo_path`: where the sources' relative paths start."""
+        the pandas input; `repo_path`: where the sources' relative paths start; `draft`:
+        the manifest but for the digests of the rows (None: the job has no manifest)."""
         self._spark = spark
         self.requests = list(requests)
         self._features = features
         self._entity = entity
         self._repo_path = repo_path
+        self._draft = draft
+        self._manifest: Manifest | None = None
+
+    @property
+    def manifest(self) -> Manifest:
+        """What built this training set (offline/manifest.py). The first access computes
+        the digests of the entity rows and of the result, in one Spark job over the
+        result's rows (the point-in-time join runs for it)."""
+        if self._manifest is None:
+            if self._draft is None:
+                raise ManifestError("this retrieval job", "it was built without a manifest")
+            with self._reading():
+                found = self.digests(self._joined(ordered=False))
+            self._manifest = self._draft.complete(found["entity"], found["result"])
+        return self._manifest
+
+    def digests(self, rows: DataFrame) -> dict[str, RowsDigest]:
+        """The entity and result digests of `rows` (this job's result, or a table that
+        holds it)."""
+        return digests(rows, {"entity": self.entity_columns, "result": rows.columns})
+
+    def with_manifest(self, manifest: Manifest) -> None:
+        """Record the manifest completed elsewhere (from the rows as saved)."""
+        self._manifest = manifest
+
+    @property
+    def draft(self) -> ManifestDraft | None:
+        return self._draft
+
+    @property
+    def entity_columns(self) -> list[str]:
+        if isinstance(self._entity, _PandasInput):
+            return [str(c) for c in self._entity.frame.columns]
+        return [c for c in self._entity.columns if c != ROW]
 
     def _reading(self) -> AbstractContextManager[None]:
         """Names a source file Spark cannot read (an UnreadableSourceError)."""
@@ -82,6 +121,10 @@ class RetrievalJob:
     def to_spark(self) -> DataFrame:
         """Input columns then features, in input order."""
         return self._joined(ordered=True)
+
+    def to_spark_unordered(self) -> DataFrame:
+        """The rows of to_spark() without the sort that puts them in input order."""
+        return self._joined(ordered=False)
 
     def _joined(self, *, ordered: bool) -> DataFrame:
         if isinstance(self._entity, _PandasInput):
@@ -325,27 +368,38 @@ def get_historical_features(
     entity_df: pd.DataFrame | DataFrame,
     requests: Sequence[ViewRequest],
     timestamp_column: str,
+    *,
+    pins: Mapping[str, InputPin] | None = None,
+    draft: ManifestDraft | None = None,
 ) -> RetrievalJob:
+    """The training set of `entity_df`; each view's source read as `pins` pins it (by
+    view name; unpinned: as it is now), with `draft` the manifest of the job."""
     columns = list(entity_df.columns)
     check_entity_columns(columns, requests, timestamp_column)
     keys: list[str] = []
     for req in requests:
         keys.extend(k for k in req.join_keys if k not in keys)
-    sources = {req.name: read_source(spark, req.view, repo_path) for req in requests}
+    pins = pins or {}
+    sources = {
+        req.name: read_source(spark, req.view, repo_path, pin=pins.get(req.name))
+        for req in requests
+    }
 
     def plan(entity: DataFrame, bounds: tuple[int, int] | None) -> DataFrame:
         return pit_join(entity, requests, sources, bounds)
 
     if isinstance(entity_df, pd.DataFrame):
         pandas_input = _PandasInput(spark, entity_df, keys, timestamp_column, plan)
-        return RetrievalJob(spark, requests, pandas_input.features, pandas_input, repo_path)
+        return RetrievalJob(
+            spark, requests, pandas_input.features, pandas_input, repo_path, draft=draft
+        )
     # Row ids must be computed once (the join and the result both use them). A
     # checkpoint, not a cache: Spark hands cached data to any later plan that looks
     # the same, and a plan over a folder looks the same after new files arrive.
     entity_full = _prepare_spark(entity_df, timestamp_column).localCheckpoint()
     entity = entity_full.select(ROW, ETS, *keys)
     features = plan(entity, _bounds(entity))
-    return RetrievalJob(spark, requests, features, entity_full.drop(ETS), repo_path)
+    return RetrievalJob(spark, requests, features, entity_full.drop(ETS), repo_path, draft=draft)
 
 
 def _bounds(entity: DataFrame) -> tuple[int, int] | None:

@@ -44,7 +44,7 @@ from typing import Any
 
 from pyspark import SparkContext
 from pyspark.errors import AnalysisException
-from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import Column, DataFrame, DataFrameReader, SparkSession
 from pyspark.sql import functions as F  # noqa: N812
 from pyspark.sql.pandas.types import from_arrow_type
 from pyspark.sql.types import LongType, StringType, StructField, StructType
@@ -57,6 +57,7 @@ from skewless.errors import (
     UnreadableSourceError,
     clip,
 )
+from skewless.offline.manifest import InputPin
 from skewless.rules.schema import (
     DATE,
     NANOS,
@@ -107,44 +108,58 @@ def _label(view: FeatureView) -> str:
     return f"{view.source.label} (feature view '{view.name}')"
 
 
-def read_raw(spark: SparkSession, view: FeatureView, repo_path: Path) -> DataFrame:
+def read_raw(
+    spark: SparkSession, view: FeatureView, repo_path: Path, pin: InputPin | None = None
+) -> DataFrame:
     """The source as Spark reads it (a CSV source: every column a string, plus the
-    malformed-line column)."""
+    malformed-line column). With a `pin` (batch/pins.py), exactly what it pins: a Delta
+    table at its version, a file source's listed files and no other."""
     src = view.source
     location = src.resolve(repo_path)
     remote = "://" in location
     if not remote and not Path(location).exists():
         raise SourceNotFoundError(src.path, view.name)
+    files = None if pin is None or pin.files is None else [f.location for f in pin.files]
     with naming_unreadable_files([view], repo_path):
         if isinstance(src, DeltaSource):
+            if pin is not None and pin.delta_version is not None:
+                version = pin.delta_version
+            else:
+                version = latest_delta_version(spark, location)
             # One snapshot for every job of the frame: a Delta frame otherwise reads the
             # table's newest version each time it runs, so two jobs could see two versions.
-            from delta.tables import DeltaTable  # noqa: PLC0415 - needs the JVM
-
-            version = DeltaTable.forPath(spark, location).history(1).collect()[0]["version"]
-            return spark.read.format("delta").option("versionAsOf", int(version)).load(location)
+            return spark.read.format("delta").option("versionAsOf", version).load(location)
+        reader = spark.read
+        if files is not None and not remote and Path(location).is_dir():
+            reader = reader.option("basePath", location)  # keeps key=value folder columns
         if src.file_format == "csv":
-            for file in [] if remote else source_files(location):
+            for file in [] if remote else (files or source_files(location)):
                 problem = csv_file_problem(file)
                 if problem is not None:
                     shown = shown_file(src.path, location, file)
                     raise UnreadableSourceError(shown, problem, view=view.name)
-            return _read_csv(spark, location)
+            return _read_csv(reader, files or [location])
         if remote:
-            return _read_remote_parquet(spark, view, location)
+            return _read_remote_parquet(reader, view, files or [location])
         try:
-            layout = parquet_layout(location, src.path)
+            layout = parquet_layout(location, src.path, files)
         except UnreadableSourceError as exc:
             raise exc.of_view(view.name) from None
         if not layout.has_nanos:
-            return spark.read.parquet(location)
-        return spark.read.schema(_nanos_schema(view, layout)).parquet(location)
+            return reader.parquet(*(files or [location]))
+        return reader.schema(_nanos_schema(view, layout)).parquet(*(files or [location]))
 
 
-def _read_csv(spark: SparkSession, location: str) -> DataFrame:
+def latest_delta_version(spark: SparkSession, location: str) -> int:
+    from delta.tables import DeltaTable  # noqa: PLC0415 - needs the JVM
+
+    return int(DeltaTable.forPath(spark, location).history(1).collect()[0]["version"])
+
+
+def _read_csv(reader: DataFrameReader, paths: list[str]) -> DataFrame:
     """Every column of the header a string, and the malformed-line column (a name the
     header does not hold)."""
-    header = spark.read.options(**CSV_OPTIONS).csv(location).columns
+    header = reader.options(**CSV_OPTIONS).csv(paths).columns
     malformed = "__malformed_line"
     while malformed in header:
         malformed += "_"
@@ -153,9 +168,9 @@ def _read_csv(spark: SparkSession, location: str) -> DataFrame:
         + [StructField(malformed, StringType(), True, {MALFORMED_METADATA: True})]
     )
     return (
-        spark.read.schema(schema)
+        reader.schema(schema)
         .options(**CSV_OPTIONS, mode="PERMISSIVE", columnNameOfCorruptRecord=malformed)
-        .csv(location)
+        .csv(paths)
     )
 
 
@@ -176,11 +191,11 @@ def _nanos_schema(view: FeatureView, layout: ParquetLayout) -> StructType:
     return StructType(list(fields.values()))
 
 
-def _read_remote_parquet(spark: SparkSession, view: FeatureView, location: str) -> DataFrame:
+def _read_remote_parquet(reader: DataFrameReader, view: FeatureView, paths: list[str]) -> DataFrame:
     """Parquet at a URI: its footers are not read here, so nanosecond timestamps there
     cannot be read; Spark's refusal becomes an error that says what to do."""
     try:
-        return spark.read.parquet(location)
+        return reader.parquet(*paths)
     except AnalysisException as exc:
         if exc.getCondition() != "PARQUET_TYPE_ILLEGAL":
             raise
@@ -245,11 +260,13 @@ def read_source(
     *,
     raw: DataFrame | None = None,
     extra: Sequence[str] = (),
+    pin: InputPin | None = None,
 ) -> DataFrame:
     """The view's rows: keys, __ts, __cts and every feature, plus
-    the `extra` columns of `raw` (the source as read, by default) as they are."""
+    the `extra` columns of `raw` (the source as read, by default; as `pin` pins it, if
+    given) as they are."""
     src = view.source
-    raw = read_raw(spark, view, repo_path) if raw is None else raw
+    raw = read_raw(spark, view, repo_path, pin) if raw is None else raw
     csv = isinstance(src, FileSource) and src.file_format == "csv"
     columns = {
         f.name: spark_column_type(f, csv=csv)

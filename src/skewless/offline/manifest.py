@@ -13,6 +13,7 @@ never pickled.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
@@ -32,9 +33,9 @@ class FilePin(_Model):
 
     path: str  # as errors name it: the source's path as written, then the file inside it
     location: str  # absolute path
-    size: int
-    mtime_ns: int
-    sha256: str
+    size: int | None  # None: a file at a URI, pinned by name only
+    mtime_ns: int | None
+    sha256: str | None
 
 
 class InputPin(_Model):
@@ -162,3 +163,41 @@ class Manifest(_Model):
     @property
     def views(self) -> list[str]:
         return [p.name for p in self.definitions if p.kind == "feature_view"]
+
+
+@dataclass(frozen=True)
+class ManifestDraft:
+    """What is known of a training set's manifest before its rows are computed: all but
+    the entity and result digests (and where it was saved)."""
+
+    project: str
+    created_at: datetime
+    registry_version: int
+    features: tuple[str, ...]
+    feature_service: str | None
+    full_feature_names: bool
+    timestamp_column: str
+    definitions: tuple[DefinitionPin, ...]
+    inputs: tuple[InputPin, ...]
+    code: CodeState
+    environment: Environment
+
+    def complete(
+        self, entity: RowsDigest, result: RowsDigest, saved_as: SavedAs | None = None
+    ) -> Manifest:
+        return Manifest(
+            project=self.project,
+            created_at=self.created_at,
+            registry_version=self.registry_version,
+            features=self.features,
+            feature_service=self.feature_service,
+            full_feature_names=self.full_feature_names,
+            timestamp_column=self.timestamp_column,
+            definitions=self.definitions,
+            inputs=self.inputs,
+            entity=entity,
+            result=result,
+            code=self.code,
+            environment=self.environment,
+            saved_as=saved_as,
+        )

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from skewless.definitions import FeatureService, FeatureView
 from skewless.errors import NothingAppliedError, RegistryError, SkewlessError
 from skewless.feature_request import ViewRequest, compile_requests, service_refs
-from skewless.registry import RegistryReader
+from skewless.registry import ObjectKind, ObjectRecord, RegistryReader
 from skewless.serving.plan import LookupPlan
 
 _MAX_PLANS = 1024  # distinct (refs, full_feature_names) kept per snapshot
@@ -34,6 +34,11 @@ class Catalog:
     registry_version: int
     views: Mapping[str, FeatureView]
     services: Mapping[str, FeatureService]
+    # The registry's record of each view and service ((kind, name) -> its version,
+    # fingerprint, when applied): what a training set's manifest pins.
+    records: Mapping[tuple[str, str], ObjectRecord] = field(
+        default_factory=dict, compare=False, repr=False
+    )
     _plans: dict[tuple[tuple[str, ...] | str, bool], LookupPlan] = field(
         default_factory=dict, compare=False, repr=False
     )
@@ -69,20 +74,28 @@ class Catalog:
         )
 
 
-def load_catalog(registry: RegistryReader, project: str) -> Catalog:
-    """The registry's current views and services. The version is read first: if an apply
-    lands meanwhile, the next poll sees a newer version and loads again."""
-    version = registry.registry_version()
+def load_catalog(registry: RegistryReader, project: str, at: int | None = None) -> Catalog:
+    """The registry's current views and services, or those right after apply `at`. The
+    version is read first: if an apply lands meanwhile, the next poll sees a newer
+    version and loads again."""
+    version = registry.registry_version() if at is None else at
+    records: dict[tuple[str, str], ObjectRecord] = {}
+
+    def current(kind: ObjectKind) -> list[ObjectRecord]:
+        found = registry.current(kind) if at is None else registry.current_at(at, kind)
+        records.update({(r.kind, r.name): r for r in found})
+        return found
+
     views: dict[str, FeatureView] = {}
-    for record in registry.current("feature_view"):
+    for record in current("feature_view"):
         view = record.definition()
         if not isinstance(view, FeatureView):  # pragma: no cover - the registry's invariant
             raise RegistryError(f"registry record '{record.name}' is not a feature view")
         views[view.name] = view
     services: dict[str, FeatureService] = {}
-    for record in registry.current("feature_service"):
+    for record in current("feature_service"):
         service = record.definition()
         if not isinstance(service, FeatureService):  # pragma: no cover
             raise RegistryError(f"registry record '{record.name}' is not a feature service")
         services[service.name] = service
-    return Catalog(project, version, views, services)
+    return Catalog(project, version, views, services, records)
