@@ -191,7 +191,7 @@ class FeatureStore:
             project=self.project,
             repo_path=self.repo_path,
             registry=self.registry,
-            spark=self.spark,
+            session=lambda: self.spark,
             offline_root=resolve_path(self.repo_path, self.config.offline_store.path),
         )
 

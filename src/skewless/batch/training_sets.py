@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import shutil
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -68,12 +68,12 @@ class TrainingSet:
     created_at: datetime
     description: str
     erasures: tuple[ErasureRecord, ...]
-    _spark: SparkSession
+    _session: Callable[[], SparkSession]  # started when the rows are first read
 
     def to_spark(self) -> DataFrame:
         """The rows (a table has no row order), as the table holds them now: without
         the rows of any entity erased since."""
-        return self._spark.read.format("delta").load(self.location)
+        return self._session().read.format("delta").load(self.location)
 
     def to_pandas(self) -> pd.DataFrame:
         """The rows with the training set's dtypes (nullable integers and booleans);
@@ -94,8 +94,12 @@ class TrainingSets:
     project: str
     repo_path: Path
     registry: Registry
-    spark: SparkSession
+    session: Callable[[], SparkSession]  # Spark starts when first needed (not to list)
     offline_root: str  # saved sets' tables go under <offline_root>/<project>/training_sets
+
+    @property
+    def spark(self) -> SparkSession:
+        return self.session()
 
     # --- building -----------------------------------------------------------------
 
@@ -274,7 +278,7 @@ class TrainingSets:
             created_at=record.created_at,
             description=record.description,
             erasures=record.erasures,
-            _spark=self.spark,
+            _session=self.session,
         )
 
     # --- reproducing --------------------------------------------------------------
