@@ -26,6 +26,8 @@ from skewless.errors import (
     OnlineStoreNotConfiguredError,
     OnlineStoreUnavailableError,
     RegistryConflictError,
+    TrainingSetErasedError,
+    TrainingSetNotFoundError,
 )
 from skewless.feature_request import service_refs
 from skewless.offline.manifest import Manifest
@@ -46,6 +48,7 @@ if TYPE_CHECKING:
     from skewless.batch.retrieval import RetrievalJob
     from skewless.batch.training_sets import TrainingSet, TrainingSets
     from skewless.materialize import Materializer
+    from skewless.offline.mlflow_run import LoggedTrainingSet
     from skewless.online.store import OnlineStore
     from skewless.serving.catalog import Catalog
     from skewless.serving.plan import LookupPlan
@@ -223,6 +226,30 @@ class FeatureStore:
         """Rebuild `target` (a saved set's name or a manifest) and compare: the report
         says whether it is identical and, if not, what differs and why."""
         return self._training_sets().reproduce(target, self.catalog(), entity_df, origin)
+
+    def log_to_mlflow(
+        self, name_or_job: str | RetrievalJob, *, context: str = "training"
+    ) -> LoggedTrainingSet:
+        """Record a training set (a saved set's name, or a retrieval job) in the active
+        MLflow run, starting one if none is: a dataset input (a saved set's source is its
+        Delta table at the saved version), the manifest as the artifact
+        `skewless/<context>/manifest.json`, and `skewless.<context>.*` tags. Needs the
+        extra skewless[mlflow]."""
+        from skewless.offline.mlflow_run import log_training_set  # noqa: PLC0415
+
+        if isinstance(name_or_job, str):
+            # from the registry alone: logging a saved set starts no Spark
+            record = self.registry.training_set(name_or_job)
+            if record is None:
+                known = [r.name for r in self.registry.training_sets()]
+                raise TrainingSetNotFoundError(name_or_job, known)
+            if record.erasures:
+                raise TrainingSetErasedError(
+                    record.name, "its manifest no longer describes its rows, so it is not logged"
+                )
+            manifest = Manifest.model_validate(record.manifest)
+            return log_training_set(manifest, record, context=context)
+        return log_training_set(name_or_job.manifest, context=context)
 
     # --- online -----------------------------------------------------------------------
 

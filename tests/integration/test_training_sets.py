@@ -58,10 +58,7 @@ def write_trips(repo: Path, rows: list[tuple[int, float, int, float | None]]) ->
     path = repo / "data/trips" / f"part-{uuid.uuid4().hex[:8]}.parquet"
     path.parent.mkdir(parents=True, exist_ok=True)
     table = pa.Table.from_pylist(
-        [
-            {"driver_id": d, "event_ts": at(m), "trips_today": n, "rating": r}
-            for d, m, n, r in rows
-        ],
+        [{"driver_id": d, "event_ts": at(m), "trips_today": n, "rating": r} for d, m, n, r in rows],
         schema=TRIPS,
     )
     pq.write_table(table, path)
