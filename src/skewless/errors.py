@@ -315,13 +315,165 @@ class AsOfError(SkewlessError):
     """`as_of` names a point in history that cannot be restored as asked."""
 
 
+class TrainingSetErasedError(SkewlessError):
+    """A saved set lost rows to a right-to-erasure request: its manifest no longer
+    describes its rows."""
+
+    def __init__(self, name: str, what: str) -> None:
+        self.name = name
+        super().__init__(f"training set '{name}' had entities erased (skewless forget): {what}")
+
+
+class TrainingSetNameError(SkewlessError):
+    def __init__(self, name: str, detail: str) -> None:
+        self.name = name
+        super().__init__(f"training set name '{clip(name)}' {detail}")
+
+
 # --- history and rollback ------------------------------------------------------------
+
+
+class RegistryVersionNotFoundError(SkewlessError):
+    """A registry version that the project's registry has not reached (or a negative
+    one): there is no state "right after apply N" to read."""
+
+    def __init__(self, version: int, latest: int) -> None:
+        self.version = version
+        self.latest = latest
+        super().__init__(
+            f"registry version {version} does not exist: the registry is at version {latest} "
+            "(versions 0, before any apply, to the latest can be read)"
+        )
+
+
+class DefinitionVersionNotFoundError(SkewlessError):
+    """An object has no recorded version of that number."""
+
+    def __init__(self, kind: str, name: str, version: int, known: list[int]) -> None:
+        self.kind = kind
+        self.name = name
+        self.version = version
+        self.known = known
+        shown = ", ".join(str(v) for v in known)
+        super().__init__(f"{kind} '{name}' has no version {version} (its versions: {shown})")
+
+
+class RollbackError(SkewlessError):
+    """A rollback cannot be planned as asked: the version is already current, or what it
+    needs (its entities, or its view) no longer exists."""
+
+    def __init__(self, view: str, version: int, detail: str) -> None:
+        self.view = view
+        self.version = version
+        self.detail = detail
+        super().__init__(f"cannot roll feature view '{view}' back to v{version}: {detail}")
+
+
+class LineageNotFoundError(ObjectNotFoundError):
+    """A name that is none of a saved training set, a feature service or a feature view."""
+
+    kind = "training set, feature service or feature view"
+
+    def __init__(self, name: str, known: dict[str, list[str]]) -> None:
+        self.by_kind = known
+        super().__init__(name, [n for names in known.values() for n in names])
+        listed = "; ".join(
+            f"{what}: {', '.join(names) if names else '(none)'}" for what, names in known.items()
+        )
+        self.message = f"{self.message} Known {listed}."
 
 
 # --- erasure and vacuum --------------------------------------------------------------
 
 
+class ErasureKeysError(SkewlessError):
+    """The keys of an erasure request (a file or a dataframe, `origin`) are unusable:
+    missing or extra columns, no rows, or values that are not of their join key's type.
+    Nothing was deleted."""
+
+    def __init__(
+        self,
+        origin: str,
+        detail: str,
+        *,
+        missing: Iterable[str] = (),
+        extra: Iterable[str] = (),
+    ) -> None:
+        self.origin = origin
+        self.detail = detail
+        self.missing = tuple(missing)
+        self.extra = tuple(extra)
+        super().__init__(f"{origin}: {detail}; nothing was deleted")
+
+
+class ErasureError(SkewlessError):
+    """An erasure request cannot run as asked (a table it must change lacks a join key,
+    or holds it as another type). Found before the first deletion: nothing was deleted."""
+
+    def __init__(self, view: str, detail: str) -> None:
+        self.view = view
+        self.detail = detail
+        super().__init__(
+            f"cannot forget entities of feature view '{view}': {detail}; nothing was deleted"
+        )
+
+
+class ErasureIncompleteError(SkewlessError):
+    """An erasure stopped part-way. `completed` lists the steps that ran, `step` the one
+    that failed. Every step is idempotent: running the same request again completes it."""
+
+    retryable = True
+
+    def __init__(self, view: str, completed: Iterable[str], step: str, detail: str) -> None:
+        self.view = view
+        self.completed = tuple(completed)
+        self.step = step
+        self.detail = detail
+        done = "; ".join(self.completed) if self.completed else "none"
+        super().__init__(
+            f"forgetting entities of feature view '{view}' stopped at {step}: {detail}. "
+            f"Steps completed: {done}. Run the same request again to complete it"
+        )
+
+
+class VacuumTargetError(SkewlessError):
+    """A vacuum target names no feature view, saved training set or Delta table, or
+    names more than one."""
+
+    def __init__(self, target: str, detail: str) -> None:
+        self.target = target
+        super().__init__(f"cannot vacuum '{clip(target)}': {detail}")
+
+
+class VacuumRefusedError(SkewlessError):
+    """A vacuum would delete files of a table version that saved training sets (not
+    erased) pin. `pins` maps each such set to the version it pins; `force` overrides."""
+
+    def __init__(self, location: str, pins: dict[str, int], retain_hours: float) -> None:
+        self.location = location
+        self.pins = dict(pins)
+        self.retain_hours = retain_hours
+        listed = ", ".join(f"'{name}' (version {v})" for name, v in sorted(self.pins.items()))
+        super().__init__(
+            f"refusing to vacuum {location} with a retention of {retain_hours:g} hours: it "
+            f"would delete files of versions that saved training sets pin: {listed}. They "
+            "could no longer be reproduced. Vacuum with a longer retention, or force it "
+            "(--force, force=True) to break them"
+        )
+
+
 # --- mlflow --------------------------------------------------------------------------
+
+
+class MlflowNotInstalledError(SkewlessError):
+    """Logging to MLflow needs the optional extra `skewless[mlflow]`, which is not
+    installed. `detail` is the import error."""
+
+    def __init__(self, detail: str) -> None:
+        self.detail = detail
+        super().__init__(
+            f"logging to MLflow needs the mlflow extra: pip install 'skewless[mlflow]' ({detail})"
+        )
 
 
 # --- runtime -------------------------------------------------------------------------
