@@ -38,6 +38,23 @@ def file_sha256(path: str) -> str:
     return digest.hexdigest()
 
 
+# A file's hash, by its identity and every time stamp the system keeps (ctime changes on
+# any write and cannot be set back): a retrieval then hashes only files new or changed
+# since this process last read them. Reproduce's checks hash afresh (check_pin).
+_KNOWN: dict[tuple[str, int, int, int, int, int], str] = {}
+_KNOWN_MAX = 100_000
+
+
+def _cached_sha256(path: str, stat: os.stat_result) -> str:
+    key = (path, stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns)
+    found = _KNOWN.get(key)
+    if found is None:
+        if len(_KNOWN) >= _KNOWN_MAX:
+            _KNOWN.clear()
+        found = _KNOWN[key] = file_sha256(path)
+    return found
+
+
 def _local(uri: str) -> str:
     return unquote(urlparse(uri).path) if uri.startswith("file:") else uri
 
@@ -87,7 +104,7 @@ def _local_files(written: str, location: str, at: datetime | None) -> list[FileP
                 location=file,
                 size=stat.st_size,
                 mtime_ns=stat.st_mtime_ns,
-                sha256=file_sha256(file),
+                sha256=_cached_sha256(file, stat),
             )
         )
     return pins
