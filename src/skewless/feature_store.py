@@ -30,9 +30,10 @@ from skewless.errors import (
     TrainingSetNotFoundError,
 )
 from skewless.feature_request import service_refs
+from skewless.offline.lineage import Lineage, lineage
 from skewless.offline.manifest import Manifest
 from skewless.offline.reproduce import ReproduceReport
-from skewless.plan import Plan, apply_plan, check_sources, make_plan
+from skewless.plan import Plan, Rollback, apply_plan, check_sources, make_plan, plan_rollback
 from skewless.registry import (
     MaterializationRecord,
     ObjectKind,
@@ -40,6 +41,7 @@ from skewless.registry import (
     Registry,
     open_registry,
 )
+from skewless.registry.history import ViewHistory, view_history
 from skewless.repo import RepoContents, load_repo
 
 if TYPE_CHECKING:
@@ -148,6 +150,32 @@ class FeatureStore:
                 return history
         known = [r.name for r in self.registry.current()]
         raise ObjectNotFoundError(name, known)
+
+    # --- history ---------------------------------------------------------------------
+
+    def history(self, view: str) -> ViewHistory:
+        """Every definition version of feature view `view` (each with a readable diff to
+        the one before) and every materialization run of it (its data versions)."""
+        return view_history(self.registry, view)
+
+    def plan_rollback(self, view: str, to_version: int) -> Rollback:
+        """The plan that re-applies definition version `to_version` of `view` over the
+        registry's current definitions (nothing is applied)."""
+        return plan_rollback(self.registry, self.project, self.repo_path, view, to_version)
+
+    def rollback(
+        self, view: str, to_version: int, plan: Rollback | None = None
+    ) -> tuple[Rollback, int]:
+        """Re-apply definition version `to_version` of feature view `view` through plan and
+        apply (`plan`: one made before, applied exactly). Returns the rollback (what needs
+        re-materialization: `.rematerialization`) and the new registry version."""
+        rollback = plan or self.plan_rollback(view, to_version)
+        return rollback, apply_plan(rollback.plan, self.registry)
+
+    def lineage(self, name: str) -> Lineage:
+        """Sources -> views -> service -> training set for a saved training set (as its
+        manifest pinned them), a feature service or a feature view (current versions)."""
+        return lineage(self.registry, name)
 
     # --- offline -----------------------------------------------------------------------
 

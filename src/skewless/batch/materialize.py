@@ -108,10 +108,24 @@ class Interval:
 
 
 @dataclass(frozen=True)
+class TableWrite:
+    """What one run did to a view's Delta table: the version it left and the rows its
+    commit inserted and updated (none when it committed nothing)."""
+
+    version: int
+    inserted: int = 0
+    updated: int = 0
+
+    @property
+    def written(self) -> int:
+        return self.inserted + self.updated
+
+
+@dataclass(frozen=True)
 class ViewMaterialization:
     view: str
     rows_read: int
-    rows_written_offline: int
+    rows_written_offline: int  # inserted + updated
     keys_offered: int
     keys_written: int
     delta_path: str
@@ -120,6 +134,8 @@ class ViewMaterialization:
     seconds: float
     online_seconds: float = 0.0
     rows_rejected: int = 0  # of rows_read: a null join key or event time
+    rows_inserted_offline: int = 0
+    rows_updated_offline: int = 0
     # the files within the overlap before the new watermark that the next run must not read
     seen_files: tuple[tuple[str, int, int], ...] = ()
 
@@ -325,9 +341,10 @@ def merge_into_table(
     *,
     rows: int | None = None,
     times: tuple[int, int] | None = None,
-) -> tuple[int, int]:
+) -> TableWrite:
     """MERGE `frame` (one row per key and event time) into the table at `path`; returns
-    (Delta version written, rows inserted or updated). Concurrent writers retry.
+    the Delta version written and the rows inserted and updated. Concurrent writers
+    retry.
 
     Only the rows that change the table (a new key, or a higher rank than the stored
     row: `changes()`) go into the MERGE, so that Delta rewrites only the files holding
@@ -368,7 +385,7 @@ def merge_into_table(
             try:
                 changed = cached.count()
                 if not changed:
-                    return current_version(spark, path), 0
+                    return TableWrite(current_version(spark, path))
                 (
                     DeltaTable.forPath(spark, path)
                     .alias("t")
@@ -433,18 +450,20 @@ def current_version(spark: SparkSession, path: str) -> int:
     return int(DeltaTable.forPath(spark, path).history(1).collect()[0]["version"])
 
 
-def _last_commit(spark: SparkSession, path: str) -> tuple[int, int]:
-    """(version, rows inserted or updated) of the table's last commit."""
+def _last_commit(spark: SparkSession, path: str) -> TableWrite:
+    """The version of the table's last commit and the rows it inserted and updated (a
+    first write inserts every row it writes)."""
     from delta.tables import DeltaTable  # noqa: PLC0415 - needs the JVM
 
     last = DeltaTable.forPath(spark, path).history(1).collect()[0]
     metrics = last["operationMetrics"] or {}
-    written = int(metrics.get("numTargetRowsInserted", 0)) + int(
-        metrics.get("numTargetRowsUpdated", 0)
-    )
     if last["operation"] == "WRITE":
-        written = int(metrics.get("numOutputRows", 0))
-    return int(last["version"]), written
+        return TableWrite(int(last["version"]), int(metrics.get("numOutputRows", 0)))
+    return TableWrite(
+        int(last["version"]),
+        inserted=int(metrics.get("numTargetRowsInserted", 0)),
+        updated=int(metrics.get("numTargetRowsUpdated", 0)),
+    )
 
 
 def _retryable_conflict(exc: Exception) -> bool:
@@ -639,12 +658,12 @@ def _materialize_view(
         ).collect()[0]
         valid = deduplicated.where(~F.col(_REJECTED))
         per_event = valid.drop(_ROWS, _ARRIVED_US, _LATEST, _REJECTED)
-        version, written_offline = -1, 0
+        table = TableWrite(-1)
         if delta_path is not None and stats["first_us"] is None:  # no row to write
-            version = current_version(spark, delta_path)
+            table = TableWrite(current_version(spark, delta_path))
         elif delta_path is not None:
             times = (stats["first_us"], stats["last_us"])
-            version, written_offline = merge_into_table(
+            table = merge_into_table(
                 spark, per_event, view, delta_path, rows=int(stats["n"] or 0), times=times
             )
         offered = written = 0
@@ -668,11 +687,13 @@ def _materialize_view(
         view=view.name,
         rows_read=int(stats["n"] or 0),
         rows_rejected=int(stats["rejected"] or 0),
-        rows_written_offline=written_offline,
+        rows_written_offline=table.written,
+        rows_inserted_offline=table.inserted,
+        rows_updated_offline=table.updated,
         keys_offered=offered,
         keys_written=written,
         delta_path=delta_path or "",
-        delta_version=version,
+        delta_version=table.version,
         arrival_watermark_us=arrival,
         seconds=time.perf_counter() - started,
         online_seconds=online_seconds,

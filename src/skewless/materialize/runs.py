@@ -149,6 +149,8 @@ class Materializer:
             rows_read=result.rows_read,
             rows_rejected=result.rows_rejected,
             rows_written_offline=result.rows_written_offline,
+            rows_inserted_offline=result.rows_inserted_offline,
+            rows_updated_offline=result.rows_updated_offline,
             keys_offered_online=result.keys_offered,
             keys_written_online=result.keys_written,
             seconds=result.seconds,

@@ -6,12 +6,14 @@ from skewless.config import RepoConfig, resolve_path
 from skewless.registry.base import (
     KINDS,
     ApplyRecord,
+    ErasureRecord,
     MaterializationRecord,
     ObjectKind,
     ObjectRecord,
     ObjectWrite,
     Registry,
     RegistryReader,
+    TrainingSetRecord,
 )
 from skewless.registry.sqlite import SqliteRegistry
 
@@ -25,6 +27,7 @@ def open_registry(config: RepoConfig, repo_path: Path) -> Registry:
 __all__ = [
     "KINDS",
     "ApplyRecord",
+    "ErasureRecord",
     "MaterializationRecord",
     "ObjectKind",
     "ObjectRecord",
@@ -32,5 +35,6 @@ __all__ = [
     "Registry",
     "RegistryReader",
     "SqliteRegistry",
+    "TrainingSetRecord",
     "open_registry",
 ]

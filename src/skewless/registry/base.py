@@ -94,6 +94,10 @@ class MaterializationRecord:
     # it started from) took: the next incremental run does not list them again
     # (batch/materialize.py interval_rows).
     seen_files: tuple[tuple[str, int, int], ...] = ()
+    # rows_written_offline as inserted and updated rows (the Delta commit's metrics);
+    # None where a record does not hold them
+    rows_inserted_offline: int | None = None
+    rows_updated_offline: int | None = None
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,11 @@ Every failure of the file itself is a RegistryError naming the path and what to 
 file that is not a SQLite database (a Feast registry.db is a protobuf file) or is another
 program's database, a registry written by a newer skewless, a corrupt file, and a write
 lock held by another process for longer than `timeout_s` (RegistryLockedError, retryable).
+
+The file's layout has a schema version. Opening a file of an older version migrates it
+in place, in one transaction (the file is either migrated whole or left as it was), so
+every registry an earlier skewless wrote keeps its history. Specs, manifests and run
+records are stored as JSON text, never pickled.
 """
 
 from __future__ import annotations
@@ -23,56 +28,64 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from skewless.errors import RegistryConflictError, RegistryError, RegistryLockedError
+from skewless.errors import (
+    RegistryConflictError,
+    RegistryError,
+    RegistryLockedError,
+    RegistryVersionNotFoundError,
+    TrainingSetExistsError,
+    TrainingSetNotFoundError,
+)
 from skewless.registry.base import (
     ApplyRecord,
+    ErasureRecord,
     MaterializationRecord,
     ObjectKind,
     ObjectRecord,
     ObjectWrite,
+    TrainingSetRecord,
 )
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
-_DDL = """
+# Version 1: definitions, applies and materialization runs.
+_DDL_V1 = """
 CREATE TABLE IF NOT EXISTS registry_meta (
-    project TEXT NOT NULL,
-    key TEXT NOT NULL,
-    value TEXT NOT NULL,
-    PRIMARY KEY (project, key)
+    project TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL, PRIMARY KEY (project, key)
 );
 CREATE TABLE IF NOT EXISTS applies (
-    project TEXT NOT NULL,
-    registry_version INTEGER NOT NULL,
-    applied_at TEXT NOT NULL,
-    summary TEXT NOT NULL,
-    PRIMARY KEY (project, registry_version)
+    project TEXT NOT NULL, registry_version INTEGER NOT NULL, applied_at TEXT NOT NULL,
+    summary TEXT NOT NULL, PRIMARY KEY (project, registry_version)
 );
 CREATE TABLE IF NOT EXISTS object_versions (
-    project TEXT NOT NULL,
-    kind TEXT NOT NULL,
-    name TEXT NOT NULL,
-    version INTEGER NOT NULL,
-    data_version INTEGER NOT NULL,
-    data_hash TEXT NOT NULL,
-    metadata_hash TEXT NOT NULL,
-    spec TEXT NOT NULL,
-    registry_version INTEGER NOT NULL,
-    applied_at TEXT NOT NULL,
-    removed INTEGER NOT NULL DEFAULT 0,
-    PRIMARY KEY (project, kind, name, version)
+    project TEXT NOT NULL, kind TEXT NOT NULL, name TEXT NOT NULL, version INTEGER NOT NULL,
+    data_version INTEGER NOT NULL, data_hash TEXT NOT NULL, metadata_hash TEXT NOT NULL,
+    spec TEXT NOT NULL, registry_version INTEGER NOT NULL, applied_at TEXT NOT NULL,
+    removed INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (project, kind, name, version)
 );
 CREATE TABLE IF NOT EXISTS materializations (
-    project TEXT NOT NULL,
-    run INTEGER PRIMARY KEY AUTOINCREMENT,
-    record TEXT NOT NULL
+    project TEXT NOT NULL, run INTEGER PRIMARY KEY AUTOINCREMENT, record TEXT NOT NULL
 );
 """
+
+# Version 2 adds saved training sets (oldest first: rowid order); `erasures` is a JSON
+# list, oldest first.
+_DDL_V2 = """
+CREATE TABLE IF NOT EXISTS training_sets (
+    project TEXT NOT NULL, name TEXT NOT NULL, location TEXT NOT NULL,
+    delta_version INTEGER NOT NULL, manifest TEXT NOT NULL, created_at TEXT NOT NULL,
+    description TEXT NOT NULL, erasures TEXT NOT NULL, PRIMARY KEY (project, name)
+);
+"""
+
+# The statements that bring a file of version n - 1 to version n.
+_MIGRATIONS: dict[int, str] = {1: _DDL_V1, 2: _DDL_V2}
 
 _COLUMNS = (
     "kind, name, version, data_version, data_hash, metadata_hash, spec, registry_version, "
     "applied_at, removed"
 )
+_SET_COLUMNS = "name, location, delta_version, manifest, created_at, description, erasures"
 
 
 class SqliteRegistry:
@@ -84,9 +97,18 @@ class SqliteRegistry:
         self._readers = threading.local()  # see registry_version()
         if _foreign_file(self.path):  # SQLite would take a file of a few bytes for empty
             raise self._not_sqlite()
-        with self._connect() as conn:
-            self._check_schema(conn)  # before writing anything into the file
-            conn.executescript(_DDL)
+        # One write transaction: the file is checked before anything is written into it,
+        # and two processes opening an old file migrate it once.
+        with self._transaction() as conn:
+            found = self._check_schema(conn)
+            for version in range(found + 1, SCHEMA_VERSION + 1):
+                for statement in _statements(_MIGRATIONS[version]):
+                    conn.execute(statement)
+            if found < SCHEMA_VERSION:  # every project of the file shares its tables
+                conn.execute(
+                    "UPDATE registry_meta SET value=? WHERE key='schema_version'",
+                    (str(SCHEMA_VERSION),),
+                )
             conn.execute(
                 "INSERT OR IGNORE INTO registry_meta VALUES (?, 'schema_version', ?)",
                 (project, str(SCHEMA_VERSION)),
@@ -95,22 +117,17 @@ class SqliteRegistry:
                 "INSERT OR IGNORE INTO registry_meta VALUES (?, 'registry_version', '0')",
                 (project,),
             )
-            found = conn.execute(
-                "SELECT value FROM registry_meta WHERE project=? AND key='schema_version'",
-                (project,),
-            ).fetchone()[0]
-            if int(found) != SCHEMA_VERSION:
-                raise self._schema_error(int(found))
 
-    def _check_schema(self, conn: sqlite3.Connection) -> None:
-        """The file is empty or a skewless registry this skewless can read."""
+    def _check_schema(self, conn: sqlite3.Connection) -> int:
+        """The schema version of the file (0 for an empty file): a skewless registry this
+        skewless can read, or migrate."""
         tables = {
             name
             for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")
             if not name.startswith("sqlite_")  # SQLite's own (sqlite_sequence, ...)
         }
         if not tables:
-            return  # a new registry
+            return 0  # a new registry
         if "registry_meta" not in tables:
             shown = ", ".join(sorted(tables)[:3]) + (", ..." if len(tables) > 3 else "")
             raise RegistryError(
@@ -120,8 +137,11 @@ class SqliteRegistry:
         newest = conn.execute(
             "SELECT MAX(CAST(value AS INTEGER)) FROM registry_meta WHERE key='schema_version'"
         ).fetchone()[0]
-        if newest is not None and int(newest) != SCHEMA_VERSION:
+        if newest is None:  # created, then interrupted before its first project was added
+            return 0
+        if not 1 <= int(newest) <= SCHEMA_VERSION:
             raise self._schema_error(int(newest))
+        return int(newest)
 
     def _schema_error(self, found: int) -> RegistryError:
         if found > SCHEMA_VERSION:
@@ -170,6 +190,20 @@ class SqliteRegistry:
         finally:
             conn.close()
 
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        """A write transaction: SQLite's write lock is taken first (waiting up to
+        timeout_s for another writer), and everything is rolled back on any error."""
+        with self._connect() as conn:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+
     # --- reader --------------------------------------------------------------------
 
     def registry_version(self) -> int:
@@ -203,18 +237,25 @@ class SqliteRegistry:
         return int(row[0])
 
     def current(self, kind: ObjectKind | None = None) -> list[ObjectRecord]:
+        with self._connect() as conn:
+            return self._live(conn, kind, None)
+
+    def _live(
+        self, conn: sqlite3.Connection, kind: ObjectKind | None, upto: int | None
+    ) -> list[ObjectRecord]:
+        """Per object, its highest version recorded by apply `upto` or an earlier one
+        (None: by any apply), unless that version removed it."""
         query = (
             f"SELECT {_COLUMNS} FROM object_versions o WHERE project=? AND version = "
             "(SELECT MAX(version) FROM object_versions i WHERE i.project=o.project "
-            "AND i.kind=o.kind AND i.name=o.name) AND removed=0"
+            "AND i.kind=o.kind AND i.name=o.name "
+            "AND i.registry_version <= COALESCE(?, i.registry_version)) AND removed=0"
         )
-        args: tuple[Any, ...] = (self.project,)
+        args: tuple[Any, ...] = (self.project, upto)
         if kind is not None:
             query += " AND kind=?"
             args += (kind,)
-        with self._connect() as conn:
-            rows = conn.execute(query + " ORDER BY kind, name", args).fetchall()
-        return [_record(r) for r in rows]
+        return [_record(r) for r in conn.execute(query + " ORDER BY kind, name", args)]
 
     def get(self, kind: ObjectKind, name: str) -> ObjectRecord | None:
         history = self.history(kind, name)
@@ -249,6 +290,43 @@ class SqliteRegistry:
         records = [_materialization(json.loads(r[0])) for r in rows]
         return [r for r in records if view is None or r.view == view]
 
+    def current_at(
+        self, registry_version: int, kind: ObjectKind | None = None
+    ) -> list[ObjectRecord]:
+        """The live objects right after apply `registry_version` (0: none). Raises
+        RegistryVersionNotFoundError for a version the registry has not reached."""
+        with self._connect() as conn:
+            latest = self._version(conn)
+            if not 0 <= registry_version <= latest:
+                raise RegistryVersionNotFoundError(registry_version, latest)
+            return self._live(conn, kind, registry_version)
+
+    def version_at(self, when: datetime) -> int:
+        """The newest apply at or before `when` (naive: UTC); 0 before the first."""
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)
+        found = 0
+        for apply in self.applies():
+            if apply.applied_at <= when:
+                found = max(found, apply.registry_version)
+        return found
+
+    def training_sets(self) -> list[TrainingSetRecord]:
+        with self._connect() as conn:
+            rows = conn.execute(
+                f"SELECT {_SET_COLUMNS} FROM training_sets WHERE project=? ORDER BY rowid",
+                (self.project,),
+            ).fetchall()
+        return [_training_set(r) for r in rows]
+
+    def training_set(self, name: str) -> TrainingSetRecord | None:
+        with self._connect() as conn:
+            row = conn.execute(
+                f"SELECT {_SET_COLUMNS} FROM training_sets WHERE project=? AND name=?",
+                (self.project, name),
+            ).fetchone()
+        return None if row is None else _training_set(row)
+
     def record_materialization(self, record: MaterializationRecord) -> None:
         data = dataclasses.asdict(record)
         data["finished_at"] = record.finished_at.isoformat()
@@ -262,28 +340,66 @@ class SqliteRegistry:
 
     def commit(self, base_version: int, writes: list[ObjectWrite], summary: str) -> int:
         now = datetime.now(UTC).isoformat()
-        with self._connect() as conn:
-            conn.execute("BEGIN IMMEDIATE")  # waits up to timeout_s for another writer
-            try:
-                found = self._version(conn)
-                if found != base_version:
-                    raise RegistryConflictError(base_version, found)
-                new_version = found + 1
-                for w in writes:
-                    self._write(conn, w, new_version, now)
-                conn.execute(
-                    "UPDATE registry_meta SET value=? WHERE project=? AND key='registry_version'",
-                    (str(new_version), self.project),
-                )
-                conn.execute(
-                    "INSERT INTO applies VALUES (?, ?, ?, ?)",
-                    (self.project, new_version, now, summary),
-                )
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
+        with self._transaction() as conn:
+            found = self._version(conn)
+            if found != base_version:
+                raise RegistryConflictError(base_version, found)
+            new_version = found + 1
+            for w in writes:
+                self._write(conn, w, new_version, now)
+            conn.execute(
+                "UPDATE registry_meta SET value=? WHERE project=? AND key='registry_version'",
+                (str(new_version), self.project),
+            )
+            conn.execute(
+                "INSERT INTO applies VALUES (?, ?, ?, ?)",
+                (self.project, new_version, now, summary),
+            )
         return new_version
+
+    def record_training_set(self, record: TrainingSetRecord) -> None:
+        """Record a saved training set with its manifest (JSON text) and any erasures it
+        already has, in one transaction. Raises TrainingSetExistsError when the project
+        already has a set of that name: saved sets never change."""
+        manifest = json.dumps(record.manifest, sort_keys=True)
+        erasures = json.dumps([_erasure_json(e) for e in record.erasures], sort_keys=True)
+        with self._transaction() as conn:
+            taken = conn.execute(
+                "SELECT 1 FROM training_sets WHERE project=? AND name=?",
+                (self.project, record.name),
+            ).fetchone()
+            if taken is not None:
+                raise TrainingSetExistsError(record.name)
+            conn.execute(
+                "INSERT INTO training_sets VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    self.project,
+                    record.name,
+                    record.location,
+                    record.delta_version,
+                    manifest,
+                    record.created_at.isoformat(),
+                    record.description,
+                    erasures,
+                ),
+            )
+
+    def record_erasure(self, name: str, erasure: ErasureRecord) -> None:
+        """Append `erasure` to the saved set `name`'s erasures, in one transaction.
+        Raises TrainingSetNotFoundError when the project has no set of that name."""
+        with self._transaction() as conn:
+            rows = dict(
+                conn.execute(
+                    "SELECT name, erasures FROM training_sets WHERE project=?", (self.project,)
+                ).fetchall()
+            )
+            if name not in rows:
+                raise TrainingSetNotFoundError(name, rows)
+            erasures = [*json.loads(rows[name]), _erasure_json(erasure)]
+            conn.execute(
+                "UPDATE training_sets SET erasures=? WHERE project=? AND name=?",
+                (json.dumps(erasures, sort_keys=True), self.project, name),
+            )
 
     def _write(self, conn: sqlite3.Connection, w: ObjectWrite, reg_version: int, now: str) -> None:
         last = conn.execute(
@@ -312,6 +428,11 @@ class SqliteRegistry:
 
 
 _SQLITE_HEADER = b"SQLite format 3\x00"
+
+
+def _statements(script: str) -> list[str]:
+    """A DDL script's statements (executescript would commit the open transaction)."""
+    return [s.strip() for s in script.split(";") if s.strip()]
 
 
 def _foreign_file(path: Path) -> bool:
@@ -347,3 +468,32 @@ def _materialization(data: dict[str, Any]) -> MaterializationRecord:
     data["finished_at"] = datetime.fromisoformat(data["finished_at"])
     data["seen_files"] = tuple((str(p), int(t), int(n)) for p, t, n in data.get("seen_files", ()))
     return MaterializationRecord(**data)
+
+
+def _training_set(row: tuple[Any, ...]) -> TrainingSetRecord:
+    name, location, delta_version, manifest, created_at, description, erasures = row
+    return TrainingSetRecord(
+        name=name,
+        location=location,
+        delta_version=int(delta_version),
+        manifest=json.loads(manifest),
+        created_at=datetime.fromisoformat(created_at),
+        description=description,
+        erasures=tuple(_erasure(e) for e in json.loads(erasures)),
+    )
+
+
+def _erasure_json(erasure: ErasureRecord) -> dict[str, Any]:
+    data = dataclasses.asdict(erasure)
+    data["erased_at"] = erasure.erased_at.isoformat()
+    return data
+
+
+def _erasure(data: dict[str, Any]) -> ErasureRecord:
+    return ErasureRecord(
+        view=str(data["view"]),
+        keys=int(data["keys"]),
+        rows_removed=int(data["rows_removed"]),
+        delta_version=int(data["delta_version"]),
+        erased_at=datetime.fromisoformat(data["erased_at"]),
+    )
