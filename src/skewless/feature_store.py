@@ -50,6 +50,7 @@ if TYPE_CHECKING:
     from skewless.batch.retrieval import RetrievalJob
     from skewless.batch.training_sets import TrainingSet, TrainingSets
     from skewless.materialize import Materializer
+    from skewless.offline.erasure import ErasureReport, VacuumReport
     from skewless.offline.mlflow_run import LoggedTrainingSet
     from skewless.online.store import OnlineStore
     from skewless.serving.catalog import Catalog
@@ -278,6 +279,42 @@ class FeatureStore:
             manifest = Manifest.model_validate(record.manifest)
             return log_training_set(manifest, record, context=context)
         return log_training_set(name_or_job.manifest, context=context)
+
+    # --- erasure -----------------------------------------------------------------------
+
+    def forget(self, view: str, keys: pd.DataFrame | str | Path) -> ErasureReport:
+        """Delete the entities `keys` names (a dataframe, or a CSV or Parquet file whose
+        columns are the view's join keys) from the view's Delta feature tables, the online
+        store and every saved training set using the view (each one changed is marked
+        erased). The view's source is not touched."""
+        from skewless.batch.erasure import forget  # noqa: PLC0415 - pyspark on demand
+        from skewless.offline.erasure import erasable_view  # noqa: PLC0415
+
+        return forget(
+            keys,
+            view=erasable_view(self.registry, view),
+            registry=self.registry,
+            spark=self.spark,
+            project=self.project,
+            offline_root=resolve_path(self.repo_path, self.config.offline_store.path),
+            online=self.online_store(),
+        )
+
+    def vacuum(self, target: str, retain_hours: float = 168.0, force: bool = False) -> VacuumReport:
+        """Delta's VACUUM of a view's feature tables, a saved training set's table or a
+        Delta path; refused (VacuumRefusedError) when it would break a saved set's pinned
+        version, unless `force`."""
+        from skewless.batch.vacuum import vacuum  # noqa: PLC0415 - pyspark on demand
+
+        return vacuum(
+            target,
+            registry=self.registry,
+            spark=self.spark,
+            project=self.project,
+            offline_root=resolve_path(self.repo_path, self.config.offline_store.path),
+            retain_hours=retain_hours,
+            force=force,
+        )
 
     # --- online -----------------------------------------------------------------------
 

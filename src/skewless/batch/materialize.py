@@ -400,7 +400,7 @@ def merge_into_table(
                 # the next run's identical plan over a source folder with new files.
                 cached.unpersist()
         except Exception as exc:
-            if attempt == _MAX_COMMIT_ATTEMPTS - 1 or not _retryable_conflict(exc):
+            if attempt == _MAX_COMMIT_ATTEMPTS - 1 or not retryable_conflict(exc):
                 raise
             time.sleep(0.2 * (attempt + 1))
     raise AssertionError("unreachable: the last attempt returns or raises")  # pragma: no cover
@@ -466,7 +466,7 @@ def _last_commit(spark: SparkSession, path: str) -> TableWrite:
     )
 
 
-def _retryable_conflict(exc: Exception) -> bool:
+def retryable_conflict(exc: Exception) -> bool:
     """Another writer committed first: Delta's concurrency exceptions, or a first write
     racing another first write (the table now exists: MERGE into it instead)."""
     from delta import exceptions as delta_errors  # noqa: PLC0415
