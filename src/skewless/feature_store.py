@@ -26,6 +26,7 @@ from skewless.errors import (
     OnlineStoreNotConfiguredError,
     OnlineStoreUnavailableError,
     RegistryConflictError,
+    RollbackError,
     TrainingSetErasedError,
     TrainingSetNotFoundError,
 )
@@ -171,6 +172,12 @@ class FeatureStore:
         apply (`plan`: one made before, applied exactly). Returns the rollback (what needs
         re-materialization: `.rematerialization`) and the new registry version."""
         rollback = plan or self.plan_rollback(view, to_version)
+        if (rollback.view, rollback.target.version) != (view, to_version):
+            raise RollbackError(
+                view,
+                to_version,
+                f"the plan given is of '{rollback.view}' v{rollback.target.version}",
+            )
         return rollback, apply_plan(rollback.plan, self.registry)
 
     def lineage(self, name: str) -> Lineage:
@@ -276,7 +283,9 @@ class FeatureStore:
                 raise TrainingSetErasedError(
                     record.name, "its manifest no longer describes its rows, so it is not logged"
                 )
-            manifest = Manifest.model_validate(record.manifest)
+            manifest = Manifest.of_data(
+                record.manifest, origin=f"the manifest of training set '{record.name}'"
+            )
             return log_training_set(manifest, record, context=context)
         return log_training_set(name_or_job.manifest, context=context)
 

@@ -34,6 +34,11 @@ def utc_micros(t: datetime) -> int:
     return micros(t - EPOCH)
 
 
+def iso_utc(t: datetime) -> str:
+    """`t` in ISO-8601 at UTC; a naive datetime means UTC."""
+    return (t.replace(tzinfo=UTC) if t.tzinfo is None else t.astimezone(UTC)).isoformat()
+
+
 def from_micros(us: int) -> datetime:
     return EPOCH + timedelta(microseconds=us)
 

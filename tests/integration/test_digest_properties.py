@@ -31,7 +31,7 @@ row = st.tuples(
     st.one_of(st.none(), st.sampled_from([0.0, -1.5, 2.25, 1e300])),
     st.one_of(st.none(), st.sampled_from(["", "a", "é", "a,b"])),
     st.one_of(st.none(), st.integers(0, 3).map(lambda h: EPOCH + timedelta(hours=h))),
-    st.one_of(st.none(), st.lists(st.integers(0, 2), max_size=2)),
+    st.one_of(st.none(), st.lists(st.one_of(st.none(), st.integers(0, 2)), max_size=2)),
 )
 rows = st.lists(row, max_size=12)
 
@@ -67,6 +67,15 @@ def test_digest_tells_a_null_moved_between_columns(spark: SparkSession) -> None:
     one = rows_digest(spark.createDataFrame([(None, 5)], schema))
     two = rows_digest(spark.createDataFrame([(5, None)], schema))
     assert one.digest != two.digest
+
+
+def test_digest_tells_where_a_null_sits_in_an_array(spark: SparkSession) -> None:
+    schema = T.StructType([T.StructField("a", T.ArrayType(T.StringType()))])
+    found = {
+        rows_digest(spark.createDataFrame([(value,)], schema)).digest
+        for value in (["en", None], [None, "en"], ["en"], [], [None], None)
+    }
+    assert len(found) == 6
 
 
 def test_digest_groups_of_columns_in_one_pass(spark: SparkSession) -> None:

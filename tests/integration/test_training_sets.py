@@ -17,7 +17,12 @@ from delta.tables import DeltaTable
 from pyspark.sql import SparkSession
 
 from skewless import FeatureStore
-from skewless.errors import AsOfError, TrainingSetExistsError, TrainingSetNotFoundError
+from skewless.errors import (
+    AsOfError,
+    TrainingSetErasedError,
+    TrainingSetExistsError,
+    TrainingSetNotFoundError,
+)
 from skewless.offline.manifest import Manifest
 from skewless.registry import ErasureRecord
 
@@ -229,6 +234,52 @@ def test_erased_set_is_not_reproducible(repo: Path) -> None:
     report = store.reproduce("small")
     assert report.outcome == "not reproducible"
     assert report.reasons[0].startswith("erased: 2 rows of 1 entity keys of feature view 'trips'")
+    manifest = store.get_training_set("small").manifest
+    by_manifest = store.reproduce(manifest, entity_df=entity_rows())
+    assert by_manifest.outcome == "not reproducible"
+    # A rebuild would bring the erased entities back from the sources: refused.
+    with pytest.raises(TrainingSetErasedError, match="small"):
+        store.rebuild_training_set("small")
+    with pytest.raises(TrainingSetErasedError, match="small"):
+        store.get_historical_features(entity_rows(), ["trips:rating"], as_of=manifest)
+
+
+def test_rewritten_file_with_the_same_rows_is_identical_with_a_note(repo: Path) -> None:
+    store = FeatureStore(repo)
+    store.apply()
+    job = store.get_historical_features(entity_rows(), ["trips:rating", "trips:trips_today"])
+    saved = store.save_training_set("same_rows", job)
+    pinned = saved.manifest.input_of("trips")
+    assert pinned is not None and pinned.files is not None
+    first = Path(pinned.files[0].location)
+    pq.write_table(pq.read_table(first), first, compression="gzip")  # other bytes, same rows
+    report = store.reproduce("same_rows")
+    assert report.identical
+    assert any(f"pinned file {pinned.files[0].path} changed" in r for r in report.reasons)
+    assert "note: " in "\n".join(report.lines())
+
+
+def test_source_at_a_uri_is_pinned_by_listing(repo: Path) -> None:
+    """A source given as a URI (here file://, read through Hadoop's file system as an
+    s3a:// one would be) is pinned by the files listed, their sizes and times."""
+    defs = repo / "defs.py"
+    uri = (repo / "data" / "trips").as_uri()
+    defs.write_text(defs.read_text().replace('FileSource("data/trips"', f'FileSource("{uri}"'))
+    store = FeatureStore(repo)
+    store.apply()
+    saved = store.save_training_set(
+        "remote", store.get_historical_features(entity_rows(), ["trips:rating"])
+    )
+    pinned = saved.manifest.input_of("trips")
+    assert pinned is not None and pinned.files is not None and len(pinned.files) == 2
+    assert all(f.sha256 is None and f.size for f in pinned.files)
+    write_trips(repo, [(1, 20, 99, 1.0)])  # a file added later is not read
+    assert store.reproduce("remote").identical
+    first = Path(pinned.files[0].location.removeprefix("file:"))
+    pq.write_table(pq.read_table(first).slice(0, 1), first)
+    changed = store.reproduce("remote")
+    assert changed.outcome == "different"
+    assert any("changed (its size or modification time)" in r for r in changed.reasons)
 
 
 def test_as_of_registry_version_uses_the_definitions_applied_then(repo: Path) -> None:

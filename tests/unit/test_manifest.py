@@ -84,7 +84,7 @@ def test_manifest_from_json_names_the_file_at_fault() -> None:
         Manifest.from_json(b'{"project": "x"}', origin="old.json")
     with pytest.raises(ManifestError, match="not JSON|Invalid JSON"):
         Manifest.from_json(b"[not json", origin="x.json")
-    newer = manifest().to_json().replace('"format": 1', '"format": 9')
+    newer = manifest().to_json().replace('"format": 1', '"format": 9, "lineage_id": "x"')
     with pytest.raises(ManifestError, match="manifest format 9"):
         Manifest.from_json(newer, origin="new.json")
 

@@ -17,7 +17,7 @@ from collections.abc import Mapping, Sequence
 
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F  # noqa: N812
-from pyspark.sql.types import MapType
+from pyspark.sql.types import ArrayType, MapType, StructType
 
 from skewless.offline.manifest import RowsDigest
 
@@ -27,8 +27,12 @@ _MOD = 1 << 64
 
 def _hashed(frame: DataFrame, name: str) -> list[Column]:
     column = F.col(f"`{name}`")
-    value = F.to_json(column) if isinstance(frame.schema[name].dataType, MapType) else column
-    return [column.isNull(), value]  # xxhash64 cannot hash a map; JSON is its content
+    nested = isinstance(frame.schema[name].dataType, ArrayType | MapType | StructType)
+    # xxhash64 skips null elements inside an array ([x, null], [null, x] and [x] would
+    # hash alike) and cannot hash a map: a nested value is hashed as its JSON, which
+    # keeps every element's position and nulls.
+    value = F.to_json(column) if nested else column
+    return [column.isNull(), value]
 
 
 def digests(frame: DataFrame, groups: Mapping[str, Sequence[str]]) -> dict[str, RowsDigest]:

@@ -50,8 +50,8 @@ from skewless.offline.erasure import (
     TableErasure,
     normalize_location,
     read_keys,
-    training_set_manifest,
 )
+from skewless.offline.manifest import saved_manifest
 from skewless.online.codec import entity_key
 from skewless.registry.base import ErasureRecord, Registry, RegistryReader, TrainingSetRecord
 from skewless.timeutil import from_micros
@@ -287,7 +287,7 @@ def forget(
     sets = [
         (record, delta_schema(spark, record.location))
         for record in registry.training_sets()
-        if view.name in training_set_manifest(record).views
+        if view.name in saved_manifest(record).views
     ]
     problems = [
         p for _, path, s in tables for p in _key_problems(s, f"feature table {path}", wanted)

@@ -50,6 +50,7 @@ from skewless.batch.sources import (
     CTS,
     TS,
     event_time_after,
+    latest_delta_version,
     naming_unreadable_files,
     read_raw,
     read_source,
@@ -447,7 +448,7 @@ def current_version(spark: SparkSession, path: str) -> int:
 
     if not DeltaTable.isDeltaTable(spark, path):
         return -1
-    return int(DeltaTable.forPath(spark, path).history(1).collect()[0]["version"])
+    return latest_delta_version(spark, path)
 
 
 def _last_commit(spark: SparkSession, path: str) -> TableWrite:

@@ -14,7 +14,7 @@ import hashlib
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
@@ -25,7 +25,7 @@ from skewless.definitions import DeltaSource, FeatureView
 from skewless.errors import AsOfError, SourceNotFoundError
 from skewless.offline.manifest import FilePin, InputPin
 from skewless.source_schema import shown_file, source_files
-from skewless.timeutil import from_micros, utc_micros
+from skewless.timeutil import from_micros, iso_utc, utc_micros
 
 _CHUNK = 1 << 20
 
@@ -53,6 +53,11 @@ def _cached_sha256(path: str, stat: os.stat_result) -> str:
             _KNOWN.clear()
         found = _KNOWN[key] = file_sha256(path)
     return found
+
+
+def forget_hashes() -> None:
+    """Empty the process's cache of file hashes (a benchmark's first build)."""
+    _KNOWN.clear()
 
 
 def _local(uri: str) -> str:
@@ -84,8 +89,12 @@ def pin_input(
     else:
         files = tuple(_local_files(src.path, location, at))
     if not files:
-        when = "" if at is None else f" modified at or before {_shown(at)}"
-        raise AsOfError(f"source {src.path} of feature view '{view.name}' has no file{when}")
+        if at is None:
+            raise SourceNotFoundError(src.path, view.name)  # a folder without a data file
+        raise AsOfError(
+            f"source {src.path} of feature view '{view.name}' has no file modified at or "
+            f"before {iso_utc(at)}"
+        )
     return InputPin(
         view=view.name, format=src.file_format, path=src.path, location=location, files=files
     )
@@ -111,12 +120,47 @@ def _local_files(written: str, location: str, at: datetime | None) -> list[FileP
 
 
 def _remote_files(spark: SparkSession, location: str, file_format: str) -> list[FilePin]:
-    reader = spark.read.option("header", "true") if file_format == "csv" else spark.read
-    frame = reader.csv(location) if file_format == "csv" else reader.parquet(location)
-    return [
-        FilePin(path=uri, location=uri, size=None, mtime_ns=None, sha256=None)
-        for uri in sorted(frame.inputFiles())
-    ]
+    """The files under a URI as Hadoop's file system lists them (the files Spark reads:
+    names starting with `.` or `_` left out), with sizes and modification times."""
+    pins = []
+    root, listed = _listing(spark, location)
+    for uri, size, mtime_ms in listed:
+        rest = uri[len(root.rstrip("/")) :].strip("/")
+        if any(part.startswith((".", "_")) for part in rest.split("/") if part):
+            continue
+        pins.append(
+            FilePin(path=uri, location=uri, size=size, mtime_ns=mtime_ms * 1_000_000, sha256=None)
+        )
+    return sorted(pins, key=lambda p: p.location)
+
+
+def _listing(spark: SparkSession, location: str) -> tuple[str, list[tuple[str, int, int]]]:
+    """`location` as the file system names it (`file:///x` is `file:/x`), and the (URI,
+    size, modification time in ms) of every file at or under it."""
+    jvm = spark.sparkContext._jvm
+    assert jvm is not None
+    path = jvm.org.apache.hadoop.fs.Path(location)
+    fs = path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())
+    root = str(fs.makeQualified(path).toString())
+    found = []
+    files = fs.listFiles(path, True)
+    while files.hasNext():
+        status = files.next()
+        uri = str(status.getPath().toString())
+        found.append((uri, int(status.getLen()), int(status.getModificationTime())))
+    return root, found
+
+
+def _remote_status(spark: SparkSession, uri: str) -> tuple[int, int] | None:
+    """(size, modification time in ms) of the file at `uri`, None when it is gone."""
+    jvm = spark.sparkContext._jvm
+    assert jvm is not None
+    path = jvm.org.apache.hadoop.fs.Path(uri)
+    fs = path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())
+    if not fs.exists(path):
+        return None
+    status = fs.getFileStatus(path)
+    return int(status.getLen()), int(status.getModificationTime())
 
 
 def _delta_version(
@@ -127,26 +171,23 @@ def _delta_version(
     would be a naive datetime in the driver process's local zone."""
     from delta.tables import DeltaTable  # noqa: PLC0415 - needs the JVM
 
-    history = DeltaTable.forPath(spark, location).history()
+    table = DeltaTable.forPath(spark, location)
+    history = table.history(1) if at is None else table.history()
     rows = [
         (int(r["version"]), int(r["us"]))
         for r in history.select("version", F.unix_micros("timestamp").alias("us")).collect()
     ]
-    chosen = rows if at is None else [r for r in rows if r[1] <= utc_micros(at)]
+    if at is None:
+        return max(rows)[0], from_micros(max(rows)[1])
+    chosen = [r for r in rows if r[1] <= utc_micros(at)]
     if not chosen:
         first = from_micros(min(us for _, us in rows))
         raise AsOfError(
-            f"Delta table {written} has no version at or before {_shown(at)} (its oldest "
+            f"Delta table {written} has no version at or before {iso_utc(at)} (its oldest "
             f"version in the log was committed at {first.isoformat()})"
         )
     version, us = max(chosen)
     return version, from_micros(us)
-
-
-def _shown(at: datetime | None) -> str:
-    if at is None:
-        return "now"
-    return (at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)).isoformat()
 
 
 # --- checking pins ----------------------------------------------------------------------
@@ -174,7 +215,8 @@ def check_pin(spark: SparkSession, pin: InputPin) -> list[PinProblem]:
     problems = []
     for file in pin.files or ():
         if file.sha256 is None:
-            continue  # remote: pinned by name only
+            problems += _check_remote(spark, pin, file)
+            continue
         try:
             stat = os.stat(file.location)
         except FileNotFoundError:
@@ -198,16 +240,34 @@ def check_pin(spark: SparkSession, pin: InputPin) -> list[PinProblem]:
     return problems
 
 
+def _check_remote(spark: SparkSession, pin: InputPin, file: FilePin) -> list[PinProblem]:
+    """A file at a URI, pinned by size and modification time (its content is not
+    hashed)."""
+    found = _remote_status(spark, file.location)
+    if found is None:
+        return [PinProblem(pin, "missing", f"pinned file {file.path} was deleted")]
+    size, mtime_ms = found
+    if size != file.size or (file.mtime_ns is not None and mtime_ms * 1_000_000 != file.mtime_ns):
+        return [
+            PinProblem(
+                pin, "changed", f"pinned file {file.path} changed (its size or modification time)"
+            )
+        ]
+    return []
+
+
 def _check_delta(spark: SparkSession, pin: InputPin) -> list[PinProblem]:
     from delta.tables import DeltaTable  # noqa: PLC0415 - needs the JVM
 
     version = pin.delta_version
     assert version is not None
     try:
-        versions = {
-            int(r["version"])
-            for r in DeltaTable.forPath(spark, pin.location).history().select("version").collect()
+        history = DeltaTable.forPath(spark, pin.location).history()
+        committed = {
+            int(r["version"]): int(r["us"])
+            for r in history.select("version", F.unix_micros("timestamp").alias("us")).collect()
         }
+        versions = set(committed)
     except Exception as exc:  # the table itself is gone or unreadable
         return [PinProblem(pin, "missing", f"the Delta table cannot be read: {_first_line(exc)}")]
     if version not in versions:
@@ -219,6 +279,19 @@ def _check_delta(spark: SparkSession, pin: InputPin) -> list[PinProblem]:
                 f"{min(versions)}..{max(versions)} are; the log keeps delta.logRetentionDuration)",
             )
         ]
+    recreated: list[PinProblem] = []
+    if pin.delta_committed_at is not None and committed[version] != utc_micros(
+        pin.delta_committed_at
+    ):
+        recreated.append(
+            PinProblem(
+                pin,
+                "changed",
+                f"Delta version {version} was committed at "
+                f"{from_micros(committed[version]).isoformat()}, not at "
+                f"{pin.delta_committed_at.isoformat()} as pinned: the table was written anew",
+            )
+        )
     try:
         frame = spark.read.format("delta").option("versionAsOf", version).load(pin.location)
         files = [_local(f) for f in frame.inputFiles()]
@@ -238,7 +311,7 @@ def _check_delta(spark: SparkSession, pin: InputPin) -> list[PinProblem]:
                 f"files are gone (e.g. {Path(gone[0]).name})",
             )
         ]
-    return []
+    return recreated
 
 
 def _first_line(exc: BaseException) -> str:

@@ -92,6 +92,13 @@ class RetrievalJob:
         holds it)."""
         return digests(rows, {"entity": self.entity_columns, "result": rows.columns})
 
+    def result_digests(self) -> tuple[DataFrame, dict[str, RowsDigest]]:
+        """The unordered result and its entity and result digests (computed by one job,
+        a source file Spark cannot read named as for any result)."""
+        rows = self._joined(ordered=False)
+        with self._reading():
+            return rows, self.digests(rows)
+
     def with_manifest(self, manifest: Manifest) -> None:
         """Record the manifest completed elsewhere (from the rows as saved)."""
         self._manifest = manifest

@@ -115,7 +115,8 @@ def read_raw(
     malformed-line column). With a `pin` (batch/pins.py), exactly what it pins: a Delta
     table at its version, a file source's listed files and no other."""
     src = view.source
-    location = src.resolve(repo_path)
+    # A pin is read where it was pinned (its absolute location), as reproduce checks it.
+    location = src.resolve(repo_path) if pin is None else pin.location
     remote = "://" in location
     if not remote and not Path(location).exists():
         raise SourceNotFoundError(src.path, view.name)
@@ -130,7 +131,7 @@ def read_raw(
             # table's newest version each time it runs, so two jobs could see two versions.
             return spark.read.format("delta").option("versionAsOf", version).load(location)
         reader = spark.read
-        if files is not None and not remote and Path(location).is_dir():
+        if files is not None and _is_folder(location, files):
             reader = reader.option("basePath", location)  # keeps key=value folder columns
         if src.file_format == "csv":
             for file in [] if remote else (files or source_files(location)):
@@ -148,6 +149,14 @@ def read_raw(
         if not layout.has_nanos:
             return reader.parquet(*(files or [location]))
         return reader.schema(_nanos_schema(view, layout)).parquet(*(files or [location]))
+
+
+def _is_folder(location: str, files: list[str]) -> bool:
+    """Whether a source's pinned `files` are in the folder `location` (not the file)."""
+    if "://" not in location:
+        return Path(location).is_dir()
+    tail = location.split("://", 1)[1].rstrip("/")
+    return not (len(files) == 1 and files[0].endswith(tail))
 
 
 def latest_delta_version(spark: SparkSession, location: str) -> int:

@@ -15,8 +15,10 @@ FeatureStore facade.
 
 from __future__ import annotations
 
+import numbers
 import shutil
 import time
+import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -33,9 +35,13 @@ from skewless.definitions import FeatureService
 from skewless.definitions._base import NAME_RE
 from skewless.errors import (
     AsOfError,
+    ManifestError,
+    SourceNotFoundError,
+    TrainingSetErasedError,
     TrainingSetExistsError,
     TrainingSetNameError,
     TrainingSetNotFoundError,
+    UnreadableSourceError,
 )
 from skewless.feature_request import service_refs
 from skewless.offline.environment import code_state, environment
@@ -45,10 +51,12 @@ from skewless.offline.manifest import (
     Manifest,
     ManifestDraft,
     SavedAs,
+    saved_manifest,
 )
 from skewless.offline.reproduce import ReproduceReport
 from skewless.registry import Registry, TrainingSetRecord
 from skewless.serving.catalog import Catalog, load_catalog
+from skewless.timeutil import iso_utc
 from skewless.types import NULLABLE_PANDAS
 
 if TYPE_CHECKING:
@@ -164,6 +172,8 @@ class TrainingSets:
                 raise AsOfError(
                     f"the manifest is of project '{as_of.project}', this repo's is '{self.project}'"
                 )
+            if as_of.saved_as is not None:
+                self._refuse_erased(as_of.saved_as.name)
             catalog = self._catalog_at(as_of.registry_version)
             for pin in as_of.definitions:
                 record = catalog.records.get((pin.kind, pin.name))
@@ -176,12 +186,14 @@ class TrainingSets:
         if isinstance(as_of, datetime):
             version = self.registry.version_at(as_of)
             if version == 0:
-                raise AsOfError(f"nothing was applied at or before {_iso(as_of)}")
+                raise AsOfError(f"nothing was applied at or before {iso_utc(as_of)}")
             return _Point(self._catalog_at(version), as_of, None)
-        if isinstance(as_of, bool) or not isinstance(as_of, int):
+        given: object = as_of  # numpy integers too, whatever the annotation says
+        if isinstance(given, bool) or not isinstance(given, numbers.Integral):
             raise AsOfError(
-                f"as_of must be a Manifest, a registry version or a datetime, not {as_of!r}"
+                f"as_of must be a Manifest, a registry version or a datetime, not {given!r}"
             )
+        as_of = int(given)
         newest = current.registry_version
         if not 1 <= as_of <= newest:
             raise AsOfError(f"registry version {as_of} does not exist (versions 1..{newest})")
@@ -190,6 +202,15 @@ class TrainingSets:
         if later:
             until = later[0].applied_at - timedelta(microseconds=1)
         return _Point(self._catalog_at(as_of), until, None)
+
+    def _refuse_erased(self, name: str) -> None:
+        """A saved set that lost entities to an erasure is never rebuilt: the rebuild
+        would bring the erased entities' rows back from the sources."""
+        record = self.registry.training_set(name)
+        if record is not None and record.erasures:
+            raise TrainingSetErasedError(
+                name, "it is not rebuilt, since that would bring the erased entities back"
+            )
 
     def _catalog_at(self, version: int) -> Catalog:
         catalog = load_catalog(self.registry, self.project, at=version)
@@ -217,7 +238,11 @@ class TrainingSets:
     # --- saving -------------------------------------------------------------------
 
     def table_location(self, name: str) -> str:
-        return f"{self.offline_root.rstrip('/')}/{self.project}/training_sets/{name}"
+        """A new folder for a set's table: its name and a random suffix, so that two
+        saves of one name at once never write into one table (the registry records one
+        of them; the other's table is removed)."""
+        root = f"{self.offline_root.rstrip('/')}/{self.project}/training_sets"
+        return f"{root}/{name}-{uuid.uuid4().hex[:12]}"
 
     def save(self, name: str, job: RetrievalJob, description: str = "") -> TrainingSet:
         """Write the job's rows as a Delta table and record its manifest, completed from
@@ -230,11 +255,8 @@ class TrainingSets:
             raise TrainingSetExistsError(name)
         draft = job.draft
         if draft is None:
-            raise AsOfError("this retrieval job was built without a manifest: it cannot be saved")
+            raise ManifestError("this retrieval job", "it was built without a manifest")
         location = self.table_location(name)
-        if "://" not in location and Path(location).exists():
-            # a table written by a save that failed before it was recorded: not a set
-            shutil.rmtree(location)
         version = job.to_delta(location)
         try:
             rows = self.spark.read.format("delta").option("versionAsOf", version).load(location)
@@ -274,7 +296,7 @@ class TrainingSets:
             name=record.name,
             location=record.location,
             delta_version=record.delta_version,
-            manifest=Manifest.model_validate(record.manifest),
+            manifest=saved_manifest(record),
             created_at=record.created_at,
             description=record.description,
             erasures=record.erasures,
@@ -317,6 +339,7 @@ class TrainingSets:
         self, target: str | Manifest, entity_df: pd.DataFrame | DataFrame | None
     ) -> tuple[Manifest, pd.DataFrame | DataFrame]:
         if isinstance(target, str):
+            self._refuse_erased(target)
             saved = self.get(target)
             rows = (
                 self.spark.read.format("delta")
@@ -342,8 +365,8 @@ class TrainingSets:
                 raise TrainingSetNotFoundError(
                     target, [r.name for r in self.registry.training_sets()]
                 )
-            return Manifest.model_validate(record.manifest), record, target
-        if entity_df is None and target.saved_as is not None:
+            return saved_manifest(record), record, target
+        if target.saved_as is not None:
             return target, self.registry.training_set(target.saved_as.name), origin
         return target, None, origin
 
@@ -386,19 +409,20 @@ class TrainingSets:
         missing = [str(p) for p in problems if p.kind == "missing"]
         if missing:
             return report("not reproducible", missing)
-        if record is not None:
-            manifest_target: str | Manifest = record.name
-            _, entity = self._target(manifest_target, None)
-        elif entity_df is not None:
+        if entity_df is not None:
             entity = entity_df
+        elif record is not None:
+            _, entity = self._target(record.name, None)
         else:
             raise AsOfError(
                 f"{label} is the manifest of a training set that was not saved: pass its "
                 "entity rows (--entity-rows FILE)"
             )
         job = self._rebuild(manifest, entity, current, check_pins=False)
-        rebuilt = job.to_spark_unordered()
-        found = job.digests(rebuilt)
+        try:
+            rebuilt, found = job.result_digests()
+        except (UnreadableSourceError, SourceNotFoundError) as exc:
+            return report("not reproducible", [str(exc)])
         reasons = [str(p) for p in problems]
         if found["entity"].digest != manifest.entity.digest:
             reasons.append(
@@ -407,13 +431,14 @@ class TrainingSets:
                 f"{manifest.entity.digest})"
             )
         result = found["result"]
-        same = result.digest == manifest.result.digest and not reasons
         extra: dict[str, object] = {
             "rows_rebuilt": result.rows,
             "rebuilt_digest": result.digest,
         }
-        if same:
-            return report("identical", [], **extra)
+        if result.digest == manifest.result.digest and not reasons[len(problems) :]:
+            # the same rows: a pinned file rewritten with the same rows (another
+            # compression, say) is said, not counted as a difference
+            return report("identical", reasons, **extra)
         if record is not None:
             saved = (
                 self.spark.read.format("delta")
@@ -422,11 +447,29 @@ class TrainingSets:
             )
             extra.update(_differences(saved, rebuilt.select(*[f"`{c}`" for c in saved.columns])))
         if not reasons:
-            reasons.append(
-                "every pinned input is as pinned and the definitions are those recorded: the "
-                "difference comes from the environment (see the manifest's environment)"
-            )
+            reasons.append(self._unexplained(manifest))
         return report("different", reasons, **extra)
+
+    def _unexplained(self, manifest: Manifest) -> str:
+        """Why rows differ when every pinned input and definition is as pinned: what
+        differs in the environment, if anything."""
+        java = str(self.spark.sparkContext._jvm.System.getProperty("java.version"))  # type: ignore[union-attr]
+        now = environment(self.repo_path, java).model_dump()
+        then = manifest.environment.model_dump()
+        changed = [
+            f"{key} {then[key]} -> {now[key]}"
+            for key in then
+            if key != "platform" and then[key] != now[key]
+        ]
+        if changed:
+            return (
+                "every pinned input and definition is as pinned; the environment differs: "
+                + ", ".join(changed)
+            )
+        return (
+            "every pinned input, definition and library version is as pinned: the rows "
+            "differ for a reason skewless does not record (the platform, Spark settings)"
+        )
 
 
 def _differences(saved: DataFrame, rebuilt: DataFrame) -> dict[str, object]:
@@ -443,12 +486,8 @@ def _differences(saved: DataFrame, rebuilt: DataFrame) -> dict[str, object]:
 def _erased(e: ErasureRecord) -> str:
     return (
         f"erased: {e.rows_removed:,} rows of {e.keys:,} entity keys of feature view "
-        f"'{e.view}' were deleted on {_iso(e.erased_at)} (a right-to-erasure request)"
+        f"'{e.view}' were deleted on {iso_utc(e.erased_at)} (a right-to-erasure request)"
     )
-
-
-def _iso(t: datetime) -> str:
-    return (t.replace(tzinfo=UTC) if t.tzinfo is None else t.astimezone(UTC)).isoformat()
 
 
 def _service_name(features: Sequence[str] | FeatureService | str, catalog: Catalog) -> str | None:

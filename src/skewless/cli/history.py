@@ -163,6 +163,17 @@ def show_rematerialization(rollback: Rollback) -> None:
     if not need.needed:
         out.print("Only metadata changes: the data stays as it is, nothing to re-materialize.")
         return
+    if rollback.view_is_online:
+        # Online values are kept per view and entity, replaced only by higher-ranked
+        # rows: a value the newer definition wrote with a later event time outranks
+        # what the rolled-back definition materializes.
+        out.print(
+            f"[yellow]Online: values the newer definition wrote for '{view}' stay in the "
+            "online store wherever their event time is later than the rolled-back "
+            "definition's rows; materializing does not replace them.[/]",
+            highlight=False,
+            soft_wrap=True,
+        )
     was = "-" if rollback.current is None else _short(rollback.current.data_hash)
     out.print(
         f"[bold]Re-materialization[/]: the data hash changes ({was} -> {_short(need.data_hash)}).",

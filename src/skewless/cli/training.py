@@ -104,13 +104,16 @@ def _show(found: TrainingSet) -> None:
 
 
 def _entity_rows(path: Path | None) -> pd.DataFrame | None:
+    """The entity rows of an unsaved set, from Parquet: CSV would lose their types, and
+    with them the digest the manifest pins."""
     if path is None:
         return None
-    if not path.exists():
-        raise ManifestError(str(path), "the entity rows file does not exist")
-    if path.suffix == ".csv":
-        return pd.read_csv(path)
-    return pd.read_parquet(path)
+    if path.suffix.lower() == ".csv":
+        raise ManifestError(str(path), "entity rows must be Parquet (CSV loses their types)")
+    try:
+        return pd.read_parquet(path)
+    except (OSError, ValueError) as exc:
+        raise ManifestError(str(path), f"the entity rows cannot be read: {exc}") from None
 
 
 def _reproduce(repo: Path, target: str, entity_rows: Path | None) -> ReproduceReport:

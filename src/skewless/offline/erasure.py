@@ -22,8 +22,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from skewless.definitions import FeatureView
-from skewless.errors import ErasureKeysError, FeatureViewNotFoundError, ManifestError, clip
-from skewless.offline.manifest import Manifest
+from skewless.errors import ErasureKeysError, FeatureViewNotFoundError, clip
+from skewless.offline.manifest import saved_manifest
 from skewless.registry.base import RegistryReader, TrainingSetRecord
 from skewless.types import DType
 
@@ -342,20 +342,11 @@ def pins(training_sets: Iterable[TrainingSetRecord]) -> list[Pin]:
         if record.erasures:
             continue
         found.append(Pin(record.name, record.location, record.delta_version, "its rows"))
-        for pin in training_set_manifest(record).inputs:
+        for pin in saved_manifest(record).inputs:
             if pin.delta_version is not None:
                 what = f"the input {pin.shown} of feature view '{pin.view}'"
                 found.append(Pin(record.name, pin.location, pin.delta_version, what))
     return found
-
-
-def training_set_manifest(record: TrainingSetRecord) -> Manifest:
-    """A saved set's manifest; one the registry holds unreadable is a ManifestError."""
-    try:
-        return Manifest.model_validate(record.manifest)
-    except ValueError as exc:
-        first = " ".join(str(exc).splitlines()[:3])
-        raise ManifestError(f"the manifest of training set '{record.name}'", first) from None
 
 
 def normalize_location(location: str) -> str:

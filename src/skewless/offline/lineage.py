@@ -110,7 +110,9 @@ def lineage(registry: RegistryReader, name: str) -> Lineage:
 
 
 def training_set_lineage(record: TrainingSetRecord) -> Lineage:
-    manifest = Manifest.model_validate(record.manifest)
+    manifest = Manifest.of_data(
+        record.manifest, origin=f"the manifest of training set '{record.name}'"
+    )
     root = LineageNode(
         id=f"training_set:{record.name}",
         kind="training_set",

@@ -13,9 +13,10 @@ never pickled.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict
 
@@ -132,17 +133,27 @@ class Manifest(_Model):
     def from_json(cls, text: str | bytes, *, origin: str = "manifest") -> Manifest:
         """Parse a manifest; a file that is not one is a ManifestError naming `origin`."""
         try:
-            manifest = cls.model_validate_json(text)
+            data = json.loads(text)
+        except ValueError as exc:
+            raise ManifestError(origin, f"not JSON ({exc})") from None
+        return cls.of_data(data, origin=origin)
+
+    @classmethod
+    def of_data(cls, data: Any, *, origin: str = "manifest") -> Manifest:
+        """A manifest from its JSON data (as the registry stores it). The format is
+        checked first: a newer skewless's manifest may hold fields this one does not."""
+        found = data.get("format") if isinstance(data, dict) else None
+        if isinstance(found, int) and found > MANIFEST_FORMAT:
+            raise ManifestError(
+                origin,
+                f"written in manifest format {found}; this skewless reads format "
+                f"{MANIFEST_FORMAT}: upgrade skewless",
+            )
+        try:
+            return cls.model_validate(data)
         except ValueError as exc:
             first = str(exc).splitlines()
             raise ManifestError(origin, " ".join(first[:3])) from None
-        if manifest.format > MANIFEST_FORMAT:
-            raise ManifestError(
-                origin,
-                f"written in manifest format {manifest.format}; this skewless reads "
-                f"format {MANIFEST_FORMAT}: upgrade skewless",
-            )
-        return manifest
 
     def definition(self, kind: str, name: str) -> DefinitionPin | None:
         for pin in self.definitions:
@@ -201,3 +212,17 @@ class ManifestDraft:
             environment=self.environment,
             saved_as=saved_as,
         )
+
+
+class _Recorded(Protocol):
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def manifest(self) -> dict[str, Any]: ...
+
+
+def saved_manifest(record: _Recorded) -> Manifest:
+    """A saved set's manifest as the registry holds it (a ManifestError names the set
+    when it is unreadable)."""
+    return Manifest.of_data(record.manifest, origin=f"the manifest of training set '{record.name}'")

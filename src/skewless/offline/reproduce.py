@@ -13,7 +13,9 @@ Outcome = Literal["identical", "different", "not reproducible"]
 class ReproduceReport:
     target: str  # the saved set's name, or where the manifest came from
     outcome: Outcome
-    reasons: tuple[str, ...]  # why it differs or cannot be rebuilt (inputs, erasures)
+    # why it differs or cannot be rebuilt (inputs, erasures); identical: what changed
+    # without changing the rows (a pinned file rewritten with the same rows)
+    reasons: tuple[str, ...]
     rows_expected: int
     expected_digest: str
     rows_rebuilt: int | None = None  # None: not rebuilt
@@ -30,10 +32,11 @@ class ReproduceReport:
     def lines(self) -> list[str]:
         """The report as a person reads it."""
         if self.identical:
-            return [
+            head = (
                 f"{self.target}: identical ({self.rows_expected:,} rows, digest "
                 f"{self.expected_digest}), rebuilt in {self.seconds:.1f} s"
-            ]
+            )
+            return [head, *(f"  note: {reason}" for reason in self.reasons)]
         head = f"{self.target}: {self.outcome}"
         out = [head]
         if self.rows_rebuilt is not None:

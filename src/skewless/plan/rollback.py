@@ -51,6 +51,12 @@ class Rollback:
     rematerialization: Rematerialization
     services: tuple[str, ...] = field(default=())  # the services the plan changes with it
 
+    @property
+    def view_is_online(self) -> bool:
+        """Whether the view as rolled back or as it is now writes to the online store."""
+        specs = [self.target.spec] + ([] if self.current is None else [self.current.spec])
+        return any(spec.get("online", True) for spec in specs)
+
 
 def plan_rollback(
     registry: RegistryReader, project: str, repo_path: Path, view: str, to_version: int

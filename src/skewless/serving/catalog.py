@@ -82,7 +82,8 @@ def load_catalog(registry: RegistryReader, project: str, at: int | None = None) 
     records: dict[tuple[str, str], ObjectRecord] = {}
 
     def current(kind: ObjectKind) -> list[ObjectRecord]:
-        found = registry.current(kind) if at is None else registry.current_at(at, kind)
+        # as of one version, read once: an apply landing meanwhile cannot mix in
+        found = registry.current_at(version, kind)
         records.update({(r.kind, r.name): r for r in found})
         return found
 
