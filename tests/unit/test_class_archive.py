@@ -38,10 +38,17 @@ def test_the_key_follows_the_jvm_and_the_jars(tmp_path: Path) -> None:
     key = class_archive.archive_key(java, jars)
     assert class_archive.archive_key(java, jars) == key  # stable
 
-    (jars / "spark-core.jar").write_bytes(b"12345")  # a jar of another size
+    core = jars / "spark-core.jar"
+    stamp = core.stat().st_mtime_ns
+    core.write_bytes(b"12345")  # a jar of another size
+    os.utime(core, ns=(stamp, stamp))
     assert class_archive.archive_key(java, jars) != key
-    (jars / "spark-core.jar").write_bytes(b"1234")
+    core.write_bytes(b"1234")
+    os.utime(core, ns=(stamp, stamp))
     assert class_archive.archive_key(java, jars) == key
+    os.utime(core, ns=(stamp + 10**9, stamp + 10**9))  # installed anew at the same path
+    assert class_archive.archive_key(java, jars) != key
+    os.utime(core, ns=(stamp, stamp))
     (jars / "delta.jar").write_bytes(b"d")  # one more jar
     assert class_archive.archive_key(java, jars) != key
     (jars / "delta.jar").unlink()

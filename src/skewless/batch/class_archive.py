@@ -61,13 +61,16 @@ def archive_key(java: Path, jars_dir: Path) -> str:
     """What an archive is valid for: the JVM build (its binary and libjvm, by path, size
     and modification time) and Spark's class path: the jars' folder (the JVM compares
     paths: another virtual environment's copy of the same jars does not match) and its
-    jars, by name and size."""
+    jars, by name, size and modification time (the JVM checks both: jars installed anew
+    at the same path, by a new virtual environment there, do not match)."""
     parts = [str(java), str(jars_dir.resolve())]
     for lib in [java, *sorted(java.parent.parent.glob("lib/*/libjvm.so"))]:
         st = lib.stat()
         parts.append(f"{lib}:{st.st_size}:{st.st_mtime_ns}")
     if jars_dir.is_dir():
-        parts += [f"{p.name}:{p.stat().st_size}" for p in sorted(jars_dir.glob("*.jar"))]
+        for jar in sorted(jars_dir.glob("*.jar")):
+            st = jar.stat()
+            parts.append(f"{jar.name}:{st.st_size}:{st.st_mtime_ns}")
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
 
 
