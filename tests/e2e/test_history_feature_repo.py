@@ -3,46 +3,19 @@
 
 from __future__ import annotations
 
-import importlib.util
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-SKEWLESS = [sys.executable, "-m", "skewless.cli.main"]
+from tests.e2e.example import cli, example_repo
 
 
 @pytest.fixture(scope="module")
 def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A copy of feature_repo/ with generated data, applied once."""
-    target = tmp_path_factory.mktemp("history") / "feature_repo"
-    shutil.copytree(
-        ROOT / "feature_repo", target, ignore=shutil.ignore_patterns("data", "__pycache__")
-    )
-    spec = importlib.util.spec_from_file_location(
-        "history_generate_data", target / "demo" / "generate_data.py"
-    )
-    assert spec is not None and spec.loader is not None
-    generator = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = generator
-    spec.loader.exec_module(generator)
-    generator.generate(target)
+    target = example_repo(tmp_path_factory.mktemp("history"), "history_generate_data")
     assert cli(target, "apply").returncode == 0
     return target
-
-
-def cli(repo: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [*SKEWLESS, *args, "--repo", str(repo)],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-        env={"COLUMNS": "100", "PATH": "/usr/bin:/bin", "HOME": str(Path.home())},
-    )
 
 
 def test_history_and_rollback_of_an_example_view(repo: Path) -> None:

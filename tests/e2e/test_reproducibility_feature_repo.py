@@ -4,11 +4,8 @@ the real CLI (a subprocess, as a user runs it)."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import shutil
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,10 +16,10 @@ import pytest
 
 from skewless import FeatureStore
 from skewless.offline.manifest import Manifest
+from tests.e2e.example import cli as run_cli
+from tests.e2e.example import example_repo
 from tests.integration.redis_server import redis_server
 
-ROOT = Path(__file__).resolve().parents[2]
-SKEWLESS = [sys.executable, "-m", "skewless.cli.main"]
 SET = "trip_completion_2026_11"
 
 
@@ -36,26 +33,13 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 def repo(tmp_path_factory: pytest.TempPathFactory, redis_url: str) -> Path:
     """A copy of feature_repo/ with generated data, applied, materialized, and a saved
     training set of its model's service over the first 400 trips."""
-    base = tmp_path_factory.mktemp("repro")
-    target = base / "feature_repo"
-    shutil.copytree(
-        ROOT / "feature_repo", target, ignore=shutil.ignore_patterns("data", "__pycache__")
-    )
-    shutil.copytree(ROOT / "spark-conf", base / "spark-conf")
+    target = example_repo(tmp_path_factory.mktemp("repro"), "repro_generate_data")
     config = target / "feature_store.yaml"
     text = config.read_text().replace(
         "online_store:\n  type: redis\n", f"online_store:\n  type: redis\n  url: {redis_url}\n"
     )
     assert redis_url in text
     config.write_text(text)
-    spec = importlib.util.spec_from_file_location(
-        "repro_generate_data", target / "demo" / "generate_data.py"
-    )
-    assert spec is not None and spec.loader is not None
-    generator = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = generator
-    spec.loader.exec_module(generator)
-    generator.generate(target)
     store = FeatureStore(target)
     store.apply()
     store.materialize(None, pd.Timestamp.now(tz="UTC").to_pydatetime(), ["driver_profile"])
@@ -66,14 +50,7 @@ def repo(tmp_path_factory: pytest.TempPathFactory, redis_url: str) -> Path:
 
 
 def cli(repo: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [*SKEWLESS, *args, "--repo", str(repo)],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-        env={"COLUMNS": "120", "PATH": "/usr/bin:/bin", "HOME": str(Path.home())},
-    )
+    return run_cli(repo, *args, columns=120)
 
 
 def test_training_sets_list_and_show(repo: Path, tmp_path: Path) -> None:
