@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import pandas as pd
 
@@ -375,26 +375,44 @@ class FeatureStore:
 
     def materialize(
         self,
-        start: datetime | None,
-        end: datetime,
+        start: datetime | None = None,
+        end: datetime | None = None,
         views: Sequence[str] | None = None,
+        *,
+        start_date: datetime | None = None,
+        end_date: datetime | None = None,
+        feature_views: Sequence[str] | None = None,
     ) -> list[MaterializationRecord]:
         """Materialize the rows of [start, end] (event time, inclusive; no start means all
         history) into each view's Delta table and the latest row per entity into Redis.
-        Naive datetimes mean UTC. Every run is recorded in the registry."""
+        Naive datetimes mean UTC. Every run is recorded in the registry. Feast's names
+        `start_date`, `end_date` and `feature_views` are accepted too."""
         from skewless.materialize import applied_views  # noqa: PLC0415 - pyspark on demand
 
+        start = _either("start", start, "start_date", start_date)
+        end = _either("end", end, "end_date", end_date)
+        if end is None:
+            raise TypeError("materialize() needs the end of the interval: end (or end_date)")
+        views = _either("views", views, "feature_views", feature_views)
         chosen = applied_views(self.registry, self.project, views)
         return self._materializer().run(chosen, start, end, incremental=False)
 
     def materialize_incremental(
-        self, end: datetime | None = None, views: Sequence[str] | None = None
+        self,
+        end: datetime | None = None,
+        views: Sequence[str] | None = None,
+        *,
+        end_date: datetime | None = None,
+        feature_views: Sequence[str] | None = None,
     ) -> list[MaterializationRecord]:
         """Materialize what arrived since each view's last run, up to `end` (default now),
         including late rows with old event times. A view's first incremental run takes
-        all of its history up to `end`."""
+        all of its history up to `end`. Feast's `end_date` and `feature_views` are
+        accepted too."""
         from skewless.materialize import applied_views  # noqa: PLC0415 - pyspark on demand
 
+        end = _either("end", end, "end_date", end_date)
+        views = _either("views", views, "feature_views", feature_views)
         chosen = applied_views(self.registry, self.project, views)
         return self._materializer().run(chosen, None, end, incremental=True)
 
@@ -420,3 +438,13 @@ class FeatureStore:
                 if attempt == 2 or self.config.online_store.url:
                     raise
         raise AssertionError("unreachable")  # pragma: no cover
+
+
+T = TypeVar("T")
+
+
+def _either(name: str, value: T | None, feast_name: str, feast_value: T | None) -> T | None:
+    """An argument given by its skewless name or by Feast's, not both."""
+    if value is not None and feast_value is not None:
+        raise TypeError(f"give {name} or {feast_name}, not both")
+    return value if value is not None else feast_value

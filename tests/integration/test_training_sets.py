@@ -154,6 +154,7 @@ def test_saved_set_reproduces_after_appends_materializations_and_definition_chan
     store.materialize(None, at(300))
     job = store.get_historical_features(entity_rows(), "driver_model")
     expected = job.to_pandas()
+    pd.testing.assert_frame_equal(job.to_df(), expected)  # Feast's name for it
     saved = store.save_training_set("churn_v1", job, description="first model")
     assert saved.manifest.saved_as is not None
     assert saved.manifest.result.digest == job.manifest.result.digest
@@ -175,7 +176,7 @@ def test_saved_set_reproduces_after_appends_materializations_and_definition_chan
     # new materialization, a changed ttl applied.
     write_trips(repo, [(1, 20, 99, 1.0), (3, 10, 42, 2.0)])
     append_scores(spark, repo, [(1, 10, 9.9), (2, 80, 8.8)])
-    store.materialize(None, at(400))
+    store.materialize(end_date=at(400), feature_views=["trips", "scores"])  # Feast's names
     (repo / "defs.py").write_text(textwrap.dedent(DEFS.format(ttl_hours=1)))
     store.apply()
     now = store.get_historical_features(entity_rows(), "driver_model").manifest

@@ -185,6 +185,10 @@ class RetrievalJob:
         with self._reading():
             return self._to_pandas()
 
+    def to_df(self) -> pd.DataFrame:
+        """to_pandas(), by the name Feast's RetrievalJob gives it."""
+        return self.to_pandas()
+
     def _to_pandas(self) -> pd.DataFrame:
         if self._entity_pandas is None:
             table = self.to_spark().toArrow()

@@ -5,6 +5,7 @@ main.py only parses arguments and displays what these return.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -41,6 +42,13 @@ def list_objects(repo: Path) -> list[ObjectRecord]:
 
 def describe(repo: Path, name: str) -> list[ObjectRecord]:
     return FeatureStore(repo).describe(name)
+
+
+def project_name(path: Path) -> str:
+    """A project name from a folder's: an identifier (letters, digits and _)."""
+    name = re.sub(r"[^A-Za-z0-9_]+", "_", path.resolve().name).strip("_").lower()
+    name = name or "my_project"
+    return f"p_{name}" if name[0].isdigit() else name
 
 
 def init(path: Path, project: str) -> list[Path]:

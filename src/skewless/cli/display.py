@@ -21,7 +21,8 @@ STATE = {"debug": False}
 T = TypeVar("T")
 
 RepoOption = Annotated[
-    Path, typer.Option("--repo", "-r", help="Feature repo folder.", show_default=True)
+    Path,
+    typer.Option("--repo", "-r", "--chdir", "-c", help="Feature repo folder.", show_default=True),
 ]
 
 

@@ -17,6 +17,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from skewless import __version__
 from skewless.cli import commands, erasure, history, training
 from skewless.cli.display import STATE, RepoOption, out, run
 from skewless.plan import Plan, explain
@@ -31,9 +32,21 @@ app = typer.Typer(
 )
 
 
+def _version(shown: bool) -> None:
+    if shown:
+        out.print(f"skewless {__version__}", highlight=False)
+        raise typer.Exit
+
+
 @app.callback()
 def main(
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", help="Show the version and exit.", callback=_version, is_eager=True
+        ),
+    ] = False,
 ) -> None:
     STATE["debug"] = debug
 
@@ -41,10 +54,12 @@ def main(
 @app.command()
 def init(
     path: Annotated[Path, typer.Argument(help="Folder to create.")] = Path("feature_repo"),
-    project: Annotated[str, typer.Option(help="Project name.")] = "my_project",
+    project: Annotated[
+        str | None, typer.Option(help="Project name (default: the folder's name).")
+    ] = None,
 ) -> None:
     """Scaffold a feature repo with an example entity, view, service and data."""
-    files = run(lambda: commands.init(path, project))
+    files = run(lambda: commands.init(path, project or commands.project_name(path)))
     for f in files:
         out.print(f"[green]created[/] {f}")
     out.print(f"Next: [bold]cd {path} && skewless plan && skewless apply[/]")
