@@ -28,6 +28,19 @@ from skewless.types import (
 
 __version__ = "0.1.0"
 
+
+def __getattr__(name: str) -> object:
+    # Feast's names skewless lacks: `from skewless import PushSource` says what to use
+    # instead (an ImportError, which the import statement passes on as it is).
+    from skewless.errors import FeastImportError  # noqa: PLC0415 - only on a miss
+    from skewless.feast_names import IMPORTS, advice, missing_name  # noqa: PLC0415
+
+    detail = advice(IMPORTS, name, missing_name(name))
+    if detail is None:
+        raise AttributeError(f"module 'skewless' has no attribute {name!r}")
+    raise FeastImportError(name, detail)
+
+
 __all__ = [
     "Array",
     "Bool",

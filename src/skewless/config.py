@@ -9,21 +9,29 @@ and the variables below override the file outright:
     SKEWLESS_OFFLINE_STORE_PATH   offline_store.path
     SKEWLESS_SPARK_MASTER         spark.master
     SKEWLESS_ONLINE_STORE_URL     online_store.url
+
+A file is checked whole before anything is reported: one ConfigError lists every problem
+(unset variables, unknown keys, bad values, Feast-only keys with what skewless uses
+instead, from feast_config.py), each naming its field as written in the file.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 from pydantic import Field as PydanticField
+from pydantic_core import ErrorDetails
 
-from skewless.errors import ConfigError
+from skewless.errors import ConfigError, clip, closest
+from skewless.feast_config import feast_findings
 
 CONFIG_FILE = "feature_store.yaml"
 
@@ -42,6 +50,16 @@ class _Strict(BaseModel):
 class SqliteRegistryConfig(_Strict):
     type: Literal["sqlite"] = "sqlite"
     path: str = "data/registry.db"
+
+    @field_validator("path")
+    @classmethod
+    def _local(cls, v: str) -> str:
+        if "://" in v:
+            shown = re.sub(r"//[^/@]*@", "//...@", v)  # never a password in a message
+            raise ValueError(
+                f"{clip(shown)!r} is a URI: skewless's registry is a SQLite file, given by its path"
+            )
+        return v
 
 
 RegistryConfig = Annotated[SqliteRegistryConfig, PydanticField(discriminator="type")]
@@ -153,8 +171,33 @@ _DEFAULT_TYPES = {"registry": "sqlite", "offline_store": "delta", "online_store"
 
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
+_log = logging.getLogger(__name__)
 
-def _expand(value: Any, where: str, file: str, environ: Mapping[str, str]) -> Any:
+# A place in the document: keys and list indexes, as pydantic's error locations have them.
+_Loc = tuple[str | int, ...]
+
+
+def _where(loc: _Loc) -> str:
+    """A location as the user writes it: `online_store.url`, `spark.conf[0]`."""
+    text = ""
+    for part in loc:
+        text += f"[{part}]" if isinstance(part, int) else f".{part}" if text else part
+    return text
+
+
+@dataclass(frozen=True)
+class _Problem:
+    loc: _Loc
+    message: str
+
+    def __str__(self) -> str:
+        where = _where(self.loc)
+        return f"{where}: {self.message}" if where else self.message
+
+
+def _expand(value: Any, loc: _Loc, environ: Mapping[str, str], problems: list[_Problem]) -> Any:
+    """`value` with its `${VAR}` references replaced; an unset variable without a default
+    is a problem, and its reference is kept as written."""
     if isinstance(value, str):
 
         def sub(m: re.Match[str]) -> str:
@@ -163,45 +206,119 @@ def _expand(value: Any, where: str, file: str, environ: Mapping[str, str]) -> An
                 return environ[name]
             if default is not None:
                 return default
-            raise ConfigError(file, f"{where}: environment variable {name} is not set")
+            problems.append(_Problem(loc, f"environment variable {name} is not set"))
+            return m.group(0)
 
         return _ENV_REF.sub(sub, value)
     if isinstance(value, dict):
-        return {
-            k: _expand(v, f"{where}.{k}" if where else str(k), file, environ)
-            for k, v in value.items()
-        }
+        return {k: _expand(v, (*loc, str(k)), environ, problems) for k, v in value.items()}
     if isinstance(value, list):
-        return [_expand(v, f"{where}[{i}]", file, environ) for i, v in enumerate(value)]
+        return [_expand(v, (*loc, i), environ, problems) for i, v in enumerate(value)]
     return value
 
 
 def parse_config(raw: Any, file: str, environ: Mapping[str, str] | None = None) -> RepoConfig:
-    """Validate a parsed YAML document, applying `${VAR}` references and env overrides."""
+    """Validate a parsed YAML document, applying `${VAR}` references and env overrides.
+
+    Every problem is found before any is reported: the ConfigError lists them all, in the
+    order of the file. Feast keys that ask for what skewless does anyway are ignored,
+    each with a warning (logged here, so every caller shows it)."""
     environ = os.environ if environ is None else environ
     if not isinstance(raw, dict):
         raise ConfigError(file, "expected a mapping at the top level")
-    data = _expand(raw, "", file, environ)
+    problems: list[_Problem] = []
+    expanded = _expand(raw, (), environ, problems)
+    findings, data = feast_findings(expanded)
+    for finding in findings:
+        if not finding.refused:
+            _log.warning("%s: %s: ignored, %s", file, finding.path, finding.message)
+    problems += [_Problem(tuple(f.path.split(".")), f.message) for f in findings if f.refused]
+    overridden = _complete(data, environ)
+    config: RepoConfig | None = None
+    try:
+        config = RepoConfig.model_validate(data)
+    except ValidationError as exc:
+        seen = {p.loc for p in problems}  # an unset ${VAR} is the field's one problem
+        for error in exc.errors():
+            problem = _validation_problem(error)
+            if problem.loc not in seen:
+                source = overridden.get(problem.loc)
+                if source:
+                    problem = _Problem(problem.loc, f"{problem.message} (from {source})")
+                problems.append(problem)
+    if problems or config is None:
+        order = {str(k): i for i, k in enumerate(raw)}
+        problems.sort(key=lambda p: order.get(str(p.loc[0]), -1) if p.loc else -1)
+        raise ConfigError(file, [str(p) for p in problems])
+    return config
+
+
+def _complete(data: dict[str, Any], environ: Mapping[str, str]) -> dict[_Loc, str]:
+    """Fill in `data` the shorthands, default backend types and environment overrides;
+    returns which fields the environment set, and from which variable."""
     if isinstance(data.get("registry"), str):
         data["registry"] = {"type": "sqlite", "path": data["registry"]}
     for section, default_type in _DEFAULT_TYPES.items():
         if isinstance(data.get(section), dict):
             data[section] = {"type": default_type, **data[section]}
+    overridden: dict[_Loc, str] = {}
     for var, (section, key) in ENV_OVERRIDES.items():
         if environ.get(var):
             block = dict(data.get(section) or {})
             block[key] = environ[var]
             data[section] = block
-    try:
-        return RepoConfig.model_validate(data)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        parts = [str(p) for p in first["loc"]]
-        if len(parts) > 2 and parts[0] in _DEFAULT_TYPES:
-            del parts[1]  # the backend's type tag: `online_store.url`, not `.redis.url`
-        loc = ".".join(parts)
-        msg = str(first.get("msg", "invalid")).removeprefix("Value error, ")
-        raise ConfigError(file, f"{loc}: {msg}" if loc else msg) from None
+            overridden[(section, key)] = var
+    return overridden
+
+
+def _validation_problem(error: ErrorDetails) -> _Problem:
+    """A pydantic error as the user reads it: the field as written in the file (the
+    backend's type tag dropped: `online_store.url`, not `online_store.redis.url`), what
+    is wrong, and the value at fault where the message does not say it."""
+    loc: _Loc = tuple(error["loc"])
+    if len(loc) > 1 and loc[0] in _DEFAULT_TYPES:
+        loc = (loc[0], *loc[2:])  # the backend's type tag
+    kind = error["type"]
+    ctx = error.get("ctx") or {}
+    value = error.get("input")
+    if kind == "union_tag_invalid":
+        name = str(loc[0]).replace("_", " ")
+        tag, expected = ctx.get("tag", ""), ctx.get("expected_tags", "")
+        return _Problem((*loc, "type"), f"unknown {name} type {tag!r}; skewless's: {expected}")
+    if kind == "extra_forbidden":
+        hint = closest(str(loc[-1]), _fields_at(loc[:-1]))
+        return _Problem(loc, "unknown key" + (f"; did you mean {hint!r}?" if hint else ""))
+    if kind == "missing":
+        return _Problem(loc, "missing (required)")
+    if kind in {"model_type", "model_attributes_type", "dict_type"}:
+        return _Problem(loc, f"expected a mapping, got {clip(repr(value))}")
+    message = str(error.get("msg", "invalid")).removeprefix("Value error, ")
+    secret = any("password" in str(part) for part in loc)
+    if kind != "value_error" and not secret and isinstance(value, str | int | float | bool):
+        message += f" (got {clip(repr(value))})"
+    return _Problem(loc, message)
+
+
+def _fields_at(loc: _Loc) -> list[str]:
+    """The keys the section at `loc` takes (for "did you mean" hints)."""
+    model: type[BaseModel] = RepoConfig
+    for part in loc:
+        field = model.model_fields.get(str(part))
+        inner = _model_in(field.annotation) if field else None
+        if inner is None:
+            return []
+        model = inner
+    return list(model.model_fields)
+
+
+def _model_in(annotation: Any) -> type[BaseModel] | None:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in get_args(annotation):
+        found = _model_in(arg)
+        if found is not None:
+            return found
+    return None
 
 
 def load_config(repo_path: Path) -> RepoConfig:

@@ -9,7 +9,7 @@ No transport (gRPC, HTTP) concern lives here: adapters map these types to status
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 
 class SkewlessError(Exception):
@@ -54,12 +54,21 @@ def _hint(name: str, candidates: Iterable[str]) -> str:
 
 
 class ConfigError(SkewlessError):
-    """feature_store.yaml (or an environment override) is invalid."""
+    """feature_store.yaml (or an environment override) is invalid.
 
-    def __init__(self, path: str, detail: str) -> None:
-        super().__init__(f"{path}: {detail}")
+    `problems` lists every problem found, each "field: what is wrong" (or a sentence about
+    the whole file); the message is the file, then one problem per line."""
+
+    def __init__(self, path: str, detail: str | Sequence[str]) -> None:
         self.path = path
-        self.detail = detail
+        self.problems: tuple[str, ...] = (detail,) if isinstance(detail, str) else tuple(detail)
+        self.detail = "\n".join(self.problems)
+        if len(self.problems) == 1:
+            message = f"{path}: {self.problems[0]}"
+        else:
+            lines = "".join(f"\n  {p}" for p in self.problems)
+            message = f"{path}: {len(self.problems)} problems:{lines}"
+        super().__init__(message)
 
 
 class DefinitionError(SkewlessError):
@@ -561,3 +570,59 @@ class BindError(SkewlessError):
     def __init__(self, address: str, what: str, reason: str) -> None:
         super().__init__(f"could not listen on {address} for {what}: {reason}")
         self.address = address
+
+
+# --- Feast names skewless does not have (skewless/feast_names.py) --------------------
+
+
+class FeastImportError(SkewlessError, ImportError):
+    """`from skewless import X` for a Feast name skewless does not have. An ImportError,
+    so Python's import statement shows this message instead of "cannot import name"."""
+
+    def __init__(self, name: str, detail: str) -> None:
+        super().__init__(detail)
+        self.name = name
+
+
+class FeastAttributeError(SkewlessError, AttributeError):
+    """A Feast FeatureStore method skewless does not have; says what to use instead."""
+
+    def __init__(self, name: str, detail: str) -> None:
+        super().__init__(detail)
+        self.name = name
+
+
+class FeastCommandError(SkewlessError):
+    """A Feast CLI command skewless names differently or does not have."""
+
+    def __init__(self, command: str, detail: str) -> None:
+        super().__init__(detail)
+        self.command = command
+
+
+# --- teardown ----------------------------------------------------------------------------
+
+
+class TeardownError(SkewlessError):
+    """Teardown could not delete something of the project's offline data."""
+
+    def __init__(self, path: str, reason: str) -> None:
+        self.path = path
+        self.reason = reason
+        super().__init__(
+            f"teardown could not delete {path}: {reason} (the registry is kept: run "
+            "`skewless teardown` again once that is fixed)"
+        )
+
+
+# --- HTTP/JSON serving (skewless/http/) ----------------------------------------------
+
+
+class MalformedRequestError(SkewlessError):
+    """The body of an HTTP call is not the JSON request it takes: not JSON, or a field of
+    the wrong shape or kind. Names the field (None: the body as a whole)."""
+
+    def __init__(self, field: str | None, detail: str) -> None:
+        self.field = field
+        where = "the request body" if field is None else f"request field '{clip(field)}'"
+        super().__init__(f"{where}: {detail}")

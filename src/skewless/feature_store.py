@@ -19,6 +19,7 @@ from skewless.config import RepoConfig, load_config, resolve_path
 from skewless.definitions import Entity, FeatureService, FeatureView
 from skewless.errors import (
     EntityNotFoundError,
+    FeastAttributeError,
     FeatureServiceNotFoundError,
     FeatureViewNotFoundError,
     NothingAppliedError,
@@ -57,6 +58,7 @@ if TYPE_CHECKING:
     from skewless.serving.catalog import Catalog
     from skewless.serving.plan import LookupPlan
     from skewless.serving.response import OnlineResponse
+    from skewless.teardown import Confirm, TeardownReport
 
 
 __all__ = ["FeatureStore", "NothingAppliedError", "OnlineStoreNotConfiguredError"]
@@ -101,6 +103,21 @@ class FeatureStore:
                 if attempt == retries:
                     raise
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def refresh_registry(self) -> None:
+        """Feast's call to see the latest `apply`. A no-op here: every read checks the
+        registry's version and reloads the definitions when it moved."""
+
+    if not TYPE_CHECKING:  # seen by Python only: mypy keeps refusing unknown attributes
+
+        def __getattr__(self, name: str) -> Any:
+            # A Feast method skewless lacks (store.push, ...) says what to use instead.
+            from skewless.feast_names import STORE_METHODS, advice, missing_name  # noqa: PLC0415
+
+            detail = advice(STORE_METHODS, name, missing_name(f"FeatureStore.{name}"))
+            if detail is None:
+                raise AttributeError(f"'FeatureStore' object has no attribute {name!r}")
+            raise FeastAttributeError(name, detail)
 
     # --- registry reads ----------------------------------------------------------------
 
@@ -324,6 +341,20 @@ class FeatureStore:
             retain_hours=retain_hours,
             force=force,
         )
+
+    # --- teardown ---------------------------------------------------------------------
+
+    def teardown(self, offline: bool | Confirm = False) -> TeardownReport:
+        """Remove the project's online keys (no other project's) and stop the repo's
+        embedded server; then, when `offline` is True or a function that is shown the
+        `OfflineData` (every table, its files and bytes) answers True, delete the
+        project's Delta feature tables, saved training sets and registry records. Source
+        data is never deleted. Make a new FeatureStore to apply again afterwards."""
+        from skewless.teardown import teardown  # noqa: PLC0415
+
+        self._online = None
+        self._catalog = None
+        return teardown(self.registry, self.config, self.repo_path, offline)
 
     # --- online -----------------------------------------------------------------------
 

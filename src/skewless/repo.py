@@ -2,8 +2,9 @@
 
 Every `*.py` file below the repo folder is imported, except files and folders whose name
 starts with `_` or `.`, the `data/` folder, and paths matched by a line of
-`.skewlessignore` (shell patterns, relative to the repo). Top-level module variables
-holding an Entity, FeatureView or FeatureService are the repo's definitions.
+`.skewlessignore` or `.feastignore` (shell patterns, relative to the repo). Top-level
+module variables holding an Entity, FeatureView or FeatureService are the repo's
+definitions.
 
 Files may import each other by plain name (`from entities import driver`). Every load
 reads the files as they are on disk at that moment:
@@ -38,7 +39,8 @@ from types import CodeType, ModuleType
 from skewless.definitions import Entity, FeatureService, FeatureView
 from skewless.errors import DefinitionError, RepoLoadError, SkewlessError
 
-IGNORE_FILE = ".skewlessignore"
+# A ported Feast repo's .feastignore keeps working; both files apply.
+IGNORE_FILES = (".skewlessignore", ".feastignore")
 ALWAYS_IGNORED = ("data", "spark-warehouse")
 # sys.path, sys.meta_path and sys.modules are process-wide: one load at a time.
 _load_lock = threading.Lock()
@@ -71,11 +73,13 @@ def repo_files(repo_path: Path) -> list[Path]:
 
 
 def _ignore_patterns(repo_path: Path) -> list[str]:
-    f = repo_path / IGNORE_FILE
-    if not f.is_file():
-        return []
-    lines = (ln.strip() for ln in f.read_text().splitlines())
-    return [ln.rstrip("/") for ln in lines if ln and not ln.startswith("#")]
+    patterns = []
+    for name in IGNORE_FILES:
+        f = repo_path / name
+        if f.is_file():
+            lines = (ln.strip() for ln in f.read_text().splitlines())
+            patterns += [ln.rstrip("/") for ln in lines if ln and not ln.startswith("#")]
+    return patterns
 
 
 def _matches(rel: str, pattern: str) -> bool:

@@ -230,3 +230,14 @@ def pandas_dtype(dtype: DType) -> Any:
     if isinstance(dtype, ArrayType):
         return object
     return ENGINES[dtype.name].pandas
+
+
+def __getattr__(name: str) -> object:
+    # Feast's types skewless lacks: `from skewless.types import Map` says what to use.
+    from skewless.errors import FeastImportError  # noqa: PLC0415 - only on a miss
+    from skewless.feast_names import TYPES, advice, missing_name  # noqa: PLC0415
+
+    detail = advice(TYPES, name, missing_name(f"skewless.types.{name}"))
+    if detail is None:
+        raise AttributeError(f"module 'skewless.types' has no attribute {name!r}")
+    raise FeastImportError(name, detail)

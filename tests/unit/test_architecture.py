@@ -97,6 +97,8 @@ def test_architecture_no_import_cycle_between_packages(graph: grimp.ImportGraph)
         ("delta", ("skewless.batch",)),
         ("grpc", ("skewless.grpc", "skewless.client", "skewless._proto", "skewless.cli")),
         ("redis", ("skewless.online",)),
+        ("starlette", ("skewless.http",)),
+        ("uvicorn", ("skewless.http",)),
     ],
 )
 def test_architecture_engines_are_imported_only_where_they_belong(

@@ -83,3 +83,76 @@ def test_driver_write_max_keys_defaults_and_rejects_negatives() -> None:
     raw = {"project": "p", "online_store": {"driver_write_max_keys": -1}}
     with pytest.raises(ConfigError, match="online_store.driver_write_max_keys"):
         parse_config(raw, "f", environ={})
+
+
+def test_config_reports_every_problem_with_its_path() -> None:
+    raw = {
+        "project": "p",
+        "spark": {"master": 7, "conf_fil": "x.conf"},
+        "online_store": {"url": ["redis://h"], "driver_write_max_keys": -1},
+        "serving": {"tls": {"cert_file": "c.pem"}},
+    }
+    with pytest.raises(ConfigError) as info:
+        parse_config(raw, "feature_store.yaml", environ={})
+    assert info.value.problems == (
+        "spark.master: Input should be a valid string (got 7)",
+        "spark.conf_fil: unknown key; did you mean 'conf_file'?",
+        "online_store.url: Input should be a valid string",
+        "online_store.driver_write_max_keys: Input should be greater than or equal to 0 (got -1)",
+        "serving.tls.key_file: missing (required)",
+    )
+    assert str(info.value) == "feature_store.yaml: 5 problems:\n" + "\n".join(
+        f"  {p}" for p in info.value.problems
+    )
+
+
+def test_config_one_problem_is_one_line() -> None:
+    with pytest.raises(ConfigError) as info:
+        parse_config({}, "feature_store.yaml", environ={})
+    assert str(info.value) == "feature_store.yaml: project: missing (required)"
+    assert info.value.problems == ("project: missing (required)",)
+    assert ConfigError("f.conf", "line 1: bad").problems == ("line 1: bad",)
+
+
+def test_config_unset_variables_are_listed_with_the_other_problems() -> None:
+    raw = {
+        "project": "${PROJECT_NAME}",
+        "offline_store": {"type": "parquet"},
+        "online_store": {"password": "${REDIS_PW}", "url": "${REDIS_URL:-redis://h:1/0}"},
+        "serving": {"max_entity_rows": "${MAX_ROWS}"},
+        "hosts": ["a", "${HOST_B}"],
+    }
+    with pytest.raises(ConfigError) as info:
+        parse_config(raw, "feature_store.yaml", environ={"PROJECT_NAME": "rides"})
+    assert info.value.problems == (
+        "offline_store.type: unknown offline store type 'parquet'; skewless's: 'delta'",
+        "online_store.password: environment variable REDIS_PW is not set",
+        # an unset variable is its field's one problem: not also "not a valid integer"
+        "serving.max_entity_rows: environment variable MAX_ROWS is not set",
+        "hosts[1]: environment variable HOST_B is not set",
+        "hosts: unknown key",
+    )
+
+
+def test_config_problem_from_an_env_override_names_the_variable() -> None:
+    env = {"SKEWLESS_REGISTRY_PATH": "s3://bucket/registry.db"}
+    with pytest.raises(ConfigError) as info:
+        parse_config({"project": "p", "registry": "data/registry.db"}, "f", environ=env)
+    assert info.value.problems == (
+        "registry.path: 's3://bucket/registry.db' is a URI: skewless's registry is a SQLite "
+        "file, given by its path (from SKEWLESS_REGISTRY_PATH)",
+    )
+    with pytest.raises(ConfigError) as info:
+        parse_config({"project": "p", "registry": "postgresql://u:pw@db/reg"}, "f", environ={})
+    assert info.value.problems == (
+        "registry.path: 'postgresql://...@db/reg' is a URI: skewless's registry is a SQLite "
+        "file, given by its path",
+    )
+
+
+def test_config_password_values_are_never_shown() -> None:
+    with pytest.raises(ConfigError) as info:
+        parse_config({"project": "p", "online_store": {"password": 12345}}, "f", environ={})
+    (problem,) = info.value.problems
+    assert problem.startswith("online_store.password: Input should be a valid string")
+    assert "12345" not in problem

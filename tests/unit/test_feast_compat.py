@@ -5,14 +5,18 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner
 
-from skewless import __version__
+import skewless
+import skewless.types
+from skewless import Entity, Field, FileSource, Int64, __version__, feast_names
 from skewless.cli.commands import project_name
 from skewless.cli.main import app
-from skewless.feature_store import _either
+from skewless.errors import DefinitionError
+from skewless.feature_store import FeatureStore, _either
 
 runner = CliRunner()
 
@@ -51,3 +55,85 @@ def test_feast_keyword_names_are_aliases_never_both() -> None:
     assert _either("end", None, "end_date", None) is None
     with pytest.raises(TypeError, match="give end or end_date, not both"):
         _either("end", t, "end_date", t)
+
+
+# --- Feast names skewless does not have: each says what to use instead ----------------
+
+
+@pytest.mark.parametrize("name", ["PushSource", "on_demand_feature_view", "Project", "ValueType"])
+def test_import_of_a_feast_only_name_says_what_to_use(name: str) -> None:
+    with pytest.raises(ImportError, match=rf"^{name} is a Feast name .*porting-from-feast"):
+        exec(f"from skewless import {name}", {})  # the import statement, as a user writes it
+
+
+def test_import_of_a_feast_only_type_says_what_to_use() -> None:
+    with pytest.raises(ImportError, match=r"skewless.types.Map is a Feast name.*JSON String"):
+        exec("from skewless.types import Map", {})
+
+
+def test_unknown_names_that_are_not_feasts_fail_as_usual() -> None:
+    with pytest.raises(ImportError, match="cannot import name 'Pushsource'"):
+        exec("from skewless import Pushsource", {})
+    assert not hasattr(skewless, "no_such_name")
+    assert not hasattr(skewless.types, "no_such_type")
+
+
+def test_feast_tables_name_nothing_skewless_has() -> None:
+    assert not set(feast_names.IMPORTS) & set(skewless.__all__)
+    assert not [n for n in feast_names.TYPES if n in vars(skewless.types)]
+    assert not [n for n in feast_names.STORE_METHODS if n in vars(FeatureStore)]
+    commands = {c.name for c in app.registered_commands if not c.hidden}
+    assert not set(feast_names.COMMANDS) & commands
+
+
+def test_feast_store_methods_say_what_to_use(tmp_path: Path) -> None:
+    repo = tmp_path / "repo"
+    assert runner.invoke(app, ["init", str(repo)]).exit_code == 0
+    store = FeatureStore(repo)
+    with pytest.raises(AttributeError, match=r"FeatureStore.push is a Feast name.*no push API"):
+        store.push("driver_stats_push_source", None)
+    with pytest.raises(AttributeError, match=r"save_training_set"):
+        store.create_saved_dataset(from_=None, name="x", storage=None)
+    with pytest.raises(AttributeError, match=r"^'FeatureStore' object has no attribute 'pushh'$"):
+        store.pushh()
+    store.refresh_registry()  # Feast's call; nothing to refresh here
+
+
+@pytest.mark.parametrize(
+    ("build", "match"),
+    [
+        (lambda: Entity(name="driver", join_keys=["driver_id"], value_type=4), "value_type"),
+        (lambda: Entity(name="driver", join_key="driver_id"), "join_keys=\\[...\\]"),
+        (lambda: Field(name="x", dtype=Int64, tags={"a": "b"}), "tags belong to the feature"),
+        (
+            lambda: FileSource(path="d.parquet", timestamp_field="ts", field_mapping={"a": "b"}),
+            "rename the columns",
+        ),
+    ],
+)
+def test_feast_arguments_of_definitions_say_what_to_use(build: Any, match: str) -> None:
+    with pytest.raises(
+        DefinitionError, match=f"a Feast argument that skewless does not take.*{match}"
+    ):
+        build()
+
+
+def test_unknown_argument_of_a_definition_is_named() -> None:
+    with pytest.raises(DefinitionError, match="field 'colour': unknown argument 'colour'"):
+        Field(name="x", dtype=Int64, colour="red")
+
+
+@pytest.mark.parametrize(
+    ("argv", "match"),
+    [
+        (["feature-views", "list"], "skewless list"),
+        (["ui", "--port", "8888"], "no web UI"),
+        (["version"], "skewless --version"),
+        (["serve_offline"], "no offline server"),
+    ],
+)
+def test_feast_cli_commands_say_what_to_run(argv: list[str], match: str) -> None:
+    result = runner.invoke(app, argv)
+    assert result.exit_code == 1
+    assert f"`{argv[0]}` is a Feast command" in result.stderr
+    assert match in " ".join(result.stderr.split())

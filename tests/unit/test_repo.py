@@ -32,6 +32,17 @@ def test_repo_skips_private_ignored_and_data_files(tmp_path: Path) -> None:
     load_repo(tmp_path)
 
 
+def test_repo_reads_a_feastignore_too(tmp_path: Path) -> None:
+    write_repo(tmp_path)
+    (tmp_path / "notebooks").mkdir()
+    (tmp_path / "notebooks" / "explore.py").write_text("raise SystemExit('not imported')\n")
+    (tmp_path / "scripts").mkdir()
+    (tmp_path / "scripts" / "z.py").write_text("raise SystemExit('not imported')\n")
+    (tmp_path / ".feastignore").write_text("notebooks/\n")
+    (tmp_path / ".skewlessignore").write_text("scripts/\n")
+    assert [p.name for p in repo_files(tmp_path)] == ["defs.py"]
+
+
 def test_repo_files_may_import_each_other(tmp_path: Path) -> None:
     write_repo(tmp_path)
     (tmp_path / "more.py").write_text(

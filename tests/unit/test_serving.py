@@ -101,6 +101,13 @@ def test_assemble_statuses_and_the_ttl_boundary() -> None:
         "name": ["a", "b", None, None],
         "rating": [4.5, 4.0, None, None],
     }
+    # Feast's include_event_timestamps: whole seconds since the epoch, None for no value
+    stamped = resp.to_dict(include_event_timestamps=True)
+    seconds = int((NOW - timedelta(minutes=5)).timestamp())
+    assert stamped["rating__ts"] == [seconds, seconds - 3300, seconds - 3301, None]
+    assert stamped["rating__ts"] == stamped["name__ts"]
+    assert list(stamped) == ["driver_id", "name", "name__ts", "rating", "rating__ts"]
+    assert resp.to_df().equals(resp.to_pandas())
 
 
 def test_lookup_reads_every_view_in_one_read_a_key_per_row_and_view_in_order() -> None:

@@ -9,6 +9,7 @@ import re
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from skewless.feature_store import FeatureStore
 from skewless.plan import Plan
@@ -16,7 +17,10 @@ from skewless.registry import MaterializationRecord, ObjectRecord
 from skewless.scaffold import scaffold
 from skewless.timeutil import parse_time
 
-__all__ = ["parse_time"]
+if TYPE_CHECKING:
+    from skewless.teardown import Confirm, TeardownReport
+
+__all__ = ["Confirm", "parse_time"]
 
 
 @dataclass(frozen=True)
@@ -77,3 +81,9 @@ def stop_embedded(repo: Path) -> bool:
     from skewless.online.embedded import EmbeddedServer  # noqa: PLC0415
 
     return EmbeddedServer(FeatureStore(repo).embedded_dir).stop()
+
+
+def teardown(repo: Path, confirm: Confirm) -> TeardownReport:
+    """Stop the embedded server and remove the project's online keys; `confirm` is shown
+    the offline data and answers whether to delete it."""
+    return FeatureStore(repo).teardown(offline=confirm)

@@ -8,9 +8,8 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
-from rich.table import Table
 
-from skewless.cli.display import RepoOption, out, run
+from skewless.cli.display import RepoOption, WideOption, out, print_table, run, table
 from skewless.offline.erasure import (
     DELTA_RETENTION_HOURS,
     EntityKeys,
@@ -44,16 +43,17 @@ def _vacuum(repo: Path, target: str, retain_hours: float, force: bool) -> Vacuum
     return _store(repo).vacuum(target, retain_hours, force)
 
 
-def show_erasure(report: ErasureReport) -> None:
-    table = Table(title=f"Forgotten: {report.keys} entities of feature view '{report.view}'")
-    for col in ("table", "name", "rows removed", "Delta version"):
-        table.add_column(
-            col, justify="right" if col in ("rows removed", "Delta version") else "left"
-        )
+def show_erasure(report: ErasureReport, *, wide: bool = False) -> None:
+    counts = ("rows removed", "Delta version")
+    shown = table(
+        f"Forgotten: {report.keys} entities of feature view '{report.view}'",
+        *("table", "name", *counts),
+        right=counts,
+    )
     for t in (*report.feature_tables, *report.training_sets):
         version = "no table" if t.delta_version < 0 else str(t.delta_version)
-        table.add_row(t.kind, escape(t.name), f"{t.rows_removed:,}", version)
-    out.print(table)
+        shown.add_row(t.kind, escape(t.name), f"{t.rows_removed:,}", version)
+    print_table(shown, wide=wide)
     online = report.online
     if online.skipped is None:
         out.print(f"Online store: {online.removed:,} of {online.keys:,} keys removed.")
@@ -61,16 +61,17 @@ def show_erasure(report: ErasureReport) -> None:
         out.print(f"[yellow]{escape(note)}[/yellow]", highlight=False)
 
 
-def show_vacuum(report: VacuumReport) -> None:
-    table = Table(title=f"Vacuumed {report.kind} '{report.target}' ({report.retain_hours:g} h)")
-    table.add_column("Delta table")
-    table.add_column("files deleted", justify="right")
-    table.add_column("saved sets broken")
+def show_vacuum(report: VacuumReport, *, wide: bool = False) -> None:
+    shown = table(
+        f"Vacuumed {report.kind} '{report.target}' ({report.retain_hours:g} h)",
+        *("Delta table", "files deleted", "saved sets broken"),
+        right=("files deleted",),
+    )
     for t in report.tables:
         files = "?" if t.files_deleted is None else f"{t.files_deleted:,}"
         broken = ", ".join(sorted({p.training_set for p in t.broken}))
-        table.add_row(escape(t.location), files, escape(broken))
-    out.print(table)
+        shown.add_row(escape(t.location), files, escape(broken))
+    print_table(shown, wide=wide)
     for note in report.notes():
         out.print(f"[yellow]{escape(note)}[/yellow]", highlight=False)
 
@@ -89,6 +90,7 @@ def register(app: typer.Typer) -> None:
         ],
         yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask to confirm.")] = False,
         repo: RepoOption = Path(),
+        wide: WideOption = False,
     ) -> None:
         """Delete entities (a right-to-erasure request) from the view's Delta feature
         tables, the online store and saved training sets. The view's source is not
@@ -103,7 +105,7 @@ def register(app: typer.Typer) -> None:
             )
         with out.status("Forgetting..."):
             report = run(lambda: _forget(repo, view, keys))
-        show_erasure(report)
+        show_erasure(report, wide=wide)
 
     @app.command()
     def vacuum(
@@ -124,9 +126,10 @@ def register(app: typer.Typer) -> None:
             typer.Option("--force", help="Vacuum even versions that saved training sets pin."),
         ] = False,
         repo: RepoOption = Path(),
+        wide: WideOption = False,
     ) -> None:
         """Delete the old files of Delta tables (Delta's VACUUM). Refused when it would
         delete a version a saved training set pins, unless --force."""
         with out.status("Vacuuming..."):
             report = run(lambda: _vacuum(repo, target, retain_hours, force))
-        show_vacuum(report)
+        show_vacuum(report, wide=wide)

@@ -13,7 +13,7 @@ from rich.markup import escape
 from rich.table import Table
 from rich.tree import Tree
 
-from skewless.cli.display import RepoOption, out, run
+from skewless.cli.display import RepoOption, WideOption, out, print_table, run
 from skewless.feature_store import FeatureStore
 from skewless.offline.lineage import Lineage, LineageNode
 from skewless.plan import Rollback, explain, repo_drift
@@ -122,12 +122,12 @@ def _inserted(r: DataVersion) -> str:
     return _count(r.rows_inserted)
 
 
-def show_history(history: ViewHistory) -> None:
-    out.print(_definitions_table(history))
+def show_history(history: ViewHistory, *, wide: bool = False) -> None:
+    print_table(_definitions_table(history), wide=wide)
     if not history.runs:
         out.print(f"No materialization of '{escape(history.view)}' is recorded.")
         return
-    out.print(_runs_table(history))
+    print_table(_runs_table(history), wide=wide)
     if any(r.rows_inserted is None for r in history.runs):
         out.print("* rows inserted or updated: the run's record does not tell them apart")
     out.print("[bold]Feature tables[/] (one per data hash):")
@@ -304,10 +304,11 @@ def register(app: typer.Typer) -> None:
     def history(
         view: Annotated[str, typer.Argument(help="Feature view.")],
         repo: RepoOption = Path(),
+        wide: WideOption = False,
     ) -> None:
         """Show a view's definition versions (with what changed) and its data versions."""
         found = run(lambda: FeatureStore(repo).history(view))
-        show_history(found)
+        show_history(found, wide=wide)
 
     @app.command()
     def rollback(

@@ -18,8 +18,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from skewless import __version__
-from skewless.cli import commands, erasure, history, training
-from skewless.cli.display import STATE, RepoOption, out, run
+from skewless.cli import commands, erasure, feast, history, teardown, training
+from skewless.cli.display import STATE, RepoOption, WideOption, out, print_table, run, table
 from skewless.plan import Plan, explain
 from skewless.registry import MaterializationRecord, ObjectRecord
 
@@ -66,8 +66,12 @@ def init(
 
 
 def _show_plan(repo: Path) -> Plan:
-    with out.status("Loading definitions and checking sources..."):
-        the_plan = run(lambda: commands.plan(repo))
+    def planned() -> Plan:
+        # the spinner stops before an error is printed, so it never shares its line
+        with out.status("Loading definitions and checking sources..."):
+            return commands.plan(repo)
+
+    the_plan = run(planned)
     out.print(f"Project [bold]{the_plan.project}[/] (registry v{the_plan.base_registry_version})")
     for style, line in explain(the_plan):
         out.print(f"[{style}]{line}[/]", highlight=False)
@@ -91,11 +95,9 @@ def apply(repo: RepoOption = Path()) -> None:
 
 
 def _records_table(records: list[ObjectRecord], title: str) -> Table:
-    table = Table(title=title)
-    for col in ("kind", "name", "version", "data version", "data hash", "applied at"):
-        table.add_column(col)
+    shown = table(title, "kind", "name", "version", "data version", "data hash", "applied at")
     for r in records:
-        table.add_row(
+        shown.add_row(
             r.kind.replace("_", " "),
             r.name,
             str(r.version) + (" (removed)" if r.removed else ""),
@@ -103,29 +105,35 @@ def _records_table(records: list[ObjectRecord], title: str) -> Table:
             r.data_hash,
             r.applied_at.strftime("%Y-%m-%d %H:%M:%S UTC"),
         )
-    return table
+    return shown
 
 
 @app.command("list")
-def list_(repo: RepoOption = Path()) -> None:
+def list_(repo: RepoOption = Path(), wide: WideOption = False) -> None:
     """List the applied entities, feature views and feature services."""
     records = run(lambda: commands.list_objects(repo))
     if not records:
         out.print("Nothing applied yet: run [bold]skewless apply[/].")
         return
-    out.print(_records_table(records, "Applied objects"))
+    print_table(_records_table(records, "Applied objects"), wide=wide)
 
 
 @app.command()
-def describe(name: str, repo: RepoOption = Path()) -> None:
+def describe(name: str, repo: RepoOption = Path(), wide: WideOption = False) -> None:
     """Show an object's current definition and every recorded version."""
     history = run(lambda: commands.describe(repo, name))
-    out.print(_records_table(history, f"History of '{name}'"))
+    print_table(_records_table(history, f"History of '{name}'"), wide=wide)
     out.print_json(json.dumps(history[-1].spec))
 
 
 def _materialize(
-    repo: Path, views: list[str] | None, start: str | None, end: str | None, *, incremental: bool
+    repo: Path,
+    views: list[str] | None,
+    start: str | None,
+    end: str | None,
+    *,
+    incremental: bool,
+    wide: bool,
 ) -> None:
     start_t = run(lambda: commands.parse_time(start)) if start else None
     end_t = run(lambda: commands.parse_time(end)) if end else None
@@ -155,9 +163,7 @@ def _materialize(
                 )
             )
             progress.advance(task)
-    table = Table(title="Materialization" + (" (incremental)" if incremental else ""))
-    for col in (
-        "view",
+    counts = (
         "rows read",
         "rows rejected",
         "rows written offline",
@@ -165,10 +171,15 @@ def _materialize(
         "keys already newer",
         "Delta version",
         "seconds",
-    ):
-        table.add_column(col, justify="left" if col == "view" else "right")
+    )
+    shown = table(
+        "Materialization" + (" (incremental)" if incremental else ""),
+        "view",
+        *counts,
+        right=counts,
+    )
     for r in records:
-        table.add_row(
+        shown.add_row(
             r.view,
             f"{r.rows_read:,}",
             f"{r.rows_rejected:,}",
@@ -178,7 +189,7 @@ def _materialize(
             str(r.delta_version),
             f"{r.seconds:.1f}",
         )
-    out.print(table)
+    print_table(shown, wide=wide)
     for r in records:
         if r.rows_rejected:
             out.print(
@@ -200,9 +211,10 @@ def materialize(
     end: Annotated[str, typer.Argument(help="End of the interval, inclusive (ISO-8601 or 'now').")],
     views: ViewsOption = None,
     repo: RepoOption = Path(),
+    wide: WideOption = False,
 ) -> None:
     """Materialize [START, END] into the Delta feature tables and the online store."""
-    _materialize(repo, views, start, end, incremental=False)
+    _materialize(repo, views, start, end, incremental=False, wide=wide)
 
 
 @app.command("materialize-incremental")
@@ -210,9 +222,10 @@ def materialize_incremental(
     end: Annotated[str, typer.Argument(help="Up to this event time (default now).")] = "now",
     views: ViewsOption = None,
     repo: RepoOption = Path(),
+    wide: WideOption = False,
 ) -> None:
     """Materialize what arrived since each view's last run, late rows included."""
-    _materialize(repo, views, None, end, incremental=True)
+    _materialize(repo, views, None, end, incremental=True, wide=wide)
 
 
 @app.command()
@@ -226,8 +239,16 @@ def serve(
         int | None,
         typer.Option(help="Serve Prometheus metrics at http://HOST:PORT/metrics (off if unset)."),
     ] = None,
+    http_port: Annotated[
+        int | None,
+        typer.Option(
+            help="Also serve HTTP/JSON (Feast's POST /get-online-features, GET /health) on "
+            "this port (off if unset)."
+        ),
+    ] = None,
 ) -> None:
-    """Serve online features over gRPC, with health checking and reflection, until Ctrl-C."""
+    """Serve online features over gRPC, with health checking and reflection, until Ctrl-C;
+    with --http-port, over HTTP/JSON too."""
     from skewless.grpc import serve as serve_grpc  # noqa: PLC0415 - grpc loads on demand
 
     logging.basicConfig(
@@ -237,7 +258,16 @@ def serve(
     def started(bound: int) -> None:
         out.print(f"Serving [bold]{repo}[/] on {host}:{bound} (Ctrl-C to stop)")
 
-    run(lambda: serve_grpc(repo, port, host, on_started=started, metrics_port=metrics_port))
+    run(
+        lambda: serve_grpc(
+            repo,
+            port,
+            host,
+            on_started=started,
+            metrics_port=metrics_port,
+            http_port=http_port,
+        )
+    )
 
 
 @app.command("online-stop")
@@ -247,7 +277,7 @@ def online_stop(repo: RepoOption = Path()) -> None:
     out.print("stopped" if stopped else "the embedded online server was not running")
 
 
-for _group in (training, history, erasure):
+for _group in (training, history, erasure, feast, teardown):
     _group.register(app)
 
 

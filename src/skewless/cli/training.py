@@ -9,9 +9,8 @@ from typing import TYPE_CHECKING, Annotated
 import pandas as pd
 import typer
 from rich.markup import escape
-from rich.table import Table
 
-from skewless.cli.display import RepoOption, out, run
+from skewless.cli.display import RepoOption, WideOption, out, print_table, run, table
 from skewless.errors import ManifestError, SkewlessError
 from skewless.feature_store import FeatureStore
 from skewless.offline.manifest import Manifest
@@ -28,17 +27,19 @@ def _when(t: object) -> str:
 
 
 @sets.command("list")
-def list_sets(repo: RepoOption = Path()) -> None:
+def list_sets(repo: RepoOption = Path(), wide: WideOption = False) -> None:
     """List the saved training sets."""
     found = run(lambda: FeatureStore(repo).list_training_sets())
     if not found:
         out.print("No training set saved yet (FeatureStore.save_training_set).")
         return
-    table = Table(title="Saved training sets")
-    for col in ("name", "saved at", "rows", "features", "registry version", "state"):
-        table.add_column(col, justify="right" if col in ("rows", "registry version") else "left")
+    shown = table(
+        "Saved training sets",
+        *("name", "saved at", "rows", "features", "registry version", "state"),
+        right=("rows", "registry version"),
+    )
     for s in found:
-        table.add_row(
+        shown.add_row(
             s.name,
             _when(s.created_at),
             f"{s.manifest.result.rows:,}",
@@ -46,7 +47,7 @@ def list_sets(repo: RepoOption = Path()) -> None:
             str(s.manifest.registry_version),
             "erased" if s.erasures else "saved",
         )
-    out.print(table)
+    print_table(shown, wide=wide)
 
 
 @sets.command("show")
@@ -54,16 +55,17 @@ def show(
     name: str,
     repo: RepoOption = Path(),
     as_json: Annotated[bool, typer.Option("--json", help="Print the manifest as JSON.")] = False,
+    wide: WideOption = False,
 ) -> None:
     """Show a saved training set's manifest: definitions, pinned inputs, rows, code."""
     found = run(lambda: FeatureStore(repo).get_training_set(name))
     if as_json:
         print(found.manifest.to_json())  # plain JSON, for files and pipes
         return
-    _show(found)
+    _show(found, wide=wide)
 
 
-def _show(found: TrainingSet) -> None:
+def _show(found: TrainingSet, *, wide: bool) -> None:
     m = found.manifest
     out.print(f"[bold]{escape(found.name)}[/] saved {_when(found.created_at)}")
     if found.description:
@@ -79,15 +81,11 @@ def _show(found: TrainingSet) -> None:
         f"  environment: Python {env.python}, skewless {env.skewless}, pyspark {env.pyspark}, "
         f"delta-spark {env.delta_spark}, Java {env.java}; lock {(env.lock_sha256 or '-')[:16]}"
     )
-    defs = Table(title="Definitions")
-    for col in ("kind", "name", "version", "data hash"):
-        defs.add_column(col)
+    defs = table("Definitions", "kind", "name", "version", "data hash")
     for d in m.definitions:
         defs.add_row(d.kind.replace("_", " "), d.name, str(d.version), d.data_hash)
-    out.print(defs)
-    inputs = Table(title="Inputs as read")
-    for col in ("feature view", "source", "pinned"):
-        inputs.add_column(col)
+    print_table(defs, wide=wide)
+    inputs = table("Inputs as read", "feature view", "source", "pinned")
     for p in m.inputs:
         pinned = (
             f"Delta version {p.delta_version}"
@@ -95,7 +93,7 @@ def _show(found: TrainingSet) -> None:
             else f"{len(p.files or ()):,} files"
         )
         inputs.add_row(p.view, escape(p.path), pinned)
-    out.print(inputs)
+    print_table(inputs, wide=wide)
     for e in found.erasures:
         out.print(
             f"[yellow]erased {_when(e.erased_at)}: {e.rows_removed:,} rows of {e.keys:,} keys "

@@ -8,6 +8,7 @@ from typing import Any, ClassVar
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from skewless.errors import DefinitionError
+from skewless.feast_names import ARGUMENTS, advice
 
 NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
@@ -24,10 +25,15 @@ def check_name(value: str, what: str = "name") -> str:
 
 
 def definition_error(exc: ValidationError, kind: str, name: object) -> DefinitionError:
-    """Pydantic's first error as a DefinitionError naming the object and the field."""
+    """Pydantic's first error as a DefinitionError naming the object and the field. An
+    argument it does not take is named as such, with what to use instead when it is
+    one of Feast's."""
     first = exc.errors()[0]
     loc = ".".join(str(p) for p in first["loc"]) or None
     msg = str(first.get("msg", "invalid value")).removeprefix("Value error, ")
+    if first["type"] == "extra_forbidden" and loc is not None:
+        feast = advice(ARGUMENTS, (kind, loc), "a Feast argument that skewless does not take")
+        msg = feast or f"unknown argument {loc!r}"
     return DefinitionError(
         msg, object_kind=kind, object_name=name if isinstance(name, str) else None, field=loc
     )

@@ -18,6 +18,12 @@ code sees it, and is not counted.
 With `serving.tls` in the repo's config the port speaks TLS (and with its
 `client_ca_file`, mutual TLS); otherwise plaintext.
 
+With an HTTP port, the same process serves HTTP/JSON too (skewless/http/: Feast's
+POST /get-online-features and GET /health): uvicorn on the same event loop, over the
+same OnlineService, so both transports share the definitions, the Redis connection and
+the lookup thread; /health says what the gRPC health service says. With `serving.tls` it
+speaks HTTPS with the same certificate and key (and the same client CA).
+
 `serve()` is what `skewless serve` runs; `running_server()` starts a server on a free
 port in a background thread, for tests and notebooks.
 """
@@ -46,6 +52,7 @@ from skewless.grpc import convert
 from skewless.grpc.errors import with_status
 from skewless.grpc.metrics import ServerMetrics
 from skewless.grpc.servicer import OnlineServingServicer
+from skewless.http import HttpServer, OnlineHttp, TlsFiles
 from skewless.serving.service import OnlineService
 
 log = logging.getLogger(__name__)
@@ -65,6 +72,19 @@ def receive_cap(max_request_bytes: int) -> int:
     """gRPC's cap on a received message: room above the limit to refuse (and count)
     requests over it ourselves; an int32 for grpc."""
     return min(2 * max_request_bytes, 2**31 - 1)
+
+
+def http_tls_files(repo_path: Path, tls: TlsConfig | None) -> TlsFiles | None:
+    """The HTTP port's TLS files from `serving.tls` (None: plain HTTP), resolved as
+    server_credentials() resolves them (which checks they can be read)."""
+    if tls is None:
+        return None
+    ca = tls.client_ca_file
+    return TlsFiles(
+        Path(resolve_path(repo_path, tls.cert_file)),
+        Path(resolve_path(repo_path, tls.key_file)),
+        None if ca is None else Path(resolve_path(repo_path, ca)),
+    )
 
 
 def server_credentials(repo_path: Path, tls: TlsConfig | None) -> grpc.ServerCredentials | None:
@@ -123,10 +143,19 @@ class OnlineServer:
         poll_interval_s: float = 1.0,
         metrics_port: int | None = None,
         credentials: grpc.ServerCredentials | None = None,
+        http_port: int | None = None,
+        http_tls: TlsFiles | None = None,
     ) -> None:
         self.backend = backend
         self.credentials = credentials  # None: plaintext
         self.metrics = None if metrics_port is None else ServerMetrics(metrics_port)
+        self.http = (
+            None
+            if http_port is None
+            else HttpServer(
+                OnlineHttp(backend, lambda: self.serving).app(), host, http_port, http_tls
+            )
+        )
         self.host = host
         self.port = port
         self.poll_interval_s = poll_interval_s
@@ -134,6 +163,12 @@ class OnlineServer:
         self._health: health.aio.HealthServicer | None = None
         self._watch_task: asyncio.Task[None] | None = None
         self._serving: bool | None = None
+        self._stopping = False
+
+    @property
+    def serving(self) -> bool:
+        """What the health service reports: SERVING (True) or NOT_SERVING."""
+        return bool(self._serving) and not self._stopping
 
     async def start(self) -> int:
         """Load the definitions, check Redis, bind and start. Returns the bound port
@@ -185,6 +220,12 @@ class OnlineServer:
                 address = _address(self.host, self.metrics.port)
                 raise BindError(address, "metrics", exc.strerror or str(exc)) from None
             log.info("metrics on http://%s/metrics", _address(self.host, metrics_port))
+        if self.http is not None:
+            try:
+                await self.http.start()
+            except BindError:
+                await self.stop(grace_s=0)
+                raise
         return bound
 
     @property
@@ -192,9 +233,15 @@ class OnlineServer:
         """Where /metrics is served (None: no metrics)."""
         return None if self.metrics is None else self.metrics.port
 
+    @property
+    def http_port(self) -> int | None:
+        """Where HTTP/JSON is served (None: not served)."""
+        return None if self.http is None else self.http.port
+
     async def stop(self, grace_s: float | None = 5.0) -> None:
-        """Report NOT_SERVING, finish calls in flight (up to `grace_s`), close Redis and
-        the metrics' HTTP server."""
+        """Report NOT_SERVING, finish calls in flight over gRPC and HTTP (up to
+        `grace_s`), close Redis and the metrics' HTTP server."""
+        self._stopping = True
         if self._watch_task is not None:
             self._watch_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -202,9 +249,11 @@ class OnlineServer:
             self._watch_task = None
         if self._health is not None:
             await self._health.enter_graceful_shutdown()
+        stopping = [] if self.http is None else [self.http.stop(grace_s)]
         if self._server is not None:
-            await self._server.stop(grace_s)
+            stopping.append(self._server.stop(grace_s))
             self._server = None
+        await asyncio.gather(*stopping)  # both finish their calls within the same grace
         await self.backend.close()
         if self.metrics is not None:
             self.metrics.stop_http()
@@ -243,17 +292,21 @@ def _server_of(
     port: int,
     metrics_port: int | None,
     poll_interval_s: float = 1.0,
+    http_port: int | None = None,
 ) -> OnlineServer:
     """The repo's server, not started: its backend, and its TLS from `serving.tls`."""
     root = Path(repo_path).resolve()
     config = config or load_config(root)
+    credentials = server_credentials(root, config.serving.tls)
     return OnlineServer(
         OnlineService.from_repo(root, config),
         host=host,
         port=port,
         poll_interval_s=poll_interval_s,
         metrics_port=metrics_port,
-        credentials=server_credentials(root, config.serving.tls),
+        credentials=credentials,
+        http_port=http_port,
+        http_tls=http_tls_files(root, config.serving.tls),
     )
 
 
@@ -266,11 +319,15 @@ async def serve_async(
     on_started: Callable[[int], None] | None = None,
     grace_s: float = 5.0,
     metrics_port: int | None = None,
+    http_port: int | None = None,
 ) -> None:
     """Serve until SIGINT or SIGTERM, then shut down gracefully. `on_started` receives
     the bound port once the server accepts calls. With `metrics_port`, /metrics is
-    served over HTTP on that port of the same host."""
-    server = _server_of(repo_path, config, host=host, port=port, metrics_port=metrics_port)
+    served over HTTP on that port of the same host; with `http_port`, HTTP/JSON lookups
+    (0: a free port; the bound one is logged)."""
+    server = _server_of(
+        repo_path, config, host=host, port=port, metrics_port=metrics_port, http_port=http_port
+    )
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -299,10 +356,18 @@ def serve(
     *,
     on_started: Callable[[int], None] | None = None,
     metrics_port: int | None = None,
+    http_port: int | None = None,
 ) -> None:
     """Blocking: serve the repo's online features until interrupted."""
     asyncio.run(
-        serve_async(repo_path, port, host, on_started=on_started, metrics_port=metrics_port)
+        serve_async(
+            repo_path,
+            port,
+            host,
+            on_started=on_started,
+            metrics_port=metrics_port,
+            http_port=http_port,
+        )
     )
 
 
@@ -317,9 +382,19 @@ class RunningServer:
         return self.server.metrics_port
 
     @property
+    def http_port(self) -> int | None:
+        return self.server.http_port
+
+    @property
     def target(self) -> str:
         """The address to give OnlineClient or a grpc channel."""
         return _address(self.host, self.port)
+
+    @property
+    def http_url(self) -> str | None:
+        """The HTTP/JSON endpoints' base URL, e.g. http://127.0.0.1:PORT (None: none)."""
+        http = self.server.http
+        return None if http is None else f"{http.scheme}://{_address(self.host, http.port)}"
 
 
 @contextlib.contextmanager
@@ -331,10 +406,12 @@ def running_server(
     poll_interval_s: float = 1.0,
     config: RepoConfig | None = None,
     metrics_port: int | None = None,
+    http_port: int | None = None,
 ) -> Iterator[RunningServer]:
     """A server on its own event loop in a background thread (port 0: a free port),
-    stopped on exit; with `metrics_port` (0: a free one) it serves /metrics too. For
-    tests and notebooks; production runs serve()."""
+    stopped on exit; with `metrics_port` (0: a free one) it serves /metrics too, with
+    `http_port` (0: a free one) HTTP/JSON. For tests and notebooks; production runs
+    serve()."""
     loop = asyncio.new_event_loop()
     thread = threading.Thread(target=loop.run_forever, name="skewless-grpc", daemon=True)
     thread.start()
@@ -347,6 +424,7 @@ def running_server(
             port=port,
             poll_interval_s=poll_interval_s,
             metrics_port=metrics_port,
+            http_port=http_port,
         )
         await server.start()
         return server

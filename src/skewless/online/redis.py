@@ -17,8 +17,9 @@ never keep another view's keys alive. Views without a ttl never expire.
 
 from __future__ import annotations
 
+import re
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import timedelta
 
 import numpy as np
@@ -70,6 +71,12 @@ for i, key in ipairs(KEYS) do
 end
 return written
 """
+
+
+def redis_glob_escape(text: bytes) -> bytes:
+    """`text` as a SCAN MATCH pattern that matches only itself: each of Redis's glob
+    characters (* ? [ ] and the backslash) escaped."""
+    return re.sub(rb"([*?\[\]\\])", rb"\\\1", text)
 
 
 def expire_at_ms(event_ts_us: int, ttl: timedelta | None, now_ms: int) -> int:
@@ -154,6 +161,35 @@ class RedisOnlineStore:
         for i in range(0, len(keys), self.batch_size):
             removed += int(self.client.unlink(*keys[i : i + self.batch_size]))
         return removed
+
+    def delete_prefix(
+        self, prefix: bytes, group: Callable[[bytes], str], *, scan_count: int = 1000
+    ) -> dict[str, int]:
+        """Remove every key that starts with `prefix`; returns how many were removed per
+        `group(key)`. SCAN walks the keyspace a page at a time and each page's keys are
+        unlinked in one pipeline (UNLINK frees the memory in the background), so a big
+        keyspace never blocks the server. A key SCAN returns twice counts once: UNLINK
+        answers 0 for a key already gone."""
+        pattern = redis_glob_escape(prefix) + b"*"
+        removed: dict[str, int] = {}
+        try:
+            cursor = 0
+            while True:
+                cursor, page = self.client.scan(cursor, match=pattern, count=scan_count)
+                found = (k.encode() if isinstance(k, str) else k for k in page)
+                keys = [k for k in found if k.startswith(prefix)]
+                if keys:
+                    pipe = self.client.pipeline(transaction=False)
+                    for key in keys:
+                        pipe.unlink(key)
+                    for key, gone in zip(keys, pipe.execute(), strict=True):
+                        if gone:
+                            name = group(key)
+                            removed[name] = removed.get(name, 0) + 1
+                if cursor == 0:
+                    return removed
+        except (redis.ConnectionError, redis.TimeoutError) as exc:
+            raise OnlineStoreUnavailableError(str(exc)) from exc
 
     @staticmethod
     def now_ms() -> int:

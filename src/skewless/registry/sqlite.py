@@ -401,6 +401,26 @@ class SqliteRegistry:
                 (json.dumps(erasures, sort_keys=True), self.project, name),
             )
 
+    def other_projects(self) -> list[str]:
+        """The other projects this registry file holds, sorted."""
+        with self._connect() as conn:
+            rows = conn.execute(
+                "SELECT DISTINCT project FROM registry_meta WHERE project<>? ORDER BY project",
+                (self.project,),
+            ).fetchall()
+        return [p for (p,) in rows]
+
+    def remove_project(self) -> list[str]:
+        """Delete every record of this project (definitions, applies, runs, saved
+        training sets and its registry version) in one transaction; returns the projects
+        the file still holds. The project starts again at registry version 0 when this
+        registry is opened anew."""
+        with self._transaction() as conn:
+            for table in _PROJECT_TABLES:
+                conn.execute(f"DELETE FROM {table} WHERE project=?", (self.project,))
+            rows = conn.execute("SELECT DISTINCT project FROM registry_meta ORDER BY project")
+            return [p for (p,) in rows.fetchall()]
+
     def _write(self, conn: sqlite3.Connection, w: ObjectWrite, reg_version: int, now: str) -> None:
         last = conn.execute(
             "SELECT version, data_version, data_hash FROM object_versions "
@@ -426,6 +446,16 @@ class SqliteRegistry:
             ),
         )
 
+
+# Every table holding rows of a project: what remove_project deletes (a new table with
+# a project column belongs here too).
+_PROJECT_TABLES = (
+    "object_versions",
+    "applies",
+    "materializations",
+    "training_sets",
+    "registry_meta",
+)
 
 _SQLITE_HEADER = b"SQLite format 3\x00"
 

@@ -15,6 +15,9 @@ import pyarrow as pa
 
 from skewless.types import DType, pandas_dtype, to_arrow
 
+# to_dict(include_event_timestamps=True): a feature's event times, as Feast names them
+TIMESTAMP_SUFFIX = "__ts"
+
 
 class FeatureStatus(enum.Enum):
     PRESENT = "PRESENT"
@@ -38,13 +41,24 @@ class OnlineResponse:
     event_timestamps: dict[str, list[datetime | None]]
     dtypes: Mapping[str, DType] = field(default_factory=dict)
 
-    def to_dict(self) -> dict[str, list[Any]]:
-        """Each join key and feature name to a list of values, in row order."""
+    def to_dict(self, include_event_timestamps: bool = False) -> dict[str, list[Any]]:
+        """Each join key and feature name to a list of values, in row order. With
+        `include_event_timestamps` (Feast's argument), `<feature>__ts` holds each value's
+        event time in whole seconds since the epoch, None where there is no value."""
         out: dict[str, list[Any]] = {
             k: [row.get(k) for row in self.entity_rows] for k in self.join_keys
         }
-        out.update({f: list(self.values[f]) for f in self.features})
+        for f in self.features:
+            out[f] = list(self.values[f])
+            if include_event_timestamps:
+                out[f + TIMESTAMP_SUFFIX] = [
+                    None if t is None else int(t.timestamp()) for t in self.event_timestamps[f]
+                ]
         return out
+
+    def to_df(self) -> pd.DataFrame:
+        """Feast's name for to_pandas()."""
+        return self.to_pandas()
 
     def to_pandas(self) -> pd.DataFrame:
         """One row per entity row: the join keys, then the features in request order.

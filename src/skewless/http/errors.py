@@ -1,0 +1,142 @@
+"""Domain errors -> HTTP statuses: the one table, applied by one wrapper.
+
+Handlers contain no try/except: whatever an endpoint raises reaches the wrapper app.py
+puts around it, which looks its type up here (first match wins) and answers with that
+status and a JSON body naming the error and carrying its message, which names the
+offending field, feature, view, service or join key:
+
+    {"error": "FeatureViewNotFoundError", "message": "feature view 'nope' ..."}
+
+Errors not in the table: a retryable SkewlessError is 503, any other 500. What the
+operator should hear about (refusals over a limit, internal errors) is logged at most
+once per LOG_INTERVAL_S for each kind, with the count of those held back.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Final
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from skewless.errors import (
+    EntityRowsError,
+    FeatureNotFoundError,
+    FeatureServiceNotFoundError,
+    FeatureViewNotFoundError,
+    InvalidFeatureRefError,
+    MalformedRequestError,
+    NothingAppliedError,
+    OnlineStoreUnavailableError,
+    RequestTooLargeError,
+    ServerBusyError,
+    ServerOverloadedError,
+    SkewlessError,
+    UndecodableRequestError,
+)
+from skewless.online.codec import CodecError
+from skewless.serving.catalog import CatalogNotLoadedError
+
+log = logging.getLogger(__name__)
+
+BAD_REQUEST: Final = 400
+TOO_LARGE: Final = 413
+INTERNAL: Final = 500
+UNAVAILABLE: Final = 503
+
+STATUS_TABLE: Final[tuple[tuple[type[Exception], int], ...]] = (
+    # the caller asked for something that does not exist or sent unusable rows
+    (FeatureViewNotFoundError, BAD_REQUEST),
+    (FeatureNotFoundError, BAD_REQUEST),
+    (FeatureServiceNotFoundError, BAD_REQUEST),
+    (InvalidFeatureRefError, BAD_REQUEST),
+    (EntityRowsError, BAD_REQUEST),  # missing or mistyped join key, columns of unequal length
+    (MalformedRequestError, BAD_REQUEST),  # not JSON, or a field of the wrong shape
+    (UndecodableRequestError, BAD_REQUEST),
+    # over one of the request limits (the `serving` section of feature_store.yaml): the
+    # same request is refused again, so it is the caller's to split
+    (RequestTooLargeError, TOO_LARGE),
+    # the server as a whole holds too many request bytes (not this caller's rate, which
+    # 429 would say): retry after a backoff, elsewhere or later
+    (ServerOverloadedError, UNAVAILABLE),
+    (ServerBusyError, UNAVAILABLE),
+    # the server cannot answer yet; retrying (elsewhere, or later) can succeed
+    (NothingAppliedError, UNAVAILABLE),
+    (CatalogNotLoadedError, UNAVAILABLE),
+    (OnlineStoreUnavailableError, UNAVAILABLE),
+    # what Redis holds cannot be decoded: a bug or a codec version mismatch
+    (CodecError, INTERNAL),
+)
+
+# Refusals the operator hears about (a client or the load is at fault, not skewless).
+LOGGED: Final[tuple[type[Exception], ...]] = (
+    RequestTooLargeError,
+    ServerOverloadedError,
+    ServerBusyError,
+)
+LOG_INTERVAL_S: Final = 60.0
+
+
+def status_for(exc: Exception) -> tuple[int, str]:
+    """The HTTP status and message an exception turns into."""
+    for error_type, status in STATUS_TABLE:
+        if isinstance(exc, error_type):
+            return status, str(exc)
+    if isinstance(exc, SkewlessError):
+        return (UNAVAILABLE if exc.retryable else INTERNAL), str(exc)
+    return INTERNAL, f"internal error ({type(exc).__name__}): {exc}"
+
+
+class Quiet:
+    """Logs one kind of event at most once per `interval_s`; the next line logged says
+    how many were held back meanwhile."""
+
+    def __init__(
+        self, interval_s: float = LOG_INTERVAL_S, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self._interval_s = interval_s
+        self._clock = clock
+        self._quiet_until = float("-inf")
+        self.held = 0
+
+    def log(self, level: int, message: str, *, exc_info: bool = False) -> None:
+        now = self._clock()
+        if now < self._quiet_until:
+            self.held += 1
+            return
+        held, self.held = self.held, 0
+        more = f" ({held} more like this since the last report)" if held else ""
+        log.log(level, "%s%s", message, more, exc_info=exc_info)
+        self._quiet_until = now + self._interval_s
+
+
+Endpoint = Callable[[Request], Awaitable[Response]]
+
+
+def with_status(name: str, endpoint: Endpoint, log_interval_s: float = LOG_INTERVAL_S) -> Endpoint:
+    """`endpoint` with STATUS_TABLE applied to what it raises."""
+    refusals = {kind: Quiet(log_interval_s) for kind in LOGGED}
+    internal: dict[type[Exception], Quiet] = {}  # one per type: a second bug logs its own
+
+    def report(exc: Exception, status: int, message: str) -> None:
+        if status == INTERNAL:
+            quiet = internal.setdefault(type(exc), Quiet(log_interval_s))
+            quiet.log(logging.ERROR, f"{name} failed: {message}", exc_info=True)
+            return
+        for kind, quiet in refusals.items():
+            if isinstance(exc, kind):
+                quiet.log(logging.WARNING, f"{name} refused a call ({status}): {message}")
+                return
+
+    async def call(request: Request) -> Response:
+        try:
+            return await endpoint(request)
+        except Exception as exc:
+            status, message = status_for(exc)
+            report(exc, status, message)
+            return JSONResponse({"error": type(exc).__name__, "message": message}, status)
+
+    return call
