@@ -217,12 +217,15 @@ def _expand(value: Any, loc: _Loc, environ: Mapping[str, str], problems: list[_P
     return value
 
 
+_warned: set[str] = set()
+
+
 def parse_config(raw: Any, file: str, environ: Mapping[str, str] | None = None) -> RepoConfig:
     """Validate a parsed YAML document, applying `${VAR}` references and env overrides.
 
     Every problem is found before any is reported: the ConfigError lists them all, in the
     order of the file. Feast keys that ask for what skewless does anyway are ignored,
-    each with a warning (logged here, so every caller shows it)."""
+    each with a warning (logged here, so every caller shows it; once a process)."""
     environ = os.environ if environ is None else environ
     if not isinstance(raw, dict):
         raise ConfigError(file, "expected a mapping at the top level")
@@ -230,8 +233,10 @@ def parse_config(raw: Any, file: str, environ: Mapping[str, str] | None = None) 
     expanded = _expand(raw, (), environ, problems)
     findings, data = feast_findings(expanded)
     for finding in findings:
-        if not finding.refused:
-            _log.warning("%s: %s: ignored, %s", file, finding.path, finding.message)
+        warning = f"{file}: {finding.path}: ignored, {finding.message}"
+        if not finding.refused and warning not in _warned:
+            _warned.add(warning)  # once a process: a command may read the file twice
+            _log.warning("%s", warning)
     problems += [_Problem(tuple(f.path.split(".")), f.message) for f in findings if f.refused]
     overridden = _complete(data, environ)
     config: RepoConfig | None = None
@@ -321,8 +326,9 @@ def _model_in(annotation: Any) -> type[BaseModel] | None:
     return None
 
 
-def load_config(repo_path: Path) -> RepoConfig:
-    path = repo_path / CONFIG_FILE
+def load_config(repo_path: Path, file: Path | None = None) -> RepoConfig:
+    """The repo's feature_store.yaml, or `file` (relative to the repo folder)."""
+    path = repo_path / (CONFIG_FILE if file is None else file)
     if not path.is_file():
         raise ConfigError(
             str(path), "not found: is this a feature repo? (`skewless init` makes one)"

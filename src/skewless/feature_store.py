@@ -65,9 +65,20 @@ __all__ = ["FeatureStore", "NothingAppliedError", "OnlineStoreNotConfiguredError
 
 
 class FeatureStore:
-    def __init__(self, repo_path: str | Path = ".", config: RepoConfig | None = None) -> None:
+    def __init__(
+        self,
+        repo_path: str | Path = ".",
+        config: RepoConfig | None = None,
+        fs_yaml_file: str | Path | None = None,
+    ) -> None:
+        """The store of the feature repo at `repo_path`, configured by its
+        feature_store.yaml, by `fs_yaml_file` (Feast's name: another YAML file, relative
+        to the repo folder) or by `config`."""
+        if config is not None and fs_yaml_file is not None:
+            raise TypeError("give config or fs_yaml_file, not both")
         self.repo_path = Path(repo_path).resolve()
-        self.config = config or load_config(self.repo_path)
+        fs_yaml = None if fs_yaml_file is None else Path(fs_yaml_file)
+        self.config = config or load_config(self.repo_path, fs_yaml)
         self.registry: Registry = open_registry(self.config, self.repo_path)
         self._spark: SparkSession | None = None
         self._online: OnlineStore | None = None

@@ -18,6 +18,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import grpc
 import httpx
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -44,6 +45,7 @@ from tests.integration.test_grpc_server import (
     ZONES,
     ZONES_SCHEMA,
     ago,
+    scrape,
     start_redis,
     stop_redis,
     wait_until,
@@ -76,7 +78,9 @@ def store(
 
 @pytest.fixture(scope="module")
 def server(store: FeatureStore) -> Iterator[RunningServer]:
-    with running_server(store.repo_path, poll_interval_s=POLL_S, http_port=0) as running:
+    with running_server(
+        store.repo_path, poll_interval_s=POLL_S, http_port=0, metrics_port=0
+    ) as running:
         assert running.http_url is not None
         wait_until(lambda: http_health(running.http_url) == 200, "the server to be SERVING")
         yield running
@@ -283,6 +287,41 @@ def test_http_no_rows_is_an_empty_answer(http: httpx.Client) -> None:
 
 
 # --- health -------------------------------------------------------------------------------
+
+
+def test_http_metrics_count_and_time_lookups_by_http_status(
+    server: RunningServer, http: httpx.Client
+) -> None:
+    method = ("method", "POST /get-online-features")
+
+    def count(metrics: dict[Any, float], status: str) -> float:
+        key = ("skewless_online_requests_total", tuple(sorted((method, ("code", status)))))
+        return metrics.get(key, 0.0)
+
+    before = scrape(server)
+    for _ in range(2):
+        lookup(http, {"features": ["stats:trips"], "entities": {"driver_id": [1, 2]}})
+    assert http.post("/get-online-features", json={"features": ["stats:nope"]}).status_code == 400
+    after = scrape(server)
+    assert count(after, "200") - count(before, "200") == 2
+    assert count(after, "400") - count(before, "400") == 1
+    seconds = ("skewless_online_request_seconds_count", (method,))
+    assert after[seconds] - before.get(seconds, 0.0) == 3
+
+
+def test_http_and_grpc_calls_share_one_inflight_byte_count(
+    server: RunningServer, http: httpx.Client, grpc_client: OnlineClient
+) -> None:
+    inflight = server.server.backend.inflight
+    body = {"features": ["stats:trips"], "entities": {"driver_id": [1]}}
+    with inflight.hold(inflight.limit):  # as if calls of either transport held it all
+        refused = http.post("/get-online-features", json=body)
+        assert refused.status_code == 503
+        assert "max_inflight_request_bytes" in refused.json()["message"]
+        with pytest.raises(grpc.RpcError) as info:
+            grpc_client.get_online_features(["stats:trips"], [{"driver_id": 1}])
+        assert info.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert lookup(http, body)["results"][1]["statuses"] == ["PRESENT"]
 
 
 def test_http_health_is_serving(http: httpx.Client) -> None:

@@ -14,6 +14,7 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
+from skewless import config as config_module
 from skewless.cli.main import app
 from skewless.config import parse_config
 from skewless.errors import ConfigError
@@ -48,6 +49,18 @@ def _problems(raw: dict[str, Any], environ: dict[str, str] | None = None) -> tup
 
 def _warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
     return [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+
+
+@pytest.fixture(autouse=True)
+def _warnings_not_yet_given() -> None:
+    config_module._warned.clear()  # a warning is given once a process
+
+
+def test_a_feast_key_warns_once_a_process(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.WARNING, logger="skewless.config")
+    for _ in range(2):
+        parse_config({"project": "p", "provider": "local"}, "feature_store.yaml", environ={})
+    assert len(_warnings(caplog)) == 1
 
 
 def test_feast_template_is_refused_for_sqlite_and_its_harmless_keys_warn(

@@ -15,7 +15,7 @@ import skewless.types
 from skewless import Entity, Field, FileSource, Int64, __version__, feast_names
 from skewless.cli.commands import project_name
 from skewless.cli.main import app
-from skewless.errors import DefinitionError
+from skewless.errors import DefinitionError, SkewlessError
 from skewless.feature_store import FeatureStore, _either
 
 runner = CliRunner()
@@ -137,3 +137,14 @@ def test_feast_cli_commands_say_what_to_run(argv: list[str], match: str) -> None
     assert result.exit_code == 1
     assert f"`{argv[0]}` is a Feast command" in result.stderr
     assert match in " ".join(result.stderr.split())
+
+
+def test_feature_store_takes_feasts_fs_yaml_file(tmp_path: Path) -> None:
+    repo = tmp_path / "repo"
+    assert runner.invoke(app, ["init", str(repo)]).exit_code == 0
+    staging = (repo / "feature_store.yaml").read_text().replace("project: repo", "project: staging")
+    (repo / "staging.yaml").write_text(staging)
+    assert FeatureStore(repo, fs_yaml_file="staging.yaml").project == "staging"
+    assert FeatureStore(repo).project == "repo"
+    with pytest.raises(SkewlessError, match=r"missing.yaml: not found"):
+        FeatureStore(repo, fs_yaml_file="missing.yaml")

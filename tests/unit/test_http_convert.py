@@ -5,9 +5,8 @@ from __future__ import annotations
 
 import base64
 import json
-import logging
 import math
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -29,7 +28,7 @@ from skewless.errors import (
     SkewlessError,
 )
 from skewless.http import convert
-from skewless.http.errors import Quiet, status_for
+from skewless.http.errors import status_for
 from skewless.online.codec import CodecError
 from skewless.online.entries import encode_entry
 from skewless.serving.catalog import CatalogNotLoadedError
@@ -287,20 +286,3 @@ def test_status_table_maps_errors_to_http_statuses(
     got, message = status_for(error)
     assert got == status
     assert names in message
-
-
-def test_quiet_logs_once_an_interval_then_the_count_held_back(
-    caplog: pytest.LogCaptureFixture,
-) -> None:
-    now = [0.0]
-    quiet = Quiet(60.0, clock=lambda: now[0])
-    with caplog.at_level(logging.WARNING, logger="skewless.http.errors"):
-        quiet.log(logging.WARNING, "first")
-        quiet.log(logging.WARNING, "second")
-        quiet.log(logging.WARNING, "third")
-        now[0] += timedelta(minutes=1).total_seconds()
-        quiet.log(logging.WARNING, "fourth")
-    assert [r.getMessage() for r in caplog.records] == [
-        "first",
-        "fourth (2 more like this since the last report)",
-    ]

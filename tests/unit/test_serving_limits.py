@@ -24,10 +24,11 @@ from skewless.errors import (
 )
 from skewless.feature_request import compile_requests
 from skewless.grpc import convert
-from skewless.grpc.errors import MAX_DETAILS_BYTES, LogThrottle, bounded, with_status
+from skewless.grpc.errors import MAX_DETAILS_BYTES, bounded, with_status
 from skewless.grpc.server import receive_cap
 from skewless.online.codec import Record, encode_value
 from skewless.serving import limits
+from skewless.serving.log_throttle import LogThrottle
 from skewless.serving.plan import GATHER_ROWS, LookupPlan
 from skewless.serving.service import OnlineQuery, margin_s
 from skewless.timeutil import utc_micros

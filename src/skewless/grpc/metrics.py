@@ -3,7 +3,9 @@
 - `skewless_online_requests_total{method, code}`: calls answered, by gRPC status code,
   refusals included: over a limit (RESOURCE_EXHAUSTED) or undecodable (INVALID_ARGUMENT).
   Requests gRPC refuses before any handler runs (over twice serving.max_request_bytes)
-  are not counted: the server never sees them.
+  are not counted: the server never sees them. HTTP/JSON calls (`skewless serve
+  --http-port`) are counted under their method (`POST /get-online-features`) with the
+  HTTP status as the code.
 - `skewless_online_request_seconds{method}`: a histogram of the time a call spends in
   the server's handler, from the request's bytes to the encoded response (Redis round
   trips included; gRPC's own transport and queueing not). Set against a client's
@@ -56,7 +58,8 @@ class ServerMetrics:
         self.registry = CollectorRegistry()
         self._requests = Counter(
             "skewless_online_requests",
-            "Calls answered by the online server, by method and gRPC status code.",
+            "Calls answered by the online server, by method and status code (gRPC's, or "
+            "HTTP's for HTTP/JSON calls).",
             ["method", "code"],
             registry=self.registry,
         )
@@ -86,6 +89,17 @@ class ServerMetrics:
         def record(code: grpc.StatusCode, elapsed_s: float) -> None:
             seconds.observe(elapsed_s)
             by_code.get(code, unknown).inc()
+
+        return record
+
+    def http_recorder(self, method: str) -> Callable[[int, float], None]:
+        """recorder() for an HTTP endpoint (`method` such as "POST /get-online-features"):
+        its code label is the HTTP status."""
+        seconds = self._seconds.labels(method)
+
+        def record(status: int, elapsed_s: float) -> None:
+            seconds.observe(elapsed_s)
+            self._requests.labels(method, str(status)).inc()
 
         return record
 

@@ -52,7 +52,7 @@ from skewless.grpc import convert
 from skewless.grpc.errors import with_status
 from skewless.grpc.metrics import ServerMetrics
 from skewless.grpc.servicer import OnlineServingServicer
-from skewless.http import HttpServer, OnlineHttp, TlsFiles
+from skewless.http import LOOKUP_METHOD, HttpServer, OnlineHttp, TlsFiles
 from skewless.serving.service import OnlineService
 
 log = logging.getLogger(__name__)
@@ -153,7 +153,14 @@ class OnlineServer:
             None
             if http_port is None
             else HttpServer(
-                OnlineHttp(backend, lambda: self.serving).app(), host, http_port, http_tls
+                OnlineHttp(
+                    backend,
+                    lambda: self.serving,
+                    None if self.metrics is None else self.metrics.http_recorder(LOOKUP_METHOD),
+                ).app(),
+                host,
+                http_port,
+                http_tls,
             )
         )
         self.host = host

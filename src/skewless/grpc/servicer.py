@@ -16,21 +16,20 @@ from typing import Any
 import grpc.aio
 
 from skewless.grpc import convert
-from skewless.serving.limits import InflightBytes, check_request_bytes
+from skewless.serving.limits import check_request_bytes
 from skewless.serving.service import OnlineService
 
 
 class OnlineServingServicer(convert.OnlineServingServicerBase):
     def __init__(self, backend: OnlineService) -> None:
         self._backend = backend
-        self._inflight = InflightBytes(backend.limits.max_inflight_request_bytes)
 
     async def GetOnlineFeatures(  # type: ignore[override]  # noqa: N802 - the RPC's name
         self, request: bytes, context: grpc.aio.ServicerContext[Any, Any]
     ) -> bytes:
         time_remaining_s = context.time_remaining()
         check_request_bytes(len(request), self._backend.limits)
-        with self._inflight.hold(len(request)):
+        with self._backend.inflight.hold(len(request)):
             return await self._lookup(request, time_remaining_s)
 
     async def _lookup(self, request: bytes, time_remaining_s: float | None) -> bytes:

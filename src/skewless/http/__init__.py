@@ -6,7 +6,7 @@ statuses in one table; server.py runs uvicorn on the gRPC server's event loop
 (`skewless serve --http-port`, grpc/server.py).
 """
 
-from skewless.http.app import OnlineHttp
+from skewless.http.app import LOOKUP_METHOD, OnlineHttp
 from skewless.http.server import HttpServer, TlsFiles
 
-__all__ = ["HttpServer", "OnlineHttp", "TlsFiles"]
+__all__ = ["LOOKUP_METHOD", "HttpServer", "OnlineHttp", "TlsFiles"]

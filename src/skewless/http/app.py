@@ -5,8 +5,8 @@ server uses, on the same event loop) and answer; errors.py's wrapper maps what t
 raise to a status. The request's size is checked against serving.max_request_bytes
 before its body is read (Content-Length) and while it is read (a chunked body), so an
 oversized body is never held whole; its bytes count against
-serving.max_inflight_request_bytes while the call runs, as over gRPC (each transport
-has its own count).
+serving.max_inflight_request_bytes while the call runs, in one count with the gRPC
+calls' (OnlineService.inflight).
 
 An HTTP call has no deadline of its own (gRPC's has no HTTP counterpart): a lookup is
 bounded by the service's default of 5 s, and each read of Redis by its socket timeout
@@ -25,10 +25,11 @@ from starlette.routing import Route
 
 from skewless.http import convert
 from skewless.http.errors import with_status
-from skewless.serving.limits import InflightBytes, check_request_bytes
+from skewless.serving.limits import check_request_bytes
 from skewless.serving.service import OnlineService
 
 LOOKUP_PATH: Final = "/get-online-features"
+LOOKUP_METHOD: Final = f"POST {LOOKUP_PATH}"  # as the metrics and the log name it
 HEALTH_PATH: Final = "/health"
 JSON: Final = "application/json"
 
@@ -37,17 +38,22 @@ class OnlineHttp:
     """The endpoints over one backend. `serving()` says whether the server is SERVING
     (the state the gRPC health service reports)."""
 
-    def __init__(self, backend: OnlineService, serving: Callable[[], bool]) -> None:
+    def __init__(
+        self,
+        backend: OnlineService,
+        serving: Callable[[], bool],
+        record: Callable[[int, float], None] | None = None,
+    ) -> None:
         self._backend = backend
         self._serving = serving
-        self._inflight = InflightBytes(backend.limits.max_inflight_request_bytes)
+        self._record = record  # the server's metrics: each lookup's status and seconds
 
     def app(self) -> Starlette:
         return Starlette(
             routes=[
                 Route(
                     LOOKUP_PATH,
-                    with_status(f"POST {LOOKUP_PATH}", self.get_online_features),
+                    with_status(LOOKUP_METHOD, self.get_online_features, self._record),
                     methods=["POST"],
                 ),
                 Route(HEALTH_PATH, self.health, methods=["GET"]),
@@ -71,7 +77,7 @@ class OnlineHttp:
 
     async def get_online_features(self, request: Request) -> Response:
         body = await self._body(request)
-        with self._inflight.hold(len(body)):
+        with self._backend.inflight.hold(len(body)):
             query = convert.parse_request(body)
             lookup = await self._backend.lookup(
                 query.features,

@@ -39,6 +39,7 @@ from skewless.errors import (
 )
 from skewless.online.codec import CodecError
 from skewless.serving.catalog import CatalogNotLoadedError
+from skewless.serving.log_throttle import LOG_INTERVAL_S, LogThrottle
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +78,6 @@ LOGGED: Final[tuple[type[Exception], ...]] = (
     ServerOverloadedError,
     ServerBusyError,
 )
-LOG_INTERVAL_S: Final = 60.0
 
 
 def status_for(exc: Exception) -> tuple[int, str]:
@@ -90,48 +90,32 @@ def status_for(exc: Exception) -> tuple[int, str]:
     return INTERNAL, f"internal error ({type(exc).__name__}): {exc}"
 
 
-class Quiet:
-    """Logs one kind of event at most once per `interval_s`; the next line logged says
-    how many were held back meanwhile."""
-
-    def __init__(
-        self, interval_s: float = LOG_INTERVAL_S, clock: Callable[[], float] = time.monotonic
-    ) -> None:
-        self._interval_s = interval_s
-        self._clock = clock
-        self._quiet_until = float("-inf")
-        self.held = 0
-
-    def log(self, level: int, message: str, *, exc_info: bool = False) -> None:
-        now = self._clock()
-        if now < self._quiet_until:
-            self.held += 1
-            return
-        held, self.held = self.held, 0
-        more = f" ({held} more like this since the last report)" if held else ""
-        log.log(level, "%s%s", message, more, exc_info=exc_info)
-        self._quiet_until = now + self._interval_s
-
-
 Endpoint = Callable[[Request], Awaitable[Response]]
 
 
-def with_status(name: str, endpoint: Endpoint, log_interval_s: float = LOG_INTERVAL_S) -> Endpoint:
-    """`endpoint` with STATUS_TABLE applied to what it raises."""
-    refusals = {kind: Quiet(log_interval_s) for kind in LOGGED}
-    internal: dict[type[Exception], Quiet] = {}  # one per type: a second bug logs its own
+def with_status(
+    name: str,
+    endpoint: Endpoint,
+    record: Callable[[int, float], None] | None = None,
+    log_interval_s: float = LOG_INTERVAL_S,
+) -> Endpoint:
+    """`endpoint` with STATUS_TABLE applied to what it raises; `record`, when given, is
+    told each call's status and seconds (the server's metrics)."""
+    refusals = {kind: LogThrottle(log, logging.WARNING, log_interval_s) for kind in LOGGED}
+    internal: dict[type[Exception], LogThrottle] = {}  # one per type: a second bug its own
 
     def report(exc: Exception, status: int, message: str) -> None:
         if status == INTERNAL:
-            quiet = internal.setdefault(type(exc), Quiet(log_interval_s))
-            quiet.log(logging.ERROR, f"{name} failed: {message}", exc_info=True)
+            if type(exc) not in internal:
+                internal[type(exc)] = LogThrottle(log, logging.ERROR, log_interval_s)
+            internal[type(exc)].event(f"{name} failed: {message}", exc_info=True)
             return
-        for kind, quiet in refusals.items():
+        for kind, refused in refusals.items():
             if isinstance(exc, kind):
-                quiet.log(logging.WARNING, f"{name} refused a call ({status}): {message}")
+                refused.event(f"{name} refused a call ({status}): {message}")
                 return
 
-    async def call(request: Request) -> Response:
+    async def answer(request: Request) -> Response:
         try:
             return await endpoint(request)
         except Exception as exc:
@@ -139,4 +123,13 @@ def with_status(name: str, endpoint: Endpoint, log_interval_s: float = LOG_INTER
             report(exc, status, message)
             return JSONResponse({"error": type(exc).__name__, "message": message}, status)
 
-    return call
+    if record is None:
+        return answer
+
+    async def timed(request: Request) -> Response:
+        start = time.perf_counter()
+        response = await answer(request)
+        record(response.status_code, time.perf_counter() - start)
+        return response
+
+    return timed

@@ -41,6 +41,7 @@ from skewless.online.store import OnlineReader
 from skewless.registry import RegistryReader, open_registry
 from skewless.serving import limits
 from skewless.serving.catalog import Catalog, CatalogNotLoadedError, load_catalog
+from skewless.serving.limits import InflightBytes
 from skewless.serving.plan import LookupPlan, ViewEntries
 from skewless.serving.response import OnlineResponse
 from skewless.timeutil import utc_micros
@@ -142,6 +143,8 @@ class OnlineService:
         self._redis = reader
         self._default_timeout_s = default_timeout_s
         self.limits = limits or ServingConfig()
+        # the request bytes of every transport's calls in flight (gRPC and HTTP alike)
+        self.inflight = InflightBytes(self.limits.max_inflight_request_bytes)
         self._catalog: Catalog | None = None
         self._load_error = "not read yet"
         # One thread: large lookups take turns on it (the GIL runs one at a time anyway),
