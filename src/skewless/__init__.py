@@ -3,6 +3,8 @@
 The names exported here are the supported API; everything else is internal.
 """
 
+import sys
+
 from skewless.definitions import (
     DeltaSource,
     Entity,
@@ -31,14 +33,13 @@ __version__ = "0.1.0"
 
 def __getattr__(name: str) -> object:
     # Feast's names skewless lacks: `from skewless import PushSource` says what to use
-    # instead (an ImportError, which the import statement passes on as it is).
-    from skewless.errors import FeastImportError  # noqa: PLC0415 - only on a miss
-    from skewless.feast_names import IMPORTS, advice, missing_name  # noqa: PLC0415
+    # instead.
+    from skewless.feast_names import IMPORTS, advice, missing_name, refusal  # noqa: PLC0415 - only on a miss
 
     detail = advice(IMPORTS, name, missing_name(name))
     if detail is None:
         raise AttributeError(f"module 'skewless' has no attribute {name!r}")
-    raise FeastImportError(name, detail)
+    raise refusal(name, detail, sys._getframe(1))
 
 
 __all__ = [

@@ -55,7 +55,7 @@ class SqliteRegistryConfig(_Strict):
     @classmethod
     def _local(cls, v: str) -> str:
         if "://" in v:
-            shown = re.sub(r"//[^/@]*@", "//...@", v)  # never a password in a message
+            shown = masked(v)  # never a password in a message
             raise ValueError(
                 f"{clip(shown)!r} is a URI: skewless's registry is a SQLite file, given by its path"
             )
@@ -192,7 +192,16 @@ class _Problem:
 
     def __str__(self) -> str:
         where = _where(self.loc)
-        return f"{where}: {self.message}" if where else self.message
+        return masked(f"{where}: {self.message}" if where else self.message)
+
+
+_CREDENTIALS = re.compile(r"//[^/@\s'\"]*@")
+
+
+def masked(text: str) -> str:
+    """`text` with the credentials of any URL in it (`//user:password@`) hidden: a value
+    shown in a message may come from an environment variable holding a secret."""
+    return _CREDENTIALS.sub("//...@", text)
 
 
 def _expand(value: Any, loc: _Loc, environ: Mapping[str, str], problems: list[_Problem]) -> Any:
@@ -296,12 +305,20 @@ def _validation_problem(error: ErrorDetails) -> _Problem:
     if kind == "missing":
         return _Problem(loc, "missing (required)")
     if kind in {"model_type", "model_attributes_type", "dict_type"}:
-        return _Problem(loc, f"expected a mapping, got {clip(repr(value))}")
+        # the kind of value only: a string here may be a URL with a password in it
+        return _Problem(loc, f"expected a mapping, got {_kind_of(value)}")
     message = str(error.get("msg", "invalid")).removeprefix("Value error, ")
     secret = any("password" in str(part) for part in loc)
     if kind != "value_error" and not secret and isinstance(value, str | int | float | bool):
         message += f" (got {clip(repr(value))})"
     return _Problem(loc, message)
+
+
+def _kind_of(value: Any) -> str:
+    if value is None:
+        return "nothing (null)"
+    kinds = {str: "a string", list: "a list", bool: "a boolean", int: "a number"}
+    return next((k for t, k in kinds.items() if isinstance(value, t)), "a number")
 
 
 def _fields_at(loc: _Loc) -> list[str]:
@@ -336,7 +353,7 @@ def load_config(repo_path: Path, file: Path | None = None) -> RepoConfig:
     try:
         raw = yaml.safe_load(path.read_text())
     except yaml.YAMLError as exc:
-        raise ConfigError(str(path), f"not valid YAML: {exc}") from None
+        raise ConfigError(str(path), masked(f"not valid YAML: {exc}")) from None
     return parse_config(raw, str(path))
 
 

@@ -615,6 +615,24 @@ class TeardownError(SkewlessError):
         )
 
 
+class TeardownRefusedError(SkewlessError):
+    """Deleting a project's offline data would keep some of its locations (`kept`:
+    location, why), so none of it is deleted: with the registry records gone, a later
+    apply and materialize would write into a kept table again, stale rows and all."""
+
+    def __init__(self, project: str, kept: Sequence[tuple[str, str]]) -> None:
+        self.project = project
+        self.kept = tuple(kept)
+        listed = "; ".join(f"{location} ({why})" for location, why in self.kept)
+        super().__init__(
+            f"refusing to delete the offline data of project '{project}': teardown would "
+            f"keep {listed}. Without their registry records, a later materialize would "
+            "write into a kept table again, stale rows and all. Nothing was removed (the "
+            "online keys neither). Deal with each location, then run `skewless teardown` "
+            "again; without --yes (offline=False) teardown removes the online keys only"
+        )
+
+
 # --- HTTP/JSON serving (skewless/http/) ----------------------------------------------
 
 

@@ -330,18 +330,7 @@ def _online_store(value: Any, found: _Found, refused: _Refused) -> Any:
             "out for the embedded server, or set `type: redis` and `url`",
         )
         return None
-    kind = (
-        value
-        if isinstance(value, str)
-        else value.get("type")
-        if isinstance(value, Mapping)
-        else None
-    )
-    if isinstance(kind, str) and kind.lower() in ONLINE_STORE_TYPES:
-        refused("online_store.type", _said(kind, ONLINE_STORE_TYPES[kind.lower()], "store"))
-        return None
-    if isinstance(kind, str) and kind.startswith("feast."):
-        refused("online_store.type", _said(kind, _REDIS, "class"))
+    if _feast_store("online_store", value, ONLINE_STORE_TYPES, _REDIS, refused):
         return None
     if not isinstance(value, Mapping):
         return value
@@ -358,17 +347,25 @@ def _online_store(value: Any, found: _Found, refused: _Refused) -> Any:
 
 def _offline_store(value: Any, refused: _Refused) -> Any:
     """The section without Feast's keys; None when the whole section is Feast's."""
-    kind = (
-        value
-        if isinstance(value, str)
-        else value.get("type")
-        if isinstance(value, Mapping)
-        else None
-    )
-    if isinstance(kind, str) and kind.lower() in OFFLINE_STORE_TYPES:
-        refused("offline_store.type", _said(kind, OFFLINE_STORE_TYPES[kind.lower()], "store"))
-        return None
-    if isinstance(kind, str) and kind.startswith("feast."):
-        refused("offline_store.type", _said(kind, _DELTA, "class"))
+    if _feast_store("offline_store", value, OFFLINE_STORE_TYPES, _DELTA, refused):
         return None
     return value
+
+
+def _feast_store(
+    section: str, value: Any, types: Mapping[str, str], instead: str, refused: _Refused
+) -> bool:
+    """Whether the store `section` names is one of Feast's (a type of `types`, or a
+    `feast.` class path), refused with what skewless uses instead."""
+    kind = value if isinstance(value, str) else None
+    if isinstance(value, Mapping):
+        kind = value.get("type")
+    if not isinstance(kind, str):
+        return False
+    if kind.lower() in types:
+        refused(f"{section}.type", _said(kind, types[kind.lower()], "store"))
+        return True
+    if kind.startswith("feast."):
+        refused(f"{section}.type", _said(kind, instead, "class"))
+        return True
+    return False

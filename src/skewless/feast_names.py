@@ -11,8 +11,12 @@ docs/porting-from-feast.md is the same table for people.
 
 from __future__ import annotations
 
+import dis
 from collections.abc import Mapping
+from types import FrameType
 from typing import Final, TypeVar
+
+from skewless.errors import FeastAttributeError, FeastImportError
 
 K = TypeVar("K")
 
@@ -173,14 +177,14 @@ STORE_METHODS: Final[Mapping[str, str]] = {
 # (kind of definition, argument) -> advice: Feast arguments skewless's definitions lack.
 ARGUMENTS: Final[Mapping[tuple[str, str], str]] = {
     ("entity", "value_type"): IMPORTS["ValueType"],
-    ("entity", "join_key"): "give join_keys=[...] (a list)",
+    ("entity", "join_key"): "give `join_keys=[...]`, a list",
     ("feature view", "version"): (
         "skewless versions every definition on apply by itself (`skewless history VIEW`)"
     ),
     ("feature view", "enable_validation"): (
         "skewless always checks the source's columns and types against the schema"
     ),
-    ("feature view", "batch_source"): "give the source as source=...",
+    ("feature view", "batch_source"): "give the source as `source=`",
     ("feature view", "stream_source"): _NO_STREAM,
     ("feature view", "aggregations"): IMPORTS["Aggregation"],
     ("feature view", "udf"): _NO_DERIVED,
@@ -190,7 +194,7 @@ ARGUMENTS: Final[Mapping[tuple[str, str], str]] = {
     ("source", "field_mapping"): (
         "rename the columns in the data, or name the features after the source's columns"
     ),
-    ("source", "event_timestamp_column"): "give timestamp_field=...",
+    ("source", "event_timestamp_column"): "give the column as `timestamp_field=`",
     ("source", "date_partition_column"): (
         "partitioned folders are read as they are; Spark prunes partitions by itself"
     ),
@@ -203,6 +207,15 @@ ARGUMENTS: Final[Mapping[tuple[str, str], str]] = {
     ("field", "vector_index"): _NO_VECTORS,
     ("field", "vector_length"): _NO_VECTORS,
     ("field", "vector_search_metric"): _NO_VECTORS,
+}
+
+# (kind of definition, argument) -> advice, when the argument is given a Feast object
+# (not a string) where skewless takes a string.
+OBJECT_VALUES: Final[Mapping[tuple[str, str], str]] = {
+    ("source", "file_format"): (
+        'give file_format="parquet" or "csv", a string (Feast\'s ParquetFormat() and the '
+        "like have no counterpart)"
+    ),
 }
 
 # `skewless <command>`: Feast CLI commands named differently or absent in skewless.
@@ -245,3 +258,26 @@ def advice(table: Mapping[K, str], name: K, subject: str) -> str | None:
 
 def missing_name(name: str) -> str:
     return f"{name} is a Feast name that skewless does not have"
+
+
+def _importing(frame: FrameType | None) -> bool:
+    """Whether `frame` is looking a name up for an import statement: importlib's
+    `from package import name` machinery, or an IMPORT_FROM instruction."""
+    if frame is None:
+        return False
+    if frame.f_globals.get("__name__") == "importlib._bootstrap":
+        return True
+    at = frame.f_lasti
+    return any(
+        i.opname == "IMPORT_FROM" for i in dis.get_instructions(frame.f_code) if i.offset == at
+    )
+
+
+def refusal(name: str, detail: str, caller: FrameType | None) -> Exception:
+    """The error for Feast's `name` missing from a skewless module. For an import
+    statement an ImportError, the one exception `from skewless import X` shows as it is
+    (an AttributeError there becomes "cannot import name"); for any other lookup an
+    AttributeError, so that hasattr() and getattr() with a default work as usual."""
+    if _importing(caller):
+        return FeastImportError(name, detail)
+    return FeastAttributeError(name, detail)

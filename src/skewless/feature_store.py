@@ -359,11 +359,15 @@ class FeatureStore:
         """Remove the project's online keys (no other project's) and stop the repo's
         embedded server; then, when `offline` is True or a function that is shown the
         `OfflineData` (every table, its files and bytes) answers True, delete the
-        project's Delta feature tables, saved training sets and registry records. Source
-        data is never deleted. Make a new FeatureStore to apply again afterwards."""
+        project's Delta feature tables, saved training sets and registry records (the
+        registry file stays). Source data is never deleted, and nothing is when some of
+        the offline data would be kept (TeardownRefusedError). Make a new FeatureStore to
+        apply again afterwards."""
         from skewless.teardown import teardown  # noqa: PLC0415
 
-        self._online = None
+        previous, self._online = self._online, None
+        if previous is not None:  # its server may be stopped next
+            previous.close()
         self._catalog = None
         return teardown(self.registry, self.config, self.repo_path, offline)
 
@@ -476,6 +480,7 @@ class FeatureStore:
             try:
                 return lookup(plan, self._online.read, entity_rows, request_time)
             except OnlineStoreUnavailableError:
+                self._online.close()
                 self._online = None  # reconnect (and restart an embedded server) once
                 if attempt == 2 or self.config.online_store.url:
                     raise

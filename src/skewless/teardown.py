@@ -7,13 +7,21 @@ so a later `materialize` into it starts from nothing too.
 
 Offline, what goes is only what skewless wrote for the project: the Delta feature tables
 under `<offline store>/<project>/<view>/`, the tables of saved training sets, the tables
-its registry records elsewhere, and then the project's records in the registry (the file
-itself when it holds no other project). The registry goes with the tables because it
-describes them: kept alone, `materialize-incremental` would take up where a deleted
-table left off. A location holding source data of any definition (applied ones, every
-version, the repo's current ones and the inputs saved training sets pinned) is never
-deleted, even inside those folders. Offline deletion is asked for explicitly: a caller
-gets the full list first (`OfflineData`) and says yes or no.
+its registry records elsewhere, and then the project's records in the registry. The
+registry file itself stays, even when no other project is left in it: another project
+sharing it could apply between the removal of the records and the unlink of the file,
+and its records would go with the file. The records go with the tables because they
+describe them: kept alone, `materialize-incremental` would take up where a deleted
+table left off.
+
+A location holding source data of any definition (applied ones, every version, the
+repo's current ones and the inputs saved training sets pinned) is never deleted, even
+inside those folders, and neither is one that is not a local path. Either refuses the
+offline deletion as a whole (TeardownRefusedError) before anything is removed: a table
+kept while its records go would be written into again, stale rows and all, once the
+project is applied and materialized anew, at the same `<project>/<view>/<data hash>`.
+Offline deletion is asked for explicitly: a caller gets the full list first
+(`OfflineData`) and says yes or no.
 """
 
 from __future__ import annotations
@@ -28,7 +36,7 @@ from urllib.parse import urlsplit
 
 from skewless.config import RepoConfig, resolve_path
 from skewless.definitions import FeatureView
-from skewless.errors import SkewlessError, TeardownError
+from skewless.errors import SkewlessError, TeardownError, TeardownRefusedError
 from skewless.offline.manifest import saved_manifest
 from skewless.online.codec import key_prefix
 from skewless.online.embedded import EmbeddedServer, embedded_dir
@@ -80,22 +88,25 @@ def _shown(url: str) -> str:
 
 
 def remove_online(project: str, config: RepoConfig, embedded: EmbeddedServer) -> OnlineRemoval:
-    """Remove every online key of `project` and stop the repo's embedded server."""
+    """Remove every online key of `project` and stop the repo's embedded server, also
+    when removing fails: teardown leaves no server running, one it started least of all."""
     cfg = config.online_store
     was_running = embedded.running()
     if cfg.url is None and not was_running and not embedded.data_dir.exists():
         return OnlineRemoval("the embedded online server (never started)")
-    if cfg.url is None:
-        url, where = embedded.ensure_running(), "the embedded online server"
-    else:
-        url, where = cfg.url, f"Redis at {_shown(cfg.url)}"
-    store = RedisOnlineStore.from_url(cfg.connection_url(url), password=cfg.password)
     try:
-        keys = store.delete_prefix(project_prefix(project), _view_of(project))
+        if cfg.url is None:
+            url, where = embedded.ensure_running(), "the embedded online server"
+        else:
+            url, where = cfg.url, f"Redis at {_shown(cfg.url)}"
+        store = RedisOnlineStore.from_url(cfg.connection_url(url), password=cfg.password)
+        try:
+            keys = store.delete_prefix(project_prefix(project), _view_of(project))
+        finally:
+            store.client.close()
     finally:
-        store.client.close()
-    if cfg.url is None or was_running:
-        embedded.stop()
+        if cfg.url is None or was_running:
+            embedded.stop()
     return OnlineRemoval(where, dict(sorted(keys.items())), server_stopped=was_running)
 
 
@@ -115,24 +126,25 @@ class OfflineTable:
 
 @dataclass(frozen=True)
 class KeptLocation:
+    """A location teardown will not delete, why, and what to do about it."""
+
     location: str
     reason: str
 
 
 @dataclass(frozen=True)
 class RegistryRemoval:
+    """The project's records in the registry file; the file itself stays."""
+
     path: str
     project: str
-    other_projects: tuple[str, ...]  # kept in the file; none: the file is deleted
-
-    @property
-    def deletes_file(self) -> bool:
-        return not self.other_projects
+    other_projects: tuple[str, ...]  # their records stay in the file
 
 
 @dataclass(frozen=True)
 class OfflineData:
-    """Exactly what deleting the offline data of a project removes, and what it keeps."""
+    """Exactly what deleting the offline data of a project removes; when it would keep
+    anything (`kept`), the deletion is refused as a whole."""
 
     project: str
     tables: tuple[OfflineTable, ...]
@@ -246,14 +258,17 @@ def offline_data(registry: Registry, config: RepoConfig, repo_path: Path) -> Off
     for location, (kind, name) in candidates.items():
         local = _local(location)
         if local is None:
-            why = "not a local path: delete it with its storage's tools"
+            why = (
+                "not a local path, which teardown leaves alone: delete it with its storage's tools"
+            )
             kept.append(KeptLocation(location, why))
             continue
         if local in tables or not os.path.isdir(local):
             continue
         source = next((what for s, what in sources.items() if _overlaps(local, s)), None)
         if source is not None:
-            kept.append(KeptLocation(local, f"it holds source data of {source}"))
+            why = f"it holds source data of {source}: move that data elsewhere"
+            kept.append(KeptLocation(local, why))
             continue
         files, size = _size(local)
         tables[local] = OfflineTable(kind, name, local, files, size)
@@ -268,10 +283,17 @@ def offline_data(registry: Registry, config: RepoConfig, repo_path: Path) -> Off
     )
 
 
+def refuse_kept(data: OfflineData) -> None:
+    """Raise TeardownRefusedError when deleting `data` would keep any location."""
+    if data.kept:
+        raise TeardownRefusedError(data.project, [(k.location, k.reason) for k in data.kept])
+
+
 def delete_offline(data: OfflineData, registry: Registry) -> None:
-    """Delete the tables of `data`, then the project's records in the registry (and the
-    file when no other project is left in it). The registry goes last: if a table cannot
-    be deleted, running teardown again finds what is left."""
+    """Delete the tables of `data`, then the project's records in the registry (one
+    transaction; the file stays). Refused when `data` keeps any location. The registry
+    goes last: if a table cannot be deleted, running teardown again finds what is left."""
+    refuse_kept(data)
     for table in data.tables:
         try:
             shutil.rmtree(table.location)
@@ -282,13 +304,7 @@ def delete_offline(data: OfflineData, registry: Registry) -> None:
     for folder in data.folders:  # empty project folders only, deepest first
         if os.path.isdir(folder) and not os.listdir(folder):
             os.rmdir(folder)
-    if registry.remove_project():
-        return
-    for suffix in ("", "-journal", "-wal", "-shm"):
-        try:
-            Path(data.registry.path + suffix).unlink(missing_ok=True)
-        except OSError as exc:
-            raise TeardownError(data.registry.path + suffix, str(exc)) from None
+    registry.remove_project()
 
 
 # --- both ----------------------------------------------------------------------------
@@ -312,10 +328,14 @@ def teardown(
 ) -> TeardownReport:
     """Remove the project's online keys and stop the embedded server; delete the offline
     data too when `offline` is True, or is a function that, shown the `OfflineData`,
-    answers True (it is asked before anything is removed)."""
+    answers True (it is asked before anything is removed). Deleting offline data that
+    would keep a location raises TeardownRefusedError before anything is removed, online
+    keys included."""
     data = offline_data(registry, config, repo_path)
     # asked first: a caller that stops at the question (Ctrl-C) has changed nothing
     delete = offline(data) if callable(offline) else offline
+    if delete:
+        refuse_kept(data)
     online = remove_online(config.project, config, EmbeddedServer(embedded_dir(repo_path)))
     if delete:
         delete_offline(data, registry)

@@ -9,6 +9,7 @@ part of skewless agrees on them.
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -234,10 +235,9 @@ def pandas_dtype(dtype: DType) -> Any:
 
 def __getattr__(name: str) -> object:
     # Feast's types skewless lacks: `from skewless.types import Map` says what to use.
-    from skewless.errors import FeastImportError  # noqa: PLC0415 - only on a miss
-    from skewless.feast_names import TYPES, advice, missing_name  # noqa: PLC0415
+    from skewless.feast_names import TYPES, advice, missing_name, refusal  # noqa: PLC0415 - only on a miss
 
     detail = advice(TYPES, name, missing_name(f"skewless.types.{name}"))
     if detail is None:
         raise AttributeError(f"module 'skewless.types' has no attribute {name!r}")
-    raise FeastImportError(name, detail)
+    raise refusal(name, detail, sys._getframe(1))

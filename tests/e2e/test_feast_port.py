@@ -284,12 +284,13 @@ def test_teardown_then_apply_again(store: FeatureStore, workflow: ModuleType, re
     torn = run_cli(repo, "teardown", "--yes")
     assert torn.returncode == 0, torn.stderr
     assert (repo / "data" / "driver_stats.parquet").is_file()  # source data is never deleted
-    assert not (repo / "data" / "registry.db").exists()
+    assert FeatureStore(repo).registry.current("feature_view") == []
     fresh = FeatureStore(repo_path=str(repo))
     assert run_cli(repo, "apply").returncode == 0
     missing = workflow.fetch_online_features(fresh, source="feature_service")
     assert missing["conv_rate"] == [None, None, None]  # online keys are gone
-    workflow.load_online_store(fresh)
-    assert (
-        workflow.fetch_online_features(fresh, source="feature_service")["avg_daily_trips"][1] == 7
-    )
+    workflow.load_online_store(fresh)  # everything again, from the source as it is now
+    now = datetime.now(UTC)
+    stats = pd.read_parquet(repo / "data" / "driver_stats.parquet")
+    again = workflow.fetch_online_features(fresh, source="feature_service")
+    assert again == expected_online(stats, now, [1001, 1002, 1005])

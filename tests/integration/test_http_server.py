@@ -4,9 +4,11 @@ mapping; /health; HTTPS with the gRPC port's certificate."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import math
+import re
 import shutil
 import signal
 import socket
@@ -23,15 +25,18 @@ import httpx
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+import redis
 from pyspark.sql import SparkSession
 
 from skewless import FeatureStore
 from skewless.client import OnlineClient
-from skewless.config import ServingConfig, load_config
-from skewless.errors import BindError
+from skewless.config import ServingConfig, TlsConfig, load_config
+from skewless.errors import BindError, ConfigError
 from skewless.grpc import running_server
-from skewless.grpc.server import RunningServer
+from skewless.grpc.server import OnlineServer, RunningServer, server_credentials
+from skewless.http import TlsFiles
 from skewless.serving.response import FeatureStatus, OnlineResponse
+from skewless.serving.service import OnlineService
 from tests.integration import test_grpc_tls as tls
 from tests.integration.redis_server import free_port
 from tests.integration.test_grpc_server import (
@@ -316,7 +321,7 @@ def test_http_and_grpc_calls_share_one_inflight_byte_count(
     body = {"features": ["stats:trips"], "entities": {"driver_id": [1]}}
     with inflight.hold(inflight.limit):  # as if calls of either transport held it all
         refused = http.post("/get-online-features", json=body)
-        assert refused.status_code == 503
+        assert refused.status_code == 429
         assert "max_inflight_request_bytes" in refused.json()["message"]
         with pytest.raises(grpc.RpcError) as info:
             grpc_client.get_online_features(["stats:trips"], [{"driver_id": 1}])
@@ -573,15 +578,21 @@ def test_http_is_not_served_without_a_port(store: FeatureStore) -> None:
 # --- TLS ----------------------------------------------------------------------------------
 
 
-def test_https_with_the_grpc_ports_certificate_and_client_ca(
-    tmp_path_factory: pytest.TempPathFactory, redis_url: str
-) -> None:
+@pytest.fixture(scope="module")
+def http_certs(tmp_path_factory: pytest.TempPathFactory) -> Path:
     if shutil.which("openssl") is None:
         pytest.skip("needs openssl")
     certs = tmp_path_factory.mktemp("http_certs")
     tls.authority("ca", "skewless test CA", certs)
     tls.issue(certs, "server", server=True)
     tls.issue(certs, "client", server=False)
+    return certs
+
+
+def test_https_with_the_grpc_ports_certificate_and_client_ca(
+    tmp_path_factory: pytest.TempPathFactory, http_certs: Path, redis_url: str
+) -> None:
+    certs = http_certs
     repo = tls.make_repo(
         tmp_path_factory.mktemp("https"), redis_url, tls.tls_section(certs, mutual=True)
     )
@@ -595,3 +606,84 @@ def test_https_with_the_grpc_ports_certificate_and_client_ca(
         reply = httpx.post(f"{running.http_url}{LOOKUP}", json=body, verify=trusting, timeout=5)
         assert reply.status_code == 200
         assert column(reply.json(), "score")["values"] == [4.5, 3.0]
+
+
+def listening(port: int) -> bool:
+    with socket.socket() as probe:
+        return probe.connect_ex(("127.0.0.1", port)) == 0
+
+
+def test_https_with_a_key_not_the_certificates_is_a_config_error_and_nothing_runs(
+    tmp_path_factory: pytest.TempPathFactory, http_certs: Path, redis_url: str
+) -> None:
+    section = tls.tls_section(http_certs, mutual=False).replace("server.key", "client.key")
+    repo = tls.make_repo(tmp_path_factory.mktemp("mismatched"), redis_url, section)
+    ports = {"gRPC": free_port(), "HTTP": free_port(), "metrics": free_port()}
+    before = set(threading.enumerate())
+    with (
+        pytest.raises(ConfigError) as info,
+        running_server(
+            repo, port=ports["gRPC"], http_port=ports["HTTP"], metrics_port=ports["metrics"]
+        ),
+    ):
+        pass
+    message = str(info.value)
+    assert f"serving.tls.key_file: {http_certs / 'client.key'} is not the private key" in message
+    assert f"serving.tls.cert_file's certificate ({http_certs / 'server.pem'})" in message
+    left = set(threading.enumerate()) - before
+    assert not left, sorted(t.name for t in left)
+    assert not [name for name, port in ports.items() if listening(port)]
+
+
+@pytest.mark.parametrize(
+    ("files", "names"),
+    [
+        (("client.ext", "server.key", None), "serving.tls.cert_file: {certs}/client.ext holds no"),
+        (("server.pem", "server.csr", None), "serving.tls.key_file: {certs}/server.csr holds no"),
+        (("server.pem", "client.key", None), "serving.tls.key_file: {certs}/client.key is not"),
+        (("server.pem", "server.key", "ca.key"), "serving.tls.client_ca_file: {certs}/ca.key"),
+    ],
+    ids=["cert-not-pem", "key-not-pem", "key-not-the-certificates", "client-ca-not-pem"],
+)
+def test_tls_files_that_are_not_what_their_key_says_are_config_errors(
+    http_certs: Path, files: tuple[str, str, str | None], names: str
+) -> None:
+    cert, key, client_ca = files
+    config = TlsConfig(cert_file=cert, key_file=key, client_ca_file=client_ca)
+    with pytest.raises(ConfigError, match=re.escape(names.format(certs=http_certs))):
+        server_credentials(http_certs, config)
+    assert server_credentials(http_certs, TlsConfig(cert_file="server.pem", key_file="server.key"))
+
+
+def test_http_failing_to_start_stops_grpc_metrics_and_redis(
+    store: FeatureStore, http_certs: Path, redis_url: str
+) -> None:
+    """Whatever the HTTP server raises when it starts (here its ssl module refusing a key
+    that is not the certificate's, as when a file changed after the config was checked),
+    the gRPC server, /metrics and the Redis connections already opened are closed, and
+    the error propagates."""
+    root = store.repo_path
+    ports = {"gRPC": free_port(), "HTTP": free_port(), "metrics": free_port()}
+    server = OnlineServer(
+        OnlineService.from_repo(root, load_config(root)),
+        port=ports["gRPC"],
+        http_port=ports["HTTP"],
+        metrics_port=ports["metrics"],
+        poll_interval_s=POLL_S,
+        http_tls=TlsFiles(http_certs / "server.pem", http_certs / "client.key"),
+    )
+    serving: list[str] = []
+
+    async def start() -> None:
+        with pytest.raises(ssl.SSLError, match="KEY_VALUES_MISMATCH"):
+            await server.start()
+        serving.extend(name for name, port in ports.items() if listening(port))
+
+    with redis.Redis.from_url(redis_url) as probe:
+        clients = len(probe.client_list())
+        before = set(threading.enumerate())
+        asyncio.run(start())
+        assert serving == []
+        left = set(threading.enumerate()) - before
+        assert not left, sorted(t.name for t in left)
+        wait_until(lambda: len(probe.client_list()) == clients, "its Redis connection to close")

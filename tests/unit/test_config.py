@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -156,3 +157,23 @@ def test_config_password_values_are_never_shown() -> None:
     (problem,) = info.value.problems
     assert problem.startswith("online_store.password: Input should be a valid string")
     assert "12345" not in problem
+
+
+@pytest.mark.parametrize(
+    ("raw", "environ"),
+    [
+        ({"online_store": "${REDIS_URL}"}, {"REDIS_URL": "redis://:hunter2@cache:6379/0"}),
+        ({"online_store": {"url": ["redis://u:hunter2@h:1"]}}, {}),
+        ({"online_store": {"url": "redis://u:hunter2@h:1", "ssl": "maybe"}}, {}),
+        ({"offline_store": "s3a://key:hunter2@bucket/offline"}, {}),
+        ({"registry": "s3://key:hunter2@bucket/registry.db"}, {}),
+        ({"spark": {"master": 3, "conf": "spark://u:hunter2@m:7077"}}, {}),
+    ],
+)
+def test_config_problems_never_show_a_password(
+    raw: dict[str, Any], environ: dict[str, str]
+) -> None:
+    with pytest.raises(ConfigError) as info:
+        parse_config({"project": "p", **raw}, "feature_store.yaml", environ=environ)
+    assert "hunter2" not in str(info.value)
+    assert info.value.problems  # the problem is still reported, without the secret

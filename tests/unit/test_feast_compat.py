@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 import skewless
 import skewless.types
-from skewless import Entity, Field, FileSource, Int64, __version__, feast_names
+from skewless import Entity, FeatureView, Field, FileSource, Int64, __version__, feast_names
 from skewless.cli.commands import project_name
 from skewless.cli.main import app
 from skewless.errors import DefinitionError, SkewlessError
@@ -71,6 +71,15 @@ def test_import_of_a_feast_only_type_says_what_to_use() -> None:
         exec("from skewless.types import Map", {})
 
 
+def test_feast_names_are_plain_missing_attributes_outside_imports() -> None:
+    assert not hasattr(skewless, "PushSource")  # hasattr and getattr's default work
+    assert getattr(skewless.types, "Map", None) is None
+    with pytest.raises(AttributeError, match="PushSource is a Feast name.*no push API"):
+        _ = skewless.PushSource
+    with pytest.raises(ImportError, match="skewless.types.Json is a Feast name"):
+        exec("from skewless.types import Int64, Json", {})
+
+
 def test_unknown_names_that_are_not_feasts_fail_as_usual() -> None:
     with pytest.raises(ImportError, match="cannot import name 'Pushsource'"):
         exec("from skewless import Pushsource", {})
@@ -104,6 +113,20 @@ def test_feast_store_methods_say_what_to_use(tmp_path: Path) -> None:
     [
         (lambda: Entity(name="driver", join_keys=["driver_id"], value_type=4), "value_type"),
         (lambda: Entity(name="driver", join_key="driver_id"), "join_keys=\\[...\\]"),
+        # given instead of a required argument: the Feast name is what is reported
+        (
+            lambda: FeatureView(
+                name="stats",
+                entities=[Entity(name="driver", join_keys=["driver_id"])],
+                schema=[Field(name="trips", dtype=Int64)],
+                batch_source=FileSource(path="d.parquet", timestamp_field="ts"),
+            ),
+            "field 'batch_source'.*`source=`",
+        ),
+        (
+            lambda: FileSource(path="d.parquet", event_timestamp_column="ts"),
+            "source 'd.parquet': field 'event_timestamp_column'.*`timestamp_field=`",
+        ),
         (lambda: Field(name="x", dtype=Int64, tags={"a": "b"}), "tags belong to the feature"),
         (
             lambda: FileSource(path="d.parquet", timestamp_field="ts", field_mapping={"a": "b"}),
@@ -113,9 +136,19 @@ def test_feast_store_methods_say_what_to_use(tmp_path: Path) -> None:
 )
 def test_feast_arguments_of_definitions_say_what_to_use(build: Any, match: str) -> None:
     with pytest.raises(
-        DefinitionError, match=f"a Feast argument that skewless does not take.*{match}"
+        DefinitionError, match=f"(?=.*a Feast argument that skewless does not take)(?=.*{match})"
     ):
         build()
+
+
+def test_feast_file_format_object_says_to_give_a_string() -> None:
+    class ParquetFormat:  # what Feast's FileSource takes
+        pass
+
+    with pytest.raises(DefinitionError, match='file_format="parquet" or "csv", a string'):
+        FileSource(path="d.parquet", timestamp_field="ts", file_format=ParquetFormat())
+    with pytest.raises(DefinitionError, match="Input should be 'parquet' or 'csv'"):
+        FileSource(path="d.parquet", timestamp_field="ts", file_format="orc")
 
 
 def test_unknown_argument_of_a_definition_is_named() -> None:

@@ -29,6 +29,7 @@ from skewless.errors import (
 )
 from skewless.http import convert
 from skewless.http.errors import status_for
+from skewless.online import columns
 from skewless.online.codec import CodecError
 from skewless.online.entries import encode_entry
 from skewless.serving.catalog import CatalogNotLoadedError
@@ -208,12 +209,12 @@ def test_response_json_read_with_numpy_is_the_in_process_answer(
 ) -> None:
     """The same, with every column of a scalar type read by read_columns (as columns of
     VECTOR_VALUES values or more are)."""
-    vector_values = convert.VECTOR_VALUES
-    convert.VECTOR_VALUES = 1  # type: ignore[misc]
+    vector_values = columns.VECTOR_VALUES
+    columns.VECTOR_VALUES = 1  # type: ignore[misc]
     try:
         check_response_json(case)
     finally:
-        convert.VECTOR_VALUES = vector_values  # type: ignore[misc]
+        columns.VECTOR_VALUES = vector_values  # type: ignore[misc]
 
 
 def check_response_json(case: tuple[LookupPlan, list[bytes | None], int]) -> None:
@@ -269,9 +270,9 @@ def test_response_statuses_use_feasts_names() -> None:
         (EntityRowsError("no join key 'city'", row=0, key="city"), 400, "city"),
         (MalformedRequestError("entities", "missing"), 400, "'entities'"),
         (RequestTooLargeError(9, "entity rows", "serving.max_entity_rows", 5), 413, "= 5"),
-        (ServerOverloadedError(10, 20, 25), 503, "max_inflight_request_bytes"),
+        (ServerOverloadedError(10, 20, 25), 429, "max_inflight_request_bytes"),
         (ServerBusyError("the server is busy"), 503, "busy"),
-        (NothingAppliedError("p"), 503, "'p'"),
+        (NothingAppliedError("p"), 409, "'p'"),
         (CatalogNotLoadedError("not read yet"), 503, "not read yet"),
         (OnlineStoreUnavailableError("refused"), 503, "refused"),
         (RegistryConflictError(1, 2), 503, "version"),  # retryable

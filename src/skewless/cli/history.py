@@ -5,15 +5,15 @@ from __future__ import annotations
 
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich import box
 from rich.markup import escape
-from rich.table import Table
+from rich.table import Column, Table
 from rich.tree import Tree
 
-from skewless.cli.display import RepoOption, WideOption, out, print_table, run
+from skewless.cli.display import RepoOption, WideOption, out, print_table, run, table
 from skewless.feature_store import FeatureStore
 from skewless.offline.lineage import Lineage, LineageNode
 from skewless.plan import Rollback, explain, repo_drift
@@ -36,26 +36,30 @@ def _short(data_hash: str | None) -> str:
 
 # --- history -------------------------------------------------------------------------
 
+# how the history tables look; their cells, like every table's, are never cut short
+_LOOK: dict[str, Any] = {
+    "box": box.SIMPLE_HEAD,
+    "title_justify": "left",
+    "caption_justify": "left",
+    "padding": (0, 1),
+    "collapse_padding": True,
+}
+
 
 def _definitions_table(history: ViewHistory) -> Table:
-    table = Table(
-        title=f"Definition versions of '{escape(history.view)}'",
-        box=box.SIMPLE_HEAD,
-        title_justify="left",
+    shown = table(
+        f"Definition versions of '{escape(history.view)}'",
+        *("v", "data v", "applied at", "registry"),
+        # hashes by their first HASH_CHARS characters, as git shows commits: the table
+        # tells versions apart; `skewless list`/`describe` show them whole
+        *("data", "metadata"),
+        Column("change", ratio=1, overflow="fold"),
+        right=("v", "data v", "registry"),
+        **_LOOK,
         caption="data v: bumps when the data hash changes; applied at: UTC",
-        caption_justify="left",
-        padding=(0, 1),
-        collapse_padding=True,
     )
-    table.add_column("v", justify="right")
-    table.add_column("data v", justify="right")
-    table.add_column("applied at", no_wrap=True)
-    table.add_column("registry", justify="right")
-    table.add_column("data", no_wrap=True)
-    table.add_column("metadata", no_wrap=True)
-    table.add_column("change", ratio=1, overflow="fold")
     for d in history.definitions:
-        table.add_row(
+        shown.add_row(
             str(d.version),
             str(d.data_version),
             _when(d.applied_at),
@@ -65,7 +69,7 @@ def _definitions_table(history: ViewHistory) -> Table:
             _change(d),
             style="dim" if d.removed else None,
         )
-    return table
+    return shown
 
 
 def _change(d: DefinitionVersion) -> str:
@@ -81,27 +85,19 @@ def _change(d: DefinitionVersion) -> str:
 
 
 def _runs_table(history: ViewHistory) -> Table:
-    table = Table(
-        title=f"Data versions of '{escape(history.view)}' (materialization runs)",
-        box=box.SIMPLE_HEAD,
-        title_justify="left",
+    counts = ("read", "inserted", "updated", "rejected", "online")
+    shown = table(
+        f"Data versions of '{escape(history.view)}' (materialization runs)",
+        *("run", "for", "event times", "finished", "Delta", *counts),
+        right=("for", "Delta", *counts),
+        **_LOOK,
         caption=(
             "for: the definition version a run ran for; event times (from, to) and finished: "
             "UTC; online: keys written"
         ),
-        caption_justify="left",
-        padding=(0, 1),
-        collapse_padding=True,
     )
-    table.add_column("run", no_wrap=True)
-    table.add_column("for", justify="right")
-    table.add_column("event times", no_wrap=True)
-    table.add_column("finished", no_wrap=True)
-    table.add_column("Delta", justify="right")
-    for col in ("read", "inserted", "updated", "rejected", "online"):
-        table.add_column(col, justify="right", no_wrap=True)
     for r in history.runs:
-        table.add_row(
+        shown.add_row(
             f"{r.run} {'incr.' if r.kind == 'incremental' else r.kind}",
             "-" if r.definition_version is None else f"v{r.definition_version}",
             f"{'all history' if r.start is None else _when(r.start)}\n{_when(r.end)}",
@@ -113,7 +109,7 @@ def _runs_table(history: ViewHistory) -> Table:
             _count(r.rows_rejected),
             _count(r.keys_written_online),
         )
-    return table
+    return shown
 
 
 def _inserted(r: DataVersion) -> str:

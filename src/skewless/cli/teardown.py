@@ -46,15 +46,14 @@ def show_offline(data: OfflineData, *, wide: bool) -> None:
     else:
         out.print(f"No Delta table of project '{data.project}' exists.")
     reg = data.registry
-    if reg.deletes_file:
-        registry = f"the registry {escape(reg.path)} (it holds no other project)"
-    else:
-        others = ", ".join(reg.other_projects)
-        registry = (
-            f"the records of project '{reg.project}' in the registry {escape(reg.path)} "
-            f"(it keeps those of {escape(others)})"
-        )
-    out.print(f"And {registry}.", highlight=False, soft_wrap=True)
+    others = ", ".join(reg.other_projects)
+    left = f"with the records of {escape(others)}" if others else "an empty registry then"
+    out.print(
+        f"And the records of project '{reg.project}' in the registry {escape(reg.path)} "
+        f"(the file stays, {left}).",
+        highlight=False,
+        soft_wrap=True,
+    )
     for kept in data.kept:
         out.print(
             f"[yellow]Kept {escape(kept.location)}: {escape(kept.reason)}.[/]",
@@ -65,12 +64,26 @@ def show_offline(data: OfflineData, *, wide: bool) -> None:
         out.print(f"[yellow]{escape(note)}[/]", highlight=False, soft_wrap=True)
 
 
+def stdin_is_terminal() -> bool:
+    """Whether a person can be asked: stdin is a terminal."""
+    return sys.stdin.isatty()
+
+
 def _ask(yes: bool, wide: bool) -> commands.Confirm:
     def confirm(data: OfflineData) -> bool:
         show_offline(data, wide=wide)
         if yes:
-            return True
-        if not sys.stdin.isatty():
+            return True  # refused by the library (TeardownRefusedError) if anything is kept
+        if data.kept:
+            out.print(
+                "Offline data kept: teardown deletes it only when it can delete all of it "
+                "(a kept table would be written into again after the next apply); deal "
+                "with each kept location above, then run `skewless teardown` again.",
+                highlight=False,
+                soft_wrap=True,
+            )
+            return False
+        if not stdin_is_terminal():
             out.print(
                 "Offline data kept: no terminal to ask (stdin is not one); "
                 "`skewless teardown --yes` deletes it."
@@ -122,7 +135,8 @@ def register(app: typer.Typer) -> None:
         wide: WideOption = False,
     ) -> None:
         """Remove the project's online keys and stop the embedded online server; then,
-        once confirmed, delete its Delta feature tables, saved training sets and registry.
-        Source data is never deleted."""
+        once confirmed, delete its Delta feature tables, saved training sets and registry
+        records (the registry file stays). Source data is never deleted; nothing is when
+        some of the offline data would have to be kept."""
         report = run(lambda: commands.teardown(repo, _ask(yes, wide)))
         show_teardown(report)

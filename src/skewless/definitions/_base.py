@@ -8,7 +8,7 @@ from typing import Any, ClassVar
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from skewless.errors import DefinitionError
-from skewless.feast_names import ARGUMENTS, advice
+from skewless.feast_names import ARGUMENTS, OBJECT_VALUES, advice
 
 NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
@@ -27,15 +27,33 @@ def check_name(value: str, what: str = "name") -> str:
 def definition_error(exc: ValidationError, kind: str, name: object) -> DefinitionError:
     """Pydantic's first error as a DefinitionError naming the object and the field. An
     argument it does not take is named as such, with what to use instead when it is
-    one of Feast's."""
-    first = exc.errors()[0]
-    loc = ".".join(str(p) for p in first["loc"]) or None
+    one of Feast's; such an argument is reported first, since it is usually why a
+    required one is missing (`batch_source=` given, `source=` missing)."""
+    errors = exc.errors()
+    feast = [
+        (loc, advice(ARGUMENTS, (kind, loc), "a Feast argument that skewless does not take"))
+        for e in errors
+        if e["type"] == "extra_forbidden" and (loc := ".".join(str(p) for p in e["loc"]))
+    ]
+    for loc, message in feast:
+        if message is not None:
+            return _error(message, kind, name, loc)
+    for e in errors:
+        at = ".".join(str(p) for p in e["loc"])
+        if (kind, at) in OBJECT_VALUES and not isinstance(e.get("input"), str):
+            found = advice(OBJECT_VALUES, (kind, at), "a Feast value that skewless does not take")
+            return _error(found or "", kind, name, at)
+    first = errors[0]
+    field = ".".join(str(p) for p in first["loc"]) or None
     msg = str(first.get("msg", "invalid value")).removeprefix("Value error, ")
-    if first["type"] == "extra_forbidden" and loc is not None:
-        feast = advice(ARGUMENTS, (kind, loc), "a Feast argument that skewless does not take")
-        msg = feast or f"unknown argument {loc!r}"
+    if first["type"] == "extra_forbidden" and field is not None:
+        msg = f"unknown argument {field!r}"
+    return _error(msg, kind, name, field)
+
+
+def _error(message: str, kind: str, name: object, field: str | None) -> DefinitionError:
     return DefinitionError(
-        msg, object_kind=kind, object_name=name if isinstance(name, str) else None, field=loc
+        message, object_kind=kind, object_name=name if isinstance(name, str) else None, field=field
     )
 
 
@@ -57,4 +75,6 @@ class Definition(BaseModel):
         try:
             super().__init__(**data)
         except ValidationError as exc:
-            raise definition_error(exc, self._kind, data.get("name")) from None
+            # an unnamed source is known by its path
+            name = data.get("name") or data.get(self._positional)
+            raise definition_error(exc, self._kind, name) from None

@@ -69,7 +69,10 @@ class FeatureView(Definition):
     @classmethod
     def _ttl(cls, v: timedelta | None) -> timedelta | None:
         if v is not None and v <= timedelta(0):
-            raise ValueError(f"ttl must be positive or None (no expiry), got {v}")
+            raise ValueError(
+                f"ttl must be positive or None (no expiry), got {v} (Feast's ttl of 0 for "
+                "no expiry is ttl=None here)"
+            )
         if v is not None and v > MAX_DURATION:
             raise ValueError(
                 f"ttl must be at most {MAX_DURATION_TEXT}, the span of the times Spark "

@@ -35,6 +35,7 @@ import contextlib
 import gc
 import logging
 import signal
+import ssl
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -53,6 +54,7 @@ from skewless.grpc.errors import with_status
 from skewless.grpc.metrics import ServerMetrics
 from skewless.grpc.servicer import OnlineServingServicer
 from skewless.http import LOOKUP_METHOD, HttpServer, OnlineHttp, TlsFiles
+from skewless.net import address
 from skewless.serving.service import OnlineService
 
 log = logging.getLogger(__name__)
@@ -62,10 +64,6 @@ SERVICE_NAME: Final = convert.SERVICE_NAME
 HEALTH_SERVICES: Final = ("", SERVICE_NAME)  # "" is the whole server
 _SERVING = health_pb2.HealthCheckResponse.SERVING
 _NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
-
-
-def _address(host: str, port: int) -> str:
-    return f"[{host}]:{port}" if ":" in host and not host.startswith("[") else f"{host}:{port}"
 
 
 def receive_cap(max_request_bytes: int) -> int:
@@ -89,26 +87,63 @@ def http_tls_files(repo_path: Path, tls: TlsConfig | None) -> TlsFiles | None:
 
 def server_credentials(repo_path: Path, tls: TlsConfig | None) -> grpc.ServerCredentials | None:
     """The port's TLS credentials from `serving.tls` (None: plaintext). A file that
-    cannot be read is a ConfigError naming its key and path."""
+    cannot be read, or does not hold what its key says (a PEM certificate chain, its
+    private key without a passphrase, a CA's PEM certificates), is a ConfigError naming
+    the key and the path: checked here, before any port is bound, as neither grpcio
+    (which says only that it cannot bind) nor the HTTP server's ssl module names them."""
     if tls is None:
         return None
+    config_file = str(repo_path / "feature_store.yaml")
 
-    def read(key: str, value: str) -> bytes:
+    def read(key: str, value: str) -> tuple[bytes, str]:
         path = resolve_path(repo_path, value)
         try:
-            return Path(path).read_bytes()
+            return Path(path).read_bytes(), path
         except OSError as exc:
             raise ConfigError(
-                str(repo_path / "feature_store.yaml"),
-                f"serving.tls.{key}: cannot read {path}: {exc.strerror or exc}",
+                config_file, f"serving.tls.{key}: cannot read {path}: {exc.strerror or exc}"
             ) from None
 
-    chain = read("cert_file", tls.cert_file)
-    key = read("key_file", tls.key_file)
-    client_ca = None if tls.client_ca_file is None else read("client_ca_file", tls.client_ca_file)
+    chain, chain_path = read("cert_file", tls.cert_file)
+    key, key_path = read("key_file", tls.key_file)
+    _check_certificates(config_file, "cert_file", chain, chain_path)
+    _check_key_pair(config_file, chain_path, key_path)
+    client_ca = None
+    if tls.client_ca_file is not None:
+        client_ca, ca_path = read("client_ca_file", tls.client_ca_file)
+        _check_certificates(config_file, "client_ca_file", client_ca, ca_path)
     return grpc.ssl_server_credentials(
         [(key, chain)], root_certificates=client_ca, require_client_auth=client_ca is not None
     )
+
+
+def _check_certificates(config_file: str, key: str, pem: bytes, path: str) -> None:
+    """A ConfigError unless `pem` holds PEM certificates."""
+    try:
+        ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER).load_verify_locations(
+            cadata=pem.decode("ascii", errors="replace")
+        )
+    except ssl.SSLError as exc:
+        raise ConfigError(
+            config_file, f"serving.tls.{key}: {path} holds no PEM certificate ({exc.reason})"
+        ) from None
+
+
+def _check_key_pair(config_file: str, chain_path: str, key_path: str) -> None:
+    """A ConfigError unless the key file holds the private key of the chain's first
+    certificate, unencrypted (neither server asks for a passphrase)."""
+    try:
+        ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER).load_cert_chain(
+            chain_path,
+            key_path,
+            password=lambda: b"",  # never prompt on the terminal
+        )
+    except ssl.SSLError as exc:
+        if exc.reason == "KEY_VALUES_MISMATCH":
+            why = f"is not the private key of serving.tls.cert_file's certificate ({chain_path})"
+        else:
+            why = "holds no PEM private key (or one with a passphrase, which is not supported)"
+        raise ConfigError(config_file, f"serving.tls.key_file: {key_path} {why}") from None
 
 
 def _add_online_serving(
@@ -180,7 +215,19 @@ class OnlineServer:
     async def start(self) -> int:
         """Load the definitions, check Redis, bind and start. Returns the bound port
         (useful with port 0). The server starts even if Redis or the registry is not
-        ready: health says NOT_SERVING until they are."""
+        ready: health says NOT_SERVING until they are.
+
+        All or nothing: when any step fails (a port taken, the HTTP server refusing to
+        start, anything raised), what had started is stopped (gRPC, /metrics, HTTP, the
+        backend's connections) before the error propagates, so no caller is left with a
+        port served by an object it never got."""
+        try:
+            return await self._start()
+        except BaseException:
+            await self.stop(grace_s=0)
+            raise
+
+    async def _start(self) -> int:
         server = grpc.aio.server(
             options=[
                 # never share the port silently with another server started on it
@@ -191,48 +238,43 @@ class OnlineServer:
                 ),
             ],
         )
+        self._server = server  # stop() stops it from here on, started or not
         self._health = health.aio.HealthServicer()
         _add_online_serving(OnlineServingServicer(self.backend), server, self.metrics)
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
         reflection.enable_server_reflection(
             (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server
         )
-        address = _address(self.host, self.port)
+        where = address(self.host, self.port)
         try:
             if self.credentials is None:
-                bound = server.add_insecure_port(address)
+                bound = server.add_insecure_port(where)
             else:
-                bound = server.add_secure_port(address, self.credentials)
+                bound = server.add_secure_port(where, self.credentials)
         except RuntimeError:  # what grpcio raises when it cannot bind
             bound = 0
         if not bound:
-            raise BindError(address, "gRPC", "the port is taken or the address is not local")
+            raise BindError(where, "gRPC", "the port is taken or the address is not local")
         for name in HEALTH_SERVICES:
             await self._health.set(name, _NOT_SERVING)
         await self._check()
         await server.start()
-        self._server = server
         self.port = bound
         self._watch_task = asyncio.create_task(self._watch(), name="skewless-grpc-watch")
         log.info(
             "serving on %s (%s)",
-            _address(self.host, bound),
+            address(self.host, bound),
             "plaintext" if self.credentials is None else "TLS",
         )
         if self.metrics is not None:
             try:
                 metrics_port = self.metrics.start_http(self.host)
             except OSError as exc:
-                await self.stop(grace_s=0)
-                address = _address(self.host, self.metrics.port)
-                raise BindError(address, "metrics", exc.strerror or str(exc)) from None
-            log.info("metrics on http://%s/metrics", _address(self.host, metrics_port))
+                where = address(self.host, self.metrics.port)
+                raise BindError(where, "metrics", exc.strerror or str(exc)) from None
+            log.info("metrics on http://%s/metrics", address(self.host, metrics_port))
         if self.http is not None:
-            try:
-                await self.http.start()
-            except BindError:
-                await self.stop(grace_s=0)
-                raise
+            await self.http.start()
         return bound
 
     @property
@@ -340,8 +382,8 @@ async def serve_async(
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError, RuntimeError):  # not the main thread
             loop.add_signal_handler(sig, stopping.set)
+    bound = await server.start()  # all or nothing: on failure it stopped what it started
     try:
-        bound = await server.start()
         # What is loaded by now (modules, definitions, the plan caches' owners) lives as
         # long as the process: take it out of the collector's reach. Otherwise every
         # full collection walks ~100k start-up objects (about 35 ms on this project's
@@ -395,13 +437,13 @@ class RunningServer:
     @property
     def target(self) -> str:
         """The address to give OnlineClient or a grpc channel."""
-        return _address(self.host, self.port)
+        return address(self.host, self.port)
 
     @property
     def http_url(self) -> str | None:
         """The HTTP/JSON endpoints' base URL, e.g. http://127.0.0.1:PORT (None: none)."""
         http = self.server.http
-        return None if http is None else f"{http.scheme}://{_address(self.host, http.port)}"
+        return None if http is None else f"{http.scheme}://{address(self.host, http.port)}"
 
 
 @contextlib.contextmanager

@@ -46,22 +46,12 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Final
 
-import numpy as np
-import numpy.typing as npt
-
 from skewless.errors import EntityRowsError, MalformedRequestError, clip
-from skewless.online.entries import (
-    ENTRY_TAG,
-    decode_entry,
-    encode_entry,
-    read_columns,
-    read_varint,
-)
-from skewless.online.header import CodecError
+from skewless.online.columns import decode_column, decode_columns
 from skewless.serving.response import FeatureStatus
 from skewless.serving.service import Lookup
 from skewless.timeutil import EPOCH
-from skewless.types import ArrayType, Bool, DType, Float32, Float64
+from skewless.types import ArrayType, DType
 
 FIELDS: Final = ("features", "feature_service", "entities", "full_feature_names")
 
@@ -236,21 +226,6 @@ def json_value(dtype: DType) -> Callable[[Any], Any] | None:
     return _SCALAR.get(dtype.name)
 
 
-def _entries(blob: bytes, rows: int) -> list[bytes]:
-    """The `rows` entries (online/entries.py) a column's concatenated entries hold."""
-    out: list[bytes] = []
-    p, end = 0, len(blob)
-    while p < end:
-        if blob[p] != ENTRY_TAG:
-            raise CodecError(f"an entry starts with {blob[p]:#x}, not FeatureColumn.values' tag")
-        size, q = read_varint(blob, p + 1, end)
-        out.append(blob[p : q + size])
-        p = q + size
-    if len(out) != rows:
-        raise CodecError(f"a column holds {len(out)} entries for {rows} rows")
-    return out
-
-
 def _written(values: list[Any], dtype: DType) -> list[Any]:
     """Decoded values as JSON writes them."""
     write = json_value(dtype)
@@ -261,88 +236,25 @@ def _written(values: list[Any], dtype: DType) -> list[Any]:
     return [None if v is None else write(v) for v in values]
 
 
-def column_values(blob: bytes, rows: int, dtype: DType) -> list[Any]:
-    """A feature column's JSON values from its concatenated entries, one by one."""
-    return _written([decode_entry(entry, dtype) for entry in _entries(blob, rows)], dtype)
-
-
-# Columns of one scalar type are read together, with numpy (online/entries.py's
-# read_columns), once they hold this many values: at 100 rows x 50 features the
-# response takes 2.2 ms to write instead of 9.5 ms one entry at a time
-# (benchmarks/http_latency.py measures the whole call).
-VECTOR_VALUES: Final = 64
-_PAD: Final = bytes(16)  # a fixed-width read at a null entry's offset 0 stays inside
-# the size of every present entry of the fixed-width types (a null entry has 2 bytes)
-_FIXED: Final[dict[str, int]] = {
-    t.name: len(encode_entry(v, t)) for t, v in ((Float64, 0.0), (Float32, 0.0), (Bool, False))
-}
-
-
-def _bounds(blob: bytes, rows: int, name: str) -> list[int] | range | None:
-    """Where each of a column's entries starts, and the end: None unless there are
-    `rows` entries, each with a one-byte length (what read_columns reads)."""
-    width = _FIXED.get(name)
-    if width is not None and len(blob) == rows * width:
-        return range(0, len(blob) + 1, width)  # no null (one would be 2 bytes)
-    bounds: list[int] = []
-    p, end = 0, len(blob)
-    while p < end:
-        if p + 1 >= end or blob[p + 1] & 0x80:
-            return None
-        bounds.append(p)
-        p += blob[p + 1] + 2
-    if len(bounds) != rows or p != end:
-        return None
-    bounds.append(end)
-    return bounds
-
-
-def _read_together(blobs: list[bytes], rows: int, name: str) -> list[list[Any]] | None:
-    """The values of columns of entries of the scalar type `name` (their entries already
-    checked by the gatherer); None when read_columns cannot take them."""
-    starts: list[npt.NDArray[np.int64]] = []
-    lengths: list[npt.NDArray[np.int64]] = []
-    base = 0
-    for blob in blobs:
-        bounds = _bounds(blob, rows, name)
-        if bounds is None:
-            return None
-        at = np.asarray(bounds, dtype=np.int64)
-        starts.append(at[:-1] + base)
-        lengths.append(np.diff(at))
-        base += len(blob)
-    raw = b"".join([*blobs, _PAD])
-    buffer = np.frombuffer(raw, dtype=np.uint8)
-    return read_columns(buffer, raw, np.stack(starts, axis=1), np.stack(lengths, axis=1), name)
+def column_values(column: bytes, rows: int, dtype: DType) -> list[Any]:
+    """A feature's JSON values from its column of stored entries (online/columns.py)."""
+    return _written(decode_column(column, rows, dtype), dtype)
 
 
 def feature_values(lookup: Lookup) -> dict[str, list[Any]]:
     """Each output feature's JSON values, from the lookup's stored entries."""
-    plan, rows = lookup.plan, lookup.rows
-    blobs = {
-        name: blob
+    plan = lookup.plan
+    columns = {
+        name: column
         for view, got in zip(plan.views, lookup.views, strict=True)
-        for name, blob in zip(view.outputs, got.entries, strict=True)
+        for name, column in zip(view.outputs, got.entries, strict=True)
     }
-    out: dict[str, list[Any]] = {}
-    groups: dict[str, list[str]] = {}
-    for name in plan.features:
-        dtype = plan.dtypes[name]
-        if isinstance(dtype, ArrayType):
-            out[name] = column_values(blobs[name], rows, dtype)
-        else:
-            groups.setdefault(dtype.name, []).append(name)
-    for type_name, names in groups.items():
-        read = None
-        if rows * len(names) >= VECTOR_VALUES:
-            read = _read_together([blobs[n] for n in names], rows, type_name)
-        if read is None:
-            read = [
-                [decode_entry(e, plan.dtypes[n]) for e in _entries(blobs[n], rows)] for n in names
-            ]
-        for name, values in zip(names, read, strict=True):
-            out[name] = _written(values, plan.dtypes[name])
-    return out
+    dtypes = [plan.dtypes[name] for name in plan.features]
+    decoded = decode_columns([columns[name] for name in plan.features], dtypes, lookup.rows)
+    return {
+        name: _written(values, dtype)
+        for name, values, dtype in zip(plan.features, decoded, dtypes, strict=True)
+    }
 
 
 # --- responses --------------------------------------------------------------------------

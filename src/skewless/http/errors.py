@@ -44,10 +44,16 @@ from skewless.serving.log_throttle import LOG_INTERVAL_S, LogThrottle
 log = logging.getLogger(__name__)
 
 BAD_REQUEST: Final = 400
+CONFLICT: Final = 409
 TOO_LARGE: Final = 413
+TOO_MANY_REQUESTS: Final = 429
 INTERNAL: Final = 500
 UNAVAILABLE: Final = 503
 
+# A status says whether to retry as the gRPC code of the same error says it
+# (grpc/errors.py; tests/unit/test_transport_errors.py checks both tables): 503 is
+# UNAVAILABLE (retry), 429 is RESOURCE_EXHAUSTED's overload (retry after a backoff), and
+# 400, 409, 413 and 500 are not worth retrying unchanged.
 STATUS_TABLE: Final[tuple[tuple[type[Exception], int], ...]] = (
     # the caller asked for something that does not exist or sent unusable rows
     (FeatureViewNotFoundError, BAD_REQUEST),
@@ -60,14 +66,16 @@ STATUS_TABLE: Final[tuple[tuple[type[Exception], int], ...]] = (
     # over one of the request limits (the `serving` section of feature_store.yaml): the
     # same request is refused again, so it is the caller's to split
     (RequestTooLargeError, TOO_LARGE),
-    # the server as a whole holds too many request bytes (not this caller's rate, which
-    # 429 would say): retry after a backoff, elsewhere or later
-    (ServerOverloadedError, UNAVAILABLE),
-    (ServerBusyError, UNAVAILABLE),
+    # the server as a whole holds too many request bytes in flight: retry after a
+    # backoff (gRPC's RESOURCE_EXHAUSTED, which HTTP spells 429)
+    (ServerOverloadedError, TOO_MANY_REQUESTS),
     # the server cannot answer yet; retrying (elsewhere, or later) can succeed
-    (NothingAppliedError, UNAVAILABLE),
+    (ServerBusyError, UNAVAILABLE),
     (CatalogNotLoadedError, UNAVAILABLE),
     (OnlineStoreUnavailableError, UNAVAILABLE),
+    # nothing is applied: no retry helps until someone runs `skewless apply` (gRPC's
+    # FAILED_PRECONDITION)
+    (NothingAppliedError, CONFLICT),
     # what Redis holds cannot be decoded: a bug or a codec version mismatch
     (CodecError, INTERNAL),
 )

@@ -23,6 +23,7 @@ import uvicorn
 from starlette.types import ASGIApp
 
 from skewless.errors import BindError
+from skewless.net import address
 
 log = logging.getLogger(__name__)
 
@@ -35,10 +36,6 @@ class TlsFiles:
     cert_file: Path
     key_file: Path
     client_ca_file: Path | None = None
-
-
-def address(host: str, port: int) -> str:
-    return f"[{host}]:{port}" if ":" in host and not host.startswith("[") else f"{host}:{port}"
 
 
 def _bind(host: str, port: int) -> socket.socket:

@@ -130,7 +130,8 @@ _PLACEHOLDERS: Final = {name: e.zero for name, e in ENGINES.items() if name not 
 _F64: Final = struct.Struct("<d")
 _F32: Final = struct.Struct("<f")
 # the fixed-size entries, whole: entry tag, length, field tag, then 8, 4 or 1 byte
-_FIXED_SIZE: Final = {"float64": 3 + 8, "float32": 3 + 4, "bool": 3 + 1}
+# (a null entry of these types is 2 bytes: entry tag and a length of 0)
+FIXED_SIZE: Final = {"float64": 3 + 8, "float32": 3 + 4, "bool": 3 + 1}
 
 
 # --- one value -------------------------------------------------------------------------
@@ -303,7 +304,7 @@ def _fixed_payloads(values: pa.Array, name: str) -> npt.NDArray[np.uint8]:
         body = np.where(nan, bits | np.uint32(0x00400000), bits).astype("<u4").view(np.uint8)
     else:
         body = values.to_numpy(zero_copy_only=False).astype(np.uint8)
-    rows: npt.NDArray[np.uint8] = body.reshape(len(values), _FIXED_SIZE[name] - 3)
+    rows: npt.NDArray[np.uint8] = body.reshape(len(values), FIXED_SIZE[name] - 3)
     return rows
 
 
@@ -321,7 +322,7 @@ def _messages(values: pa.Array, name: str) -> sg.Segments:
     """The Value messages of a null-free column of scalars, as encode_entry writes them."""
     rows = len(values)
     tag = sg.constant(SCALAR_TAGS[name], rows)
-    if name in _FIXED_SIZE:
+    if name in FIXED_SIZE:
         return sg.interleave([tag, sg.fixed(_fixed_payloads(values, name))], rows)
     if name in _INTS:
         return sg.interleave([tag, sg.varints(_checked_ints(values, name))], rows)
@@ -415,14 +416,15 @@ def read_columns(
 ) -> list[list[Any]] | None:
     """The values of columns of entries of one scalar type: the entry of row i of column
     j is `lengths[i, j]` bytes at `starts[i, j]` in `buffer` (the bytes of `raw`). The
-    caller has checked each entry's tag, length and field (codec._entries_in_order).
+    caller has checked each entry's tag, length and field (codec._entries_in_order, which
+    entry_gatherer also applies to the columns columns.py reads).
     None when a value is not in the form its type's writer gives it (the caller then
     reads the entries one by one, which raises the precise error)."""
     present = lengths > 2
     body = np.where(present, starts + 3, 0)  # past the entry's tag, length, field tag
     if name in ("string", "bytes"):
         return _texts(buffer, raw, starts, lengths, present, text=name == "string")
-    if name in _FIXED_SIZE:
+    if name in FIXED_SIZE:
         values = _fixed_values(buffer, lengths, present, body, name)
     else:
         values = _int_values(buffer, lengths, present, body, name)
@@ -441,9 +443,9 @@ _Mask = npt.NDArray[np.bool_]
 def _fixed_values(
     buffer: npt.NDArray[np.uint8], lengths: _Ints, present: _Mask, body: _Ints, name: str
 ) -> npt.NDArray[Any] | None:
-    if (present & (lengths != _FIXED_SIZE[name])).any():
+    if (present & (lengths != FIXED_SIZE[name])).any():
         return None
-    width = _FIXED_SIZE[name] - 3
+    width = FIXED_SIZE[name] - 3
     taken = buffer[body[:, :, None] + np.arange(width)[None, None, :]]
     if name == "bool":
         if (present & (taken[:, :, 0] > 1)).any():

@@ -190,6 +190,11 @@ class RedisOnlineStore:
                     return removed
         except (redis.ConnectionError, redis.TimeoutError) as exc:
             raise OnlineStoreUnavailableError(str(exc)) from exc
+        except redis.ResponseError as exc:  # a read-only replica, a denied command, ...
+            raise OnlineStoreUnavailableError(f"Redis refused to delete keys: {exc}") from exc
+
+    def close(self) -> None:
+        self.client.close()
 
     @staticmethod
     def now_ms() -> int:

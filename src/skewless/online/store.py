@@ -43,6 +43,10 @@ class OnlineStore(Protocol):
         """Remove `keys`; returns how many existed."""
         ...
 
+    def close(self) -> None:
+        """Close the store's connections."""
+        ...
+
 
 class OnlineReader(Protocol):
     """Asynchronous reads, for the server: every call is bounded by `timeout_s`."""
