@@ -112,6 +112,16 @@ class DefinitionError(SkewlessError):
         )
 
 
+class ExpressionTypeError(SkewlessError):
+    """An expression does not type-check. Names the sub-expression at fault, as the
+    Python text that builds it; the definition that holds it adds where it is."""
+
+    def __init__(self, detail: str, expression: str) -> None:
+        self.detail = detail
+        self.expression = expression
+        super().__init__(f"{expression}: {detail}")
+
+
 class RepoLoadError(SkewlessError):
     """A file of the feature repo could not be imported."""
 
