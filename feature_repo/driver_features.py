@@ -16,6 +16,7 @@ from skewless import (
     Int64,
     String,
 )
+from skewless.expr import col, hour
 
 # One row per driver and hour. `event_timestamp` is the end of the hour the row
 # summarises, so a row is only visible to trips that start after that hour is over.
@@ -36,6 +37,21 @@ driver_hourly_stats = FeatureView(
             description="Fares earned during the hour, EUR; null while payments are pending.",
         ),
         Field("is_on_shift", Bool, description="Online at the end of the hour."),
+        # Derived features: computed by skewless from the columns above, then stored and
+        # served like the others (docs/expressions.md).
+        Field(
+            "earnings_per_online_hour",
+            Float64,
+            expr=col("earnings_last_hour") / (col("online_minutes_last_hour") / 60),
+            description="Earnings per hour online, EUR; null for an hour not online (a "
+            "division by zero) or with payments pending.",
+        ),
+        Field(
+            "local_hour",
+            Int64,
+            expr=hour(col("event_timestamp"), tz="Europe/Lisbon"),
+            description="Hour of the day in Lisbon time at the end of the summarised hour.",
+        ),
     ],
     source=FileSource(
         "data/driver_hourly_stats.parquet",

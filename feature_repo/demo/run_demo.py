@@ -154,6 +154,8 @@ def main(repo_path: Path | None = None) -> None:
     refs = [
         "driver_hourly_stats:earnings_last_hour",
         "driver_hourly_stats:is_on_shift",
+        "driver_hourly_stats:earnings_per_online_hour",
+        "driver_hourly_stats:local_hour",
         "driver_profile:languages",
         "driver_profile:seats",
         "customer_daily_profile:preferred_payment",

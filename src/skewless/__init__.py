@@ -13,6 +13,8 @@ from skewless.definitions import (
     FeatureViewProjection,
     Field,
     FileSource,
+    OnDemandFeatureView,
+    RequestSource,
 )
 from skewless.errors import SkewlessError
 from skewless.feature_store import FeatureStore
@@ -58,6 +60,8 @@ __all__ = [
     "Float64",
     "Int32",
     "Int64",
+    "OnDemandFeatureView",
+    "RequestSource",
     "SkewlessError",
     "String",
     "UnixTimestamp",

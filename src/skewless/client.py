@@ -70,10 +70,12 @@ class OnlineClient:
         full_feature_names: bool = False,
         *,
         timeout_s: float | None = None,
+        request_data: Mapping[str, Sequence[Any]] | None = None,
     ) -> OnlineResponse:
         """The latest materialized values for each entity row (a dict of join keys).
         `features` is a list of "view:feature" refs, a FeatureService, or the name of
-        an applied feature service."""
+        an applied feature service. `request_data`: request field -> one value per
+        entity row, for on-demand features."""
         selected: list[str] | str
         if isinstance(features, FeatureService):
             selected = features.refs
@@ -82,7 +84,10 @@ class OnlineClient:
         else:
             selected = features if isinstance(features, str) else list(features)
         rows = [dict(r) for r in entity_rows]
-        request = convert.query_to_proto(OnlineQuery(selected, rows, full_feature_names))
+        values = {k: list(v) for k, v in (request_data or {}).items()}
+        request = convert.query_to_proto(
+            OnlineQuery(selected, rows, full_feature_names, request_data=values)
+        )
         reply = self._stub.GetOnlineFeatures(request, timeout=timeout_s or self.timeout_s)
         return convert.response_from_proto(reply, rows)
 

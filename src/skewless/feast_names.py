@@ -23,8 +23,9 @@ K = TypeVar("K")
 GUIDE: Final = "docs/porting-from-feast.md"
 
 _NO_DERIVED = (
-    "skewless has no on-demand transformations: compute the value in the source data "
-    "(or in the model's own preprocessing, shared by training and serving)"
+    "skewless stores no Python functions: write the function's body as expressions, "
+    "OnDemandFeatureView(name, sources=[...], schema=[Field(name, dtype, expr=...)]) "
+    "(docs/expressions.md)"
 )
 _NO_STREAM = (
     "skewless has no streaming ingestion: land the stream in a Delta table or files "
@@ -55,12 +56,7 @@ IMPORTS: Final[Mapping[str, str]] = {
     "Project": (
         "the project is the `project:` key of feature_store.yaml; remove the Project object"
     ),
-    "OnDemandFeatureView": _NO_DERIVED,
     "on_demand_feature_view": _NO_DERIVED,
-    "RequestSource": (
-        "skewless has no request-time features: pass such values to the model directly "
-        "(or as columns of the entity dataframe for training)"
-    ),
     "PushSource": _NO_PUSH,
     "PushMode": _NO_PUSH,
     "StreamFeatureView": _NO_STREAM,
@@ -154,8 +150,6 @@ STORE_METHODS: Final[Mapping[str, str]] = {
     "serve_registry": "the registry is a SQLite file every FeatureStore reads directly",
     "serve_transformations": _NO_DERIVED,
     "get_feature_server_endpoint": _SERVE,
-    "list_on_demand_feature_views": _NO_DERIVED,
-    "get_on_demand_feature_view": _NO_DERIVED,
     "list_stream_feature_views": _NO_STREAM,
     "get_stream_feature_view": _NO_STREAM,
     "list_batch_feature_views": "list_feature_views()",
@@ -189,6 +183,16 @@ ARGUMENTS: Final[Mapping[tuple[str, str], str]] = {
     ("feature view", "aggregations"): IMPORTS["Aggregation"],
     ("feature view", "udf"): _NO_DERIVED,
     ("feature view", "mode"): _NO_DERIVED,
+    ("on-demand feature view", "udf"): _NO_DERIVED,
+    ("on-demand feature view", "mode"): _NO_DERIVED,
+    ("on-demand feature view", "feature_transformation"): _NO_DERIVED,
+    ("on-demand feature view", "write_to_online_store"): (
+        "on-demand features are computed at request time and never stored; to store a "
+        "derived value, give a FeatureView field an expr="
+    ),
+    ("on-demand feature view", "entities"): (
+        "an on-demand view's entities are those of the feature views it reads: drop entities="
+    ),
     ("feature view", "offline"): "every skewless feature view is offline",
     ("feature service", "logging_config"): _NO_FEATURE_LOGGING,
     ("source", "field_mapping"): (

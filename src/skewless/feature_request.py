@@ -1,8 +1,12 @@
 """Compile feature references into per-view retrieval requests. Pure: no Spark, no I/O.
 
-A reference is `"view:feature"`. Output columns are named after the feature, or
-`view__feature` with `full_feature_names=True`; a name clash is an error, never a silent
-overwrite.
+A reference is `"view:feature"`, of a feature view or an on-demand view. Output columns
+are named after the feature, or `view__feature` with `full_feature_names=True`; a name
+clash is an error, never a silent overwrite.
+
+An on-demand feature reads features of other views: those are looked up (or joined) as
+hidden columns of their view's request, named `__in__<view>__<feature>`, which never
+appear in the output; its request fields are columns of the entity rows.
 """
 
 from __future__ import annotations
@@ -11,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 
-from skewless.definitions import FeatureService, FeatureView
+from skewless.definitions import FeatureService, FeatureView, OnDemandFeatureView
 from skewless.errors import (
     EntityDataFrameError,
     FeatureServiceNotFoundError,
@@ -27,6 +31,7 @@ class FeatureColumn:
     output: str
     dtype: DType
     position: int  # where the ref stood in the request: output columns keep that order
+    hidden: bool = False  # read for an on-demand feature only: not an output
 
 
 @dataclass(frozen=True)
@@ -47,6 +52,51 @@ class ViewRequest:
     @property
     def ttl(self) -> timedelta | None:
         return self.view.ttl
+
+
+@dataclass(frozen=True)
+class OnDemandRequest:
+    """What one retrieval needs from one on-demand view: its outputs, and where each
+    input it reads is found (a hidden view column, or a request field)."""
+
+    view: OnDemandFeatureView
+    columns: tuple[FeatureColumn, ...]
+    inputs: tuple[tuple[str, str], ...]  # (the name col() uses, the column that holds it)
+    request_fields: tuple[str, ...]  # request fields read, which the entity rows carry
+
+    @property
+    def name(self) -> str:
+        return self.view.name
+
+
+@dataclass(frozen=True)
+class FeatureRequest:
+    """Every view's part of one retrieval."""
+
+    views: tuple[ViewRequest, ...]
+    on_demand: tuple[OnDemandRequest, ...] = ()
+
+    @property
+    def outputs(self) -> list[str]:
+        """Output columns in the order they were requested (hidden inputs left out)."""
+        cols = [c for r in self.views for c in r.columns if not c.hidden]
+        cols += [c for r in self.on_demand for c in r.columns]
+        return [c.output for c in sorted(cols, key=lambda c: c.position)]
+
+    @property
+    def output_dtypes(self) -> dict[str, DType]:
+        cols = [c for r in self.views for c in r.columns if not c.hidden]
+        cols += [c for r in self.on_demand for c in r.columns]
+        return {c.output: c.dtype for c in cols}
+
+    @property
+    def request_fields(self) -> tuple[str, ...]:
+        """Request fields some on-demand feature reads, in first-use order."""
+        return tuple(dict.fromkeys(f for r in self.on_demand for f in r.request_fields))
+
+
+def hidden_name(view: str, feature: str) -> str:
+    return f"__in__{view}__{feature}"
 
 
 def parse_ref(ref: str) -> tuple[str, str]:
@@ -84,51 +134,67 @@ def compile_requests(
     *,
     full_feature_names: bool,
     reserved: Sequence[str] = (),
-) -> list[ViewRequest]:
-    """Group refs by view (first-mention order), validate them and name output columns."""
+    on_demand: Mapping[str, OnDemandFeatureView] | None = None,
+) -> FeatureRequest:
+    """Group refs by view (first-mention order), validate them and name output columns;
+    add the hidden columns on-demand features read."""
+    on_demand = on_demand or {}
     by_view: dict[str, list[str]] = {}
     position = {ref: i for i, ref in enumerate(refs)}
     for ref in refs:
         view_name, feature = parse_ref(ref)
-        view = views.get(view_name)
+        view = views.get(view_name) or on_demand.get(view_name)
         if view is None:
-            raise FeatureViewNotFoundError(view_name, views)
+            raise FeatureViewNotFoundError(view_name, [*views, *on_demand])
         view.feature(feature)  # raises FeatureNotFoundError with a suggestion
         chosen = by_view.setdefault(view_name, [])
         if feature in chosen:
             raise InvalidFeatureRefError(ref, "requested twice")
         chosen.append(feature)
     taken: dict[str, str] = dict.fromkeys(reserved, "the entity dataframe")
-    requests = []
-    for view_name, features in by_view.items():
-        view = views[view_name]
-        columns = []
-        for feature in features:
-            out = f"{view_name}__{feature}" if full_feature_names else feature
-            if out in taken:
-                hint = "" if full_feature_names else " (pass full_feature_names=True)"
-                raise InvalidFeatureRefError(
-                    f"{view_name}:{feature}",
-                    f"output column '{out}' clashes with {taken[out]}{hint}",
-                )
-            taken[out] = f"'{view_name}:{feature}'"
-            columns.append(
-                FeatureColumn(
-                    feature, out, view.feature(feature).dtype, position[f"{view_name}:{feature}"]
-                )
+
+    def named(view_name: str, feature: str, dtype: DType) -> FeatureColumn:
+        out = f"{view_name}__{feature}" if full_feature_names else feature
+        if out in taken:
+            hint = "" if full_feature_names else " (pass full_feature_names=True)"
+            raise InvalidFeatureRefError(
+                f"{view_name}:{feature}", f"output column '{out}' clashes with {taken[out]}{hint}"
             )
-        requests.append(ViewRequest(view, tuple(columns)))
-    return requests
+        taken[out] = f"'{view_name}:{feature}'"
+        return FeatureColumn(feature, out, dtype, position[f"{view_name}:{feature}"])
 
-
-def output_columns(requests: Sequence[ViewRequest]) -> list[str]:
-    """Feature output columns in the order they were requested."""
-    cols = [c for r in requests for c in r.columns]
-    return [c.output for c in sorted(cols, key=lambda c: c.position)]
+    columns: dict[str, list[FeatureColumn]] = {}
+    demands: list[OnDemandRequest] = []
+    for view_name, features in by_view.items():
+        if view_name in views:
+            view = views[view_name]
+            columns.setdefault(view_name, []).extend(
+                named(view_name, f, view.feature(f).dtype) for f in features
+            )
+            continue
+        odfv = on_demand[view_name]
+        outputs = tuple(named(view_name, f, odfv.feature(f).dtype) for f in features)
+        needed = odfv.inputs_of(tuple(features))
+        inputs: list[tuple[str, str]] = []
+        for source_view, read in needed.views.items():
+            base = views.get(source_view)
+            if base is None:
+                raise FeatureViewNotFoundError(source_view, views)
+            held = columns.setdefault(source_view, [])
+            for feature in read:
+                hidden = hidden_name(source_view, feature)
+                if all(c.output != hidden for c in held):
+                    dtype = base.feature(feature).dtype
+                    held.append(FeatureColumn(feature, hidden, dtype, -1, hidden=True))
+                inputs.append((feature, hidden))
+        inputs += [(f, f) for f in needed.request]
+        demands.append(OnDemandRequest(odfv, outputs, tuple(inputs), needed.request))
+    requests = tuple(ViewRequest(views[name], tuple(cols)) for name, cols in columns.items())
+    return FeatureRequest(requests, tuple(demands))
 
 
 def check_entity_columns(
-    columns: Sequence[str], requests: Sequence[ViewRequest], timestamp_column: str
+    columns: Sequence[str], request: FeatureRequest, timestamp_column: str
 ) -> None:
     present = set(columns)
     if timestamp_column not in present:
@@ -136,11 +202,19 @@ def check_entity_columns(
             f"missing the timestamp column '{timestamp_column}' (columns: {sorted(present)})",
             column=timestamp_column,
         )
-    for req in requests:
+    for req in request.views:
         for key in req.join_keys:
             if key not in present:
                 raise EntityDataFrameError(
                     f"missing join key '{key}' needed by feature view '{req.name}' "
                     f"(columns: {sorted(present)})",
                     column=key,
+                )
+    for odfv in request.on_demand:
+        for name in odfv.request_fields:
+            if name not in present:
+                raise EntityDataFrameError(
+                    f"missing request field '{name}' needed by on-demand feature view "
+                    f"'{odfv.name}' (columns: {sorted(present)})",
+                    column=name,
                 )

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import pandas as pd
 
 from skewless.config import RepoConfig, load_config, resolve_path
-from skewless.definitions import Entity, FeatureService, FeatureView
+from skewless.definitions import Entity, FeatureService, FeatureView, OnDemandFeatureView
 from skewless.errors import (
     EntityNotFoundError,
     FeastAttributeError,
@@ -159,6 +159,15 @@ class FeatureStore:
             raise FeatureViewNotFoundError(name, views)
         return views[name]
 
+    def list_on_demand_feature_views(self) -> list[OnDemandFeatureView]:
+        return [r.definition() for r in self._records("on_demand_feature_view")]  # type: ignore[misc]
+
+    def get_on_demand_feature_view(self, name: str) -> OnDemandFeatureView:
+        views = {v.name: v for v in self.list_on_demand_feature_views()}
+        if name not in views:
+            raise FeatureViewNotFoundError(name, views)
+        return views[name]
+
     def get_feature_service(self, name: str) -> FeatureService:
         services = {s.name: s for s in self.list_feature_services()}
         if name not in services:
@@ -173,7 +182,12 @@ class FeatureStore:
 
     def describe(self, name: str) -> list[ObjectRecord]:
         """Every recorded version of the object called `name` (any kind)."""
-        kinds: tuple[ObjectKind, ...] = ("feature_view", "feature_service", "entity")
+        kinds: tuple[ObjectKind, ...] = (
+            "feature_view",
+            "on_demand_feature_view",
+            "feature_service",
+            "entity",
+        )
         for kind in kinds:
             history = self.registry.history(kind, name)
             if history:
@@ -468,9 +482,12 @@ class FeatureStore:
         entity_rows: Sequence[Mapping[str, Any]],
         full_feature_names: bool = False,
         request_time: datetime | None = None,
+        request_data: Mapping[str, Sequence[Any]] | None = None,
     ) -> OnlineResponse:
         """The latest materialized values for each entity row (a dict of join keys),
-        read from Redis with the same codec and rules the gRPC server uses."""
+        read from Redis with the same codec and rules the gRPC server uses. On-demand
+        features read their request fields from `request_data` (field -> one value per
+        entity row) or, as Feast passes them, from the entity rows."""
         from skewless.serving.service import lookup  # noqa: PLC0415
 
         plan = self._lookup_plan(features, full_feature_names)
@@ -478,7 +495,7 @@ class FeatureStore:
             if self._online is None:
                 self._online = self.online_store()
             try:
-                return lookup(plan, self._online.read, entity_rows, request_time)
+                return lookup(plan, self._online.read, entity_rows, request_time, request_data)
             except OnlineStoreUnavailableError:
                 self._online.close()
                 self._online = None  # reconnect (and restart an embedded server) once

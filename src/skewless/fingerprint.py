@@ -18,7 +18,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from skewless.definitions import DeltaSource, Entity, FeatureService, FeatureView, FileSource
+from skewless.definitions import (
+    DeltaSource,
+    Entity,
+    FeatureService,
+    FeatureView,
+    FileSource,
+    OnDemandFeatureView,
+    RequestSource,
+)
+from skewless.expr.nodes import to_data
 from skewless.timeutil import micros
 
 SCHEME = 1
@@ -42,7 +51,18 @@ def digest(payload: Any) -> str:
     return hashlib.sha256(body.encode()).hexdigest()[:16]
 
 
-def _meta(obj: Entity | FeatureView | FeatureService | FileSource | DeltaSource) -> dict[str, Any]:
+AnyView = FeatureView | OnDemandFeatureView
+
+
+def _meta(
+    obj: Entity
+    | FeatureView
+    | OnDemandFeatureView
+    | FeatureService
+    | FileSource
+    | DeltaSource
+    | RequestSource,
+) -> dict[str, Any]:
     return {"description": obj.description, "tags": dict(obj.tags), "owner": obj.owner}
 
 
@@ -70,7 +90,11 @@ def feature_view_fingerprint(view: FeatureView) -> Fingerprint:
         "kind": "feature_view",
         "name": view.name,
         "entities": [e.data_hash for e in entities],
-        "schema": [[f.name, f.dtype.name] for f in view.schema_],
+        # a derived feature's expression is data; without one, an entry keeps its old form
+        "schema": [
+            [f.name, f.dtype.name, *([] if f.expr is None else [to_data(f.expr)])]
+            for f in view.schema_
+        ],
         "source": source.data_hash,
         "ttl_us": None if view.ttl is None else micros(view.ttl),
         "online": view.online,
@@ -84,17 +108,72 @@ def feature_view_fingerprint(view: FeatureView) -> Fingerprint:
     return Fingerprint(digest(data), digest(meta))
 
 
+def on_demand_fingerprint(odfv: OnDemandFeatureView, views: Mapping[str, AnyView]) -> Fingerprint:
+    """Its expressions, its inputs and the data hashes of the views it reads (parents
+    folded in, as for a service): nothing is materialized for it, but a training set's
+    values of it change with them."""
+    sources: list[dict[str, Any]] = []
+    meta_sources: list[dict[str, Any]] = []
+    for source in odfv.sources:
+        if isinstance(source, RequestSource):
+            sources.append(
+                {"request": source.name, "schema": [[f.name, f.dtype.name] for f in source.schema_]}
+            )
+            meta_sources.append(
+                {
+                    **_meta(source),
+                    "fields": {f.name: f.description for f in source.schema_ if f.description},
+                }
+            )
+            continue
+        view = views.get(source.view)
+        sources.append(
+            {
+                "view": source.view,
+                "features": [[f.name, f.dtype.name] for f in source.features],
+                "view_data": (
+                    feature_view_fingerprint(view).data_hash
+                    if isinstance(view, FeatureView)
+                    else None
+                ),
+            }
+        )
+    data = {
+        "kind": "on_demand_feature_view",
+        "name": odfv.name,
+        "sources": sources,
+        "schema": [
+            [f.name, f.dtype.name, None if f.expr is None else to_data(f.expr)]
+            for f in odfv.schema_
+        ],
+    }
+    meta = {
+        **_meta(odfv),
+        "fields": {f.name: f.description for f in odfv.schema_ if f.description},
+        "request_sources": meta_sources,
+    }
+    return Fingerprint(digest(data), digest(meta))
+
+
+def _view_data_hash(view: AnyView | None, views: Mapping[str, AnyView]) -> str | None:
+    match view:
+        case FeatureView():
+            return feature_view_fingerprint(view).data_hash
+        case OnDemandFeatureView():
+            return on_demand_fingerprint(view, views).data_hash
+    return None
+
+
 def feature_service_fingerprint(
-    service: FeatureService, views: Mapping[str, FeatureView]
+    service: FeatureService, views: Mapping[str, AnyView]
 ) -> Fingerprint:
     parts = []
     for proj in service.features:
-        view = views.get(proj.view)
         parts.append(
             {
                 "view": proj.view,
                 "features": list(proj.features),
-                "view_data": feature_view_fingerprint(view).data_hash if view else None,
+                "view_data": _view_data_hash(views.get(proj.view), views),
             }
         )
     data = {"kind": "feature_service", "name": service.name, "features": parts}
@@ -102,12 +181,16 @@ def feature_service_fingerprint(
 
 
 def fingerprint(
-    obj: Entity | FeatureView | FeatureService, views: Mapping[str, FeatureView]
+    obj: Entity | FeatureView | OnDemandFeatureView | FeatureService,
+    views: Mapping[str, AnyView],
 ) -> Fingerprint:
+    """`views`: every view of the same definitions (feature and on-demand views), by name."""
     match obj:
         case Entity():
             return entity_fingerprint(obj)
         case FeatureView():
             return feature_view_fingerprint(obj)
+        case OnDemandFeatureView():
+            return on_demand_fingerprint(obj, views)
         case FeatureService():
             return feature_service_fingerprint(obj, views)

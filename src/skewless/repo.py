@@ -3,8 +3,8 @@
 Every `*.py` file below the repo folder is imported, except files and folders whose name
 starts with `_` or `.`, the `data/` folder, and paths matched by a line of
 `.skewlessignore` or `.feastignore` (shell patterns, relative to the repo). Top-level
-module variables holding an Entity, FeatureView or FeatureService are the repo's
-definitions.
+module variables holding an Entity, FeatureView, OnDemandFeatureView or FeatureService
+are the repo's definitions.
 
 Files may import each other by plain name (`from entities import driver`). Every load
 reads the files as they are on disk at that moment:
@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import CodeType, ModuleType
 
-from skewless.definitions import Entity, FeatureService, FeatureView
+from skewless.definitions import Entity, FeatureService, FeatureView, OnDemandFeatureView
 from skewless.errors import DefinitionError, RepoLoadError, SkewlessError
 
 # A ported Feast repo's .feastignore keeps working; both files apply.
@@ -51,6 +51,7 @@ class RepoContents:
     entities: dict[str, Entity] = field(default_factory=dict)
     feature_views: dict[str, FeatureView] = field(default_factory=dict)
     feature_services: dict[str, FeatureService] = field(default_factory=dict)
+    on_demand_views: dict[str, OnDemandFeatureView] = field(default_factory=dict)
     origin: dict[tuple[str, str], str] = field(default_factory=dict)
 
     def file_of(self, kind: str, name: str) -> str | None:
@@ -96,7 +97,7 @@ def load_repo(repo_path: Path) -> RepoContents:
             rel = path.relative_to(repo_path).as_posix()
             module_vars = _import(path, rel, f"_skewless_repo_{tag}." + rel[:-3].replace("/", "."))
             for value in module_vars.values():
-                if isinstance(value, Entity | FeatureView | FeatureService):
+                if isinstance(value, Entity | FeatureView | OnDemandFeatureView | FeatureService):
                     _add(contents, value, rel)
     _add_implicit_entities(contents)
     validate_repo(contents)
@@ -198,14 +199,33 @@ def _import(path: Path, rel: str, module_name: str) -> dict[str, object]:
     return dict(vars(module))
 
 
-def _add(contents: RepoContents, obj: Entity | FeatureView | FeatureService, file: str) -> None:
-    table: dict[str, Entity] | dict[str, FeatureView] | dict[str, FeatureService]
+def _add(
+    contents: RepoContents,
+    obj: Entity | FeatureView | OnDemandFeatureView | FeatureService,
+    file: str,
+) -> None:
+    table: (
+        dict[str, Entity]
+        | dict[str, FeatureView]
+        | dict[str, OnDemandFeatureView]
+        | dict[str, FeatureService]
+    )
     if isinstance(obj, Entity):
         table = contents.entities
     elif isinstance(obj, FeatureView):
         table = contents.feature_views
+    elif isinstance(obj, OnDemandFeatureView):
+        table = contents.on_demand_views
     else:
         table = contents.feature_services
+    clash = _name_taken(contents, obj)
+    if clash is not None:
+        raise DefinitionError(
+            f"has the name of {clash}: feature views and on-demand views share one namespace",
+            object_kind=obj.kind.replace("_", " "),
+            object_name=obj.name,
+            file=file,
+        )
     existing = table.get(obj.name)
     if existing is not None and existing != obj:
         first = contents.origin[(obj.kind, obj.name)]
@@ -217,6 +237,18 @@ def _add(contents: RepoContents, obj: Entity | FeatureView | FeatureService, fil
         )
     table[obj.name] = obj  # type: ignore[assignment]
     contents.origin.setdefault((obj.kind, obj.name), file)
+
+
+def _name_taken(
+    contents: RepoContents, obj: Entity | FeatureView | OnDemandFeatureView | FeatureService
+) -> str | None:
+    """What else holds `obj`'s name among the views (a ref "view:feature" names either)."""
+    if isinstance(obj, FeatureView) and obj.name in contents.on_demand_views:
+        where = contents.origin[("on_demand_feature_view", obj.name)]
+        return f"on-demand feature view '{obj.name}' ({where})"
+    if isinstance(obj, OnDemandFeatureView) and obj.name in contents.feature_views:
+        return f"feature view '{obj.name}' ({contents.origin[('feature_view', obj.name)]})"
+    return None
 
 
 def _add_implicit_entities(contents: RepoContents) -> None:
@@ -239,11 +271,16 @@ def _add_implicit_entities(contents: RepoContents) -> None:
 
 
 def validate_repo(contents: RepoContents) -> None:
-    """Cross-object rules: services reference existing views and features."""
+    """Cross-object rules: services reference existing views and features; on-demand
+    views read features the repo's views have, with the types they have."""
+    for odfv in contents.on_demand_views.values():
+        _check_on_demand_inputs(contents, odfv)
     for svc in contents.feature_services.values():
         file = contents.origin.get(("feature_service", svc.name))
         for proj in svc.features:
-            view = contents.feature_views.get(proj.view)
+            view: FeatureView | OnDemandFeatureView | None = contents.feature_views.get(
+                proj.view
+            ) or contents.on_demand_views.get(proj.view)
             missing = (
                 [] if view is None else [f for f in proj.features if f not in view.feature_names]
             )
@@ -260,3 +297,31 @@ def validate_repo(contents: RepoContents) -> None:
                     field="features",
                     file=file,
                 )
+
+
+def _check_on_demand_inputs(contents: RepoContents, odfv: OnDemandFeatureView) -> None:
+    file = contents.origin.get(("on_demand_feature_view", odfv.name))
+    for source in odfv.view_inputs:
+        view = contents.feature_views.get(source.view)
+        problem = None
+        if view is None:
+            problem = f"reads feature view '{source.view}', which the repo does not define"
+        else:
+            for f in source.features:
+                if f.name not in view.feature_names:
+                    problem = f"feature view '{view.name}' has no feature '{f.name}'"
+                    break
+                if view.feature(f.name).dtype != f.dtype:
+                    problem = (
+                        f"reads '{view.name}:{f.name}' as {f.dtype.name}, but the view "
+                        f"declares it {view.feature(f.name).dtype.name}"
+                    )
+                    break
+        if problem is not None:
+            raise DefinitionError(
+                problem,
+                object_kind="on-demand feature view",
+                object_name=odfv.name,
+                field="sources",
+                file=file,
+            )

@@ -41,6 +41,7 @@ import pyarrow.parquet as pq
 from skewless.definitions import DeltaSource, FeatureView, Field, FileSource
 from skewless.errors import (
     DefinitionError,
+    ExpressionTypeError,
     RejectedRowsError,
     SourceNotFoundError,
     UnreadableSourceError,
@@ -54,6 +55,7 @@ from skewless.rules.schema import (
     Unsupported,
     check_schema,
     combine_files,
+    derived_type,
 )
 from skewless.types import (
     ArrayType,
@@ -399,9 +401,10 @@ def with_key_types(view: FeatureView, key_types: Mapping[str, DType]) -> Feature
 
 
 def check_view_source(view: FeatureView, repo_path: Path, file: str | None) -> FeatureView:
-    """Apply the schema rule to the view's source; returns the view to record (with its
-    join keys' types, with_key_types) or raises DefinitionError naming the file, the
-    view, the source and every column at fault."""
+    """Apply the schema rule to the view's source and type-check its derived features'
+    expressions over the types it reads; returns the view to record (with its join keys'
+    types, with_key_types) or raises DefinitionError naming the file, the view, the
+    source and every column at fault, or the derived feature and the sub-expression."""
 
     def error(detail: str, field: str) -> DefinitionError:
         return DefinitionError(
@@ -420,6 +423,11 @@ def check_view_source(view: FeatureView, repo_path: Path, file: str | None) -> F
     if check.problems:
         problems = "; ".join(str(p) for p in check.problems)
         raise error(f"source {view.source.label}: {problems}", "schema")
+    for derived in view.derived:
+        try:
+            derived_type(derived, check)
+        except ExpressionTypeError as exc:
+            raise error(f"{exc.expression}: {exc.detail}", f"schema.{derived.name}") from None
     if layout.malformed:
         rejected = RejectedRowsError(
             view.source.label, {}, malformed=layout.malformed, example=layout.example

@@ -11,7 +11,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from skewless.definitions import Entity, FeatureView, Field, FileSource
-from skewless.feature_request import ViewRequest, compile_requests
+from skewless.feature_request import FeatureRequest, compile_requests
 from skewless.types import DType, to_arrow
 
 TS_TYPE = pa.timestamp("us", tz="UTC")
@@ -65,7 +65,7 @@ def columns_for(
     return cols
 
 
-def requests_for(views: list[FeatureView], refs: list[str]) -> list[ViewRequest]:
+def requests_for(views: list[FeatureView], refs: list[str]) -> FeatureRequest:
     return compile_requests(refs, {v.name: v for v in views}, full_feature_names=False)
 
 

@@ -13,7 +13,6 @@ from skewless.errors import (
 from skewless.feature_request import (
     check_entity_columns,
     compile_requests,
-    output_columns,
     parse_ref,
     service_refs,
 )
@@ -28,8 +27,8 @@ VIEWS = {"a": a, "b": b}
 
 def test_compile_groups_by_view_and_keeps_request_order() -> None:
     reqs = compile_requests(["b:x", "a:y", "a:x"], VIEWS, full_feature_names=True)
-    assert [r.name for r in reqs] == ["b", "a"]
-    assert output_columns(reqs) == ["b__x", "a__y", "a__x"]
+    assert [r.name for r in reqs.views] == ["b", "a"]
+    assert reqs.outputs == ["b__x", "a__y", "a__x"]
 
 
 def test_compile_refuses_clashing_output_names() -> None:

@@ -478,7 +478,7 @@ def catalog() -> Catalog:
 
 
 def test_join_keys_accept_pinned_and_unpinned_types_and_nulls() -> None:
-    requests = catalog().compile(["stats:trips", "zones:demand"], full_feature_names=False)
+    requests = catalog().compile(["stats:trips", "zones:demand"], full_feature_names=False).views
     check_join_keys(requests, [{"driver_id": 1, "city": "paris", "zone_id": 2}])
     check_join_keys(requests, [{"driver_id": None, "city": None, "zone_id": None}])
 
@@ -494,7 +494,7 @@ def test_join_keys_accept_pinned_and_unpinned_types_and_nulls() -> None:
     ],
 )
 def test_join_keys_mistyped_or_missing_name_the_key(row: dict[str, Any], key: str) -> None:
-    requests = catalog().compile(["stats:trips", "zones:demand"], full_feature_names=False)
+    requests = catalog().compile(["stats:trips", "zones:demand"], full_feature_names=False).views
     with pytest.raises(EntityRowsError, match=f"'{key}'") as info:
         check_join_keys(requests, [{"driver_id": 1, "city": "b", "zone_id": 0}, row])
     assert (info.value.row, info.value.key) == (1, key)

@@ -23,7 +23,7 @@ from skewless import (
     UnixTimestamp,
 )
 from skewless.errors import EntityDataFrameError, EntityRowsError
-from skewless.feature_request import ViewRequest, compile_requests
+from skewless.feature_request import FeatureRequest, compile_requests
 from skewless.online.codec import Record, encode_value, entity_key
 from skewless.serving.plan import MISSING, LookupPlan
 from skewless.serving.response import FeatureStatus, OnlineResponse
@@ -49,7 +49,7 @@ NOW = datetime(2026, 3, 1, 12, tzinfo=UTC)
 
 
 def assemble(
-    reqs: list[ViewRequest],
+    reqs: FeatureRequest,
     rows: list[dict[str, Any]],
     raw: list[list[bytes | None]],
     now: datetime = NOW,
@@ -61,11 +61,11 @@ def assemble(
 
 
 def lookup_keys(
-    project: str, reqs: list[ViewRequest], rows: list[dict[str, Any]]
+    project: str, reqs: FeatureRequest, rows: list[dict[str, Any]]
 ) -> list[list[bytes]]:
     """The keys a lookup reads, one list per view."""
     keys = LookupPlan(project, reqs).keys(rows)
-    return [keys[i * len(rows) : (i + 1) * len(rows)] for i in range(len(reqs))]
+    return [keys[i * len(rows) : (i + 1) * len(rows)] for i in range(len(reqs.views))]
 
 
 def stored(rating: float | None, name: str | None, at: datetime) -> bytes:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import shutil
 import tempfile
 import weakref
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
@@ -25,11 +25,12 @@ from pyspark.sql import functions as F  # noqa: N812
 from pyspark.sql.pandas.types import from_arrow_schema
 
 from skewless.batch.digest import digests
+from skewless.batch.on_demand import with_on_demand
 from skewless.batch.pit_join import ETS, ROW, pit_join
 from skewless.batch.sources import naming_unreadable_files, read_source
 from skewless.batch.spark import local_master
 from skewless.errors import EntityDataFrameError, ManifestError
-from skewless.feature_request import ViewRequest, check_entity_columns, output_columns
+from skewless.feature_request import FeatureRequest, check_entity_columns
 from skewless.offline.manifest import InputPin, Manifest, ManifestDraft, RowsDigest
 from skewless.types import NULLABLE_PANDAS, pandas_dtype
 
@@ -56,7 +57,7 @@ class RetrievalJob:
     def __init__(
         self,
         spark: SparkSession,
-        requests: Sequence[ViewRequest],
+        request: FeatureRequest,
         features: DataFrame,
         entity: DataFrame | _PandasInput,
         repo_path: Path,
@@ -67,7 +68,7 @@ class RetrievalJob:
         the pandas input; `repo_path`: where the sources' relative paths start; `draft`:
         the manifest but for the digests of the rows (None: the job has no manifest)."""
         self._spark = spark
-        self.requests = list(requests)
+        self.request = request
         self._features = features
         self._entity = entity
         self._repo_path = repo_path
@@ -124,7 +125,7 @@ class RetrievalJob:
 
     def _reading(self) -> AbstractContextManager[None]:
         """Names a source file Spark cannot read (an UnreadableSourceError)."""
-        return naming_unreadable_files([r.view for r in self.requests], self._repo_path)
+        return naming_unreadable_files([r.view for r in self.request.views], self._repo_path)
 
     @property
     def _entity_pandas(self) -> pd.DataFrame | None:
@@ -132,7 +133,7 @@ class RetrievalJob:
 
     @property
     def feature_columns(self) -> list[str]:
-        return output_columns(self.requests)
+        return self.request.outputs
 
     def to_spark(self) -> DataFrame:
         """Input columns then features, in input order."""
@@ -201,11 +202,10 @@ class RetrievalJob:
         return self._typed(out)
 
     def _typed(self, frame: pd.DataFrame) -> pd.DataFrame:
-        for req in self.requests:
-            for col in req.columns:
-                target = pandas_dtype(col.dtype)
-                if target is not object and str(frame[col.output].dtype) != str(target):
-                    frame[col.output] = frame[col.output].astype(target)
+        for output, dtype in self.request.output_dtypes.items():
+            target = pandas_dtype(dtype)
+            if target is not object and str(frame[output].dtype) != str(target):
+                frame[output] = frame[output].astype(target)
         return frame
 
     def to_delta(self, path: str, mode: str = "errorifexists") -> int:
@@ -387,7 +387,7 @@ def get_historical_features(
     spark: SparkSession,
     repo_path: Path,
     entity_df: pd.DataFrame | DataFrame,
-    requests: Sequence[ViewRequest],
+    request: FeatureRequest,
     timestamp_column: str,
     *,
     pins: Mapping[str, InputPin] | None = None,
@@ -396,10 +396,14 @@ def get_historical_features(
     """The training set of `entity_df`; each view's source read as `pins` pins it (by
     view name; unpinned: as it is now), with `draft` the manifest of the job."""
     columns = list(entity_df.columns)
-    check_entity_columns(columns, requests, timestamp_column)
+    check_entity_columns(columns, request, timestamp_column)
+    requests = request.views
+    # the columns the join reads: every join key, then the request fields on-demand
+    # features read
     keys: list[str] = []
     for req in requests:
         keys.extend(k for k in req.join_keys if k not in keys)
+    keys.extend(f for f in request.request_fields if f not in keys)
     pins = pins or {}
     sources = {
         req.name: read_source(spark, req.view, repo_path, pin=pins.get(req.name))
@@ -407,12 +411,12 @@ def get_historical_features(
     }
 
     def plan(entity: DataFrame, bounds: tuple[int, int] | None) -> DataFrame:
-        return pit_join(entity, requests, sources, bounds)
+        return with_on_demand(pit_join(entity, requests, sources, bounds), entity, request)
 
     if isinstance(entity_df, pd.DataFrame):
         pandas_input = _PandasInput(spark, entity_df, keys, timestamp_column, plan)
         return RetrievalJob(
-            spark, requests, pandas_input.features, pandas_input, repo_path, draft=draft
+            spark, request, pandas_input.features, pandas_input, repo_path, draft=draft
         )
     # Row ids must be computed once (the join and the result both use them). A
     # checkpoint, not a cache: Spark hands cached data to any later plan that looks
@@ -420,7 +424,7 @@ def get_historical_features(
     entity_full = _prepare_spark(entity_df, timestamp_column).localCheckpoint()
     entity = entity_full.select(ROW, ETS, *keys)
     features = plan(entity, _bounds(entity))
-    return RetrievalJob(spark, requests, features, entity_full.drop(ETS), repo_path, draft=draft)
+    return RetrievalJob(spark, request, features, entity_full.drop(ETS), repo_path, draft=draft)
 
 
 def _bounds(entity: DataFrame) -> tuple[int, int] | None:

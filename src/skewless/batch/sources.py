@@ -49,14 +49,17 @@ from pyspark.sql import functions as F  # noqa: N812
 from pyspark.sql.pandas.types import from_arrow_type
 from pyspark.sql.types import LongType, StringType, StructField, StructType
 
+from skewless.batch.expressions import to_column
 from skewless.definitions import DeltaSource, FeatureView, FileSource
 from skewless.errors import (
+    ExpressionTypeError,
     IncompatibleSchemaError,
     RejectedRowsError,
     SourceNotFoundError,
     UnreadableSourceError,
     clip,
 )
+from skewless.expr.nodes import columns as expression_columns
 from skewless.offline.manifest import InputPin
 from skewless.rules.schema import (
     DATE,
@@ -65,8 +68,10 @@ from skewless.rules.schema import (
     ColumnRead,
     ColumnType,
     Role,
+    SchemaCheck,
     Unsupported,
     check_schema,
+    derived_type,
 )
 from skewless.source_schema import (
     ParquetLayout,
@@ -271,9 +276,9 @@ def read_source(
     extra: Sequence[str] = (),
     pin: InputPin | None = None,
 ) -> DataFrame:
-    """The view's rows: keys, __ts, __cts and every feature, plus
-    the `extra` columns of `raw` (the source as read, by default; as `pin` pins it, if
-    given) as they are."""
+    """The view's rows: keys, __ts, __cts and every feature (derived ones computed from
+    their inputs), plus the `extra` columns of `raw` (the source as read, by default; as
+    `pin` pins it, if given) as they are."""
     src = view.source
     raw = read_raw(spark, view, repo_path, pin) if raw is None else raw
     csv = isinstance(src, FileSource) and src.file_format == "csv"
@@ -286,8 +291,7 @@ def read_source(
     if check.problems:
         raise IncompatibleSchemaError(_label(view), [str(p) for p in check.problems])
 
-    selected = [_read(r).alias(_ALIAS.get(r.role, r.column)) for r in check.reads]
-    frame = raw.select(*selected, *[F.col(c) for c in extra])
+    frame = _select(raw, view, check, extra)
     if not src.created_timestamp_column:
         frame = frame.withColumn(CTS, F.lit(None).cast("timestamp"))
     if csv:
@@ -295,6 +299,59 @@ def read_source(
         with naming_unreadable_files([view], repo_path):
             _check_csv(raw, parsed, view, src.resolve(repo_path))
     return frame
+
+
+# Derived features' inputs are selected under these names first (no feature name starts
+# with "__"), so an input never clashes with an output column of the same name.
+_INPUT = "__input_{}"
+
+
+def _select(
+    raw: DataFrame, view: FeatureView, check: SchemaCheck, extra: Sequence[str]
+) -> DataFrame:
+    """The frame's columns: __ts, __cts (if the source has one), the keys, the features
+    in the view's order (derived ones computed from their inputs, each cast to its
+    declared type where that widens the expression's: int32 -> int64), then `extra`.
+
+    An expression the source no longer fits (a column's type changed since plan) is an
+    IncompatibleSchemaError naming the feature and the sub-expression."""
+    outputs = [r for r in check.reads if r.role is not Role.INPUT]
+    selected = [_read(r).alias(_ALIAS.get(r.role, r.column)) for r in outputs]
+    if not view.derived:
+        return raw.select(*selected, *[F.col(c) for c in extra])
+    by_column: dict[str, ColumnRead] = {}
+    for r in check.reads:
+        by_column.setdefault(r.column, r)
+    needed: dict[str, None] = {}
+    for field in view.derived:
+        assert field.expr is not None
+        needed.update(dict.fromkeys(expression_columns(field.expr)))
+    names = {column: _INPUT.format(i) for i, column in enumerate(needed)}
+    types = check.column_types
+    features: list[Column] = []
+    problems: list[str] = []
+    for field in view.features:
+        if field.expr is None:
+            features.append(F.col(f"`{field.name}`"))
+            continue
+        used = expression_columns(field.expr)
+        try:
+            result = derived_type(field, check)
+            column = to_column(
+                field.expr, {c: F.col(names[c]) for c in used}, {c: types[c] for c in used}
+            )
+        except ExpressionTypeError as exc:
+            problems.append(f"derived feature '{field.name}': {exc}")
+            continue
+        if result != field.dtype:
+            column = column.cast(to_spark_ddl(field.dtype))
+        features.append(column.alias(field.name))
+    if problems:
+        raise IncompatibleSchemaError(_label(view), problems)
+    inputs = [_read(by_column[column]).alias(name) for column, name in names.items()]
+    staged = raw.select(*selected, *inputs, *[F.col(c) for c in extra])
+    fixed = [_ALIAS.get(r.role, r.column) for r in outputs if r.role is not Role.FEATURE]
+    return staged.select(*[F.col(c) for c in fixed], *features, *[F.col(c) for c in extra])
 
 
 def _check_csv(raw: DataFrame, reads: list[ColumnRead], view: FeatureView, location: str) -> None:

@@ -127,9 +127,10 @@ class TrainingSets:
         one is an AsOfError naming it."""
         point = self._point(as_of, current)
         catalog = point.catalog
-        requests = catalog.compile(
+        request = catalog.compile(
             features, full_feature_names=full_feature_names, reserved=list(entity_df.columns)
         )
+        requests = request.views
         if point.manifest is not None:
             pins = self._manifest_pins(point.manifest, [r.name for r in requests], check_pins)
         else:
@@ -138,6 +139,9 @@ class TrainingSets:
             }
         service = _service_name(features, catalog)
         definitions = [_definition_pin(catalog, "feature_view", r.name) for r in requests]
+        definitions += [
+            _definition_pin(catalog, "on_demand_feature_view", r.name) for r in request.on_demand
+        ]
         if service is not None:
             definitions.append(_definition_pin(catalog, "feature_service", service))
         java = str(self.spark.sparkContext._jvm.System.getProperty("java.version"))  # type: ignore[union-attr]
@@ -158,7 +162,7 @@ class TrainingSets:
             self.spark,
             self.repo_path,
             entity_df,
-            requests,
+            request,
             timestamp_column,
             pins=pins,
             draft=draft,

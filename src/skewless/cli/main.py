@@ -20,6 +20,8 @@ from rich.table import Table
 from skewless import __version__
 from skewless.cli import commands, erasure, feast, history, teardown, training
 from skewless.cli.display import STATE, RepoOption, WideOption, out, print_table, run, table
+from skewless.expr.functions import render
+from skewless.expr.nodes import from_data
 from skewless.plan import Plan, explain
 from skewless.registry import MaterializationRecord, ObjectRecord
 
@@ -123,7 +125,22 @@ def describe(name: str, repo: RepoOption = Path(), wide: WideOption = False) -> 
     """Show an object's current definition and every recorded version."""
     history = run(lambda: commands.describe(repo, name))
     print_table(_records_table(history, f"History of '{name}'"), wide=wide)
+    derived = _expressions_table(history[-1])
+    if derived is not None:
+        print_table(derived, wide=wide)
     out.print_json(json.dumps(history[-1].spec))
+
+
+def _expressions_table(record: ObjectRecord) -> Table | None:
+    """The features an expression computes, with the expression as Python text (the JSON
+    below holds it as data)."""
+    fields = [f for f in record.spec.get("schema_") or [] if isinstance(f, dict) and f.get("expr")]
+    if not fields:
+        return None
+    shown = table("Derived features", "feature", "type", "expression")
+    for f in fields:
+        shown.add_row(str(f["name"]), str(f["dtype"]), render(from_data(f["expr"])))
+    return shown
 
 
 def _materialize(

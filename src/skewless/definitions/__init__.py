@@ -4,9 +4,16 @@ from skewless.definitions.entity import Entity
 from skewless.definitions.feature_service import FeatureService, ServiceFeatures
 from skewless.definitions.feature_view import FeatureView, FeatureViewProjection
 from skewless.definitions.field import Field
+from skewless.definitions.on_demand import (
+    InputFeature,
+    OnDemandFeatureView,
+    OnDemandProjection,
+    ViewInput,
+)
+from skewless.definitions.request_source import RequestSource
 from skewless.definitions.sources import DeltaSource, FileSource, Source
 
-AnyDefinition = Entity | FeatureView | FeatureService
+AnyDefinition = Entity | FeatureView | OnDemandFeatureView | FeatureService
 
 __all__ = [
     "AnyDefinition",
@@ -17,6 +24,11 @@ __all__ = [
     "FeatureViewProjection",
     "Field",
     "FileSource",
+    "InputFeature",
+    "OnDemandFeatureView",
+    "OnDemandProjection",
+    "RequestSource",
     "ServiceFeatures",
     "Source",
+    "ViewInput",
 ]

@@ -8,6 +8,7 @@ from pydantic import BaseModel, field_validator, model_validator
 
 from skewless.definitions._base import Definition, check_name
 from skewless.definitions.feature_view import FeatureView, FeatureViewProjection
+from skewless.definitions.on_demand import OnDemandFeatureView, OnDemandProjection
 
 
 class ServiceFeatures(BaseModel, frozen=True, extra="forbid"):
@@ -19,7 +20,8 @@ class ServiceFeatures(BaseModel, frozen=True, extra="forbid"):
 
 
 class FeatureService(Definition):
-    """`FeatureService("driver_model_v1", features=[driver_stats, trips[["fare"]]])`."""
+    """`FeatureService("driver_model_v1", features=[driver_stats, trips[["fare"]]])`;
+    on-demand views and their projections are listed the same way."""
 
     _kind: ClassVar[str] = "feature service"
 
@@ -37,9 +39,9 @@ class FeatureService(Definition):
             return data
         items = []
         for item in data.get("features", ()):
-            if isinstance(item, FeatureView):
+            if isinstance(item, FeatureView | OnDemandFeatureView):
                 items.append(ServiceFeatures(view=item.name, features=item.feature_names))
-            elif isinstance(item, FeatureViewProjection):
+            elif isinstance(item, FeatureViewProjection | OnDemandProjection):
                 items.append(ServiceFeatures(view=item.view_name, features=item.features))
             else:
                 items.append(item)

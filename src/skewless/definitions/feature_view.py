@@ -11,7 +11,10 @@ from skewless.definitions._base import Definition, check_name
 from skewless.definitions.entity import Entity
 from skewless.definitions.field import Field
 from skewless.definitions.sources import Source
-from skewless.errors import FeatureNotFoundError
+from skewless.errors import DefinitionError, ExpressionTypeError, FeatureNotFoundError
+from skewless.expr.check import check_zone
+from skewless.expr.functions import TIME_PARTS, check_shape, render
+from skewless.expr.nodes import Call, columns, walk
 from skewless.timeutil import MAX_DURATION, MAX_DURATION_TEXT
 
 
@@ -21,6 +24,11 @@ class FeatureView(Definition):
     `schema` lists the features. It may also list the join keys (as Feast allows), which
     pins their types; join keys are never features. With a `ttl`, a feature row is
     usable for an entity row at time t only if `t - ttl <= event_ts <= t`.
+
+    A feature with an `expr` is derived: computed from columns of the source (stored
+    features, join keys, the timestamp field or any other column; never another derived
+    feature), then stored and served like the others (docs/expressions.md). Its types are
+    checked against the source at plan, when the source's types are known.
     """
 
     _kind: ClassVar[str] = "feature view"
@@ -92,7 +100,50 @@ class FeatureView(Definition):
         clash = sorted(f.name for f in self.features if f.name in reserved)
         if clash:
             raise ValueError(f"features {clash} are the source's timestamp columns")
+        for f in self.schema_:
+            if f.expr is not None:
+                self._check_derived(f)
         return self
+
+    def _check_derived(self, field: Field) -> None:
+        """What can be checked of a derived feature before its source's types are known:
+        it is no join key, its calls are well formed, and it reads no derived feature."""
+
+        def error(detail: str) -> DefinitionError:
+            return DefinitionError(
+                detail,
+                object_kind=self._kind,
+                object_name=self.name,
+                field=f"schema.{field.name}",
+            )
+
+        assert field.expr is not None
+        if field.name in self.join_keys:
+            raise error(
+                f"join key '{field.name}' has an expression: a join key is read from the "
+                "source as it is (derive a feature instead)"
+            )
+        for node in walk(field.expr):
+            if not isinstance(node, Call):
+                continue
+            problem = check_shape(node)
+            if problem is not None:
+                raise error(f"{render(node)}: {problem}")
+            if node.fn in TIME_PARTS:
+                try:
+                    check_zone(node)
+                except ExpressionTypeError as exc:
+                    raise error(str(exc)) from None
+        derived = {f.name for f in self.derived}
+        for name in columns(field.expr):
+            if name == field.name:
+                raise error(f"the expression reads the feature itself (col('{name}'))")
+            if name in derived:
+                raise error(
+                    f"the expression reads col('{name}'), another derived feature of the "
+                    "view: a derived feature reads source columns only (repeat the other "
+                    "feature's expression instead)"
+                )
 
     # --- derived views of the definition ---------------------------------------------
 
@@ -104,6 +155,11 @@ class FeatureView(Definition):
     def features(self) -> tuple[Field, ...]:
         keys = set(self.join_keys)
         return tuple(f for f in self.schema_ if f.name not in keys)
+
+    @property
+    def derived(self) -> tuple[Field, ...]:
+        """The features computed by an expression (Field(..., expr=...)), in schema order."""
+        return tuple(f for f in self.features if f.expr is not None)
 
     @property
     def key_fields(self) -> tuple[Field, ...]:

@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from skewless.expr.functions import render
-from skewless.expr.nodes import Call, Col, Lit, Node, float_lit, int_lit, null_lit
+from skewless.expr.nodes import Call, Col, Lit, LitType, Node, float_lit, int_lit, null_lit
 from skewless.timeutil import micros
 from skewless.types import DType, ScalarType
 
@@ -165,14 +165,37 @@ def lit(value: Any, dtype: DType | None = None) -> Expr:
     and duration; `lit(None, Int64)` is a typed null, `lit(None)` an untyped one."""
     if isinstance(value, Expr):
         return value
+    if dtype is not None and not isinstance(dtype, ScalarType):
+        raise TypeError(f"lit() takes a skewless scalar type such as Int64, not {dtype!r}")
     if value is None:
         if dtype is None:
             return Expr(null_lit())
-        return Expr(Call("cast", (null_lit(),), dtype.name))
+        return Expr(
+            Lit(None, _LIT_OF[dtype.name]) if dtype.name in _LIT_OF else _cast(null_lit(), dtype)
+        )
     node = _literal(value)
-    if dtype is not None:
-        return Expr(Call("cast", (node,), dtype.name))
-    return Expr(node)
+    if dtype is None or _LIT_OF.get(dtype.name) == node.dtype:
+        return Expr(node)
+    if dtype.name in _LIT_OF and dtype.name not in _CASTABLE:
+        raise TypeError(f"lit({value!r}) is {node.dtype}, not {dtype.name}")
+    return Expr(_cast(node, dtype))
+
+
+# The literal kind each scalar type's values take; int32 and float32 constants are
+# int64 and float64 ones cast, as their columns are read.
+_LIT_OF: dict[str, LitType] = {
+    "int64": "int64",
+    "float64": "float64",
+    "string": "string",
+    "bool": "bool",
+    "unix_timestamp": "unix_timestamp",
+    "bytes": "bytes",
+}
+_CASTABLE = ("int32", "int64", "float32", "float64", "string", "bool")
+
+
+def _cast(node: Node, dtype: ScalarType) -> Call:
+    return Call("cast", (node,), dtype.name)
 
 
 def _literal(value: Any) -> Lit:  # noqa: PLR0911 - one case per Python type

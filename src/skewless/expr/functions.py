@@ -7,10 +7,13 @@ docs/expressions.md states what each one computes; both engines implement exactl
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Literal
 
 from skewless.expr.nodes import Call, Col, Lit, Node
+from skewless.timeutil import EPOCH
 from skewless.types import parse_dtype
 
 OptionKind = Literal["none", "digits", "dtype", "tz"]
@@ -158,6 +161,8 @@ def _render(node: Node, outer: int) -> str:  # noqa: PLR0911 - one form per node
                 return f"{text}.otherwise({render(args[-1])})"
             inner = ", ".join(render(a) for a in args)
             if fn == "cast":
+                if isinstance(args[0], Lit):
+                    return f"lit({_render_lit(args[0])}, {_dtype_repr(option)})"
                 return f"{_render(args[0], 8)}.cast({_dtype_repr(option)})"
             if option is not None and not (fn in TIME_PARTS and option == "UTC"):
                 key = "digits" if fn == "round" else "tz"
@@ -173,13 +178,17 @@ def _dtype_repr(name: object) -> str:
 
 
 def _render_lit(node: Lit) -> str:
+    """A constant as the Python text lit() takes."""
     value = node.python
+    if value is None:
+        return "None" if node.dtype == "null" else f"lit(None, {_dtype_repr(node.dtype)})"
     match node.dtype:
-        case "null":
-            return "None"
         case "unix_timestamp":
-            return f"timestamp_us({value!r})"
+            at = EPOCH + timedelta(microseconds=int(value))
+            return f"datetime.fromisoformat({at.isoformat()!r})"
         case "duration":
             return f"timedelta(microseconds={value!r})"
+        case "float64" if isinstance(value, float) and not math.isfinite(value):
+            return f"float({str(value)!r})"
         case _:
             return repr(value)

@@ -116,7 +116,7 @@ def from_data(data: object, where: str = "expression") -> Node:
     if not isinstance(data, Mapping):
         raise ValueError(f"{where}: expected an expression node, got {data!r}")
     keys = set(data)
-    if keys == {"col"} and isinstance(data["col"], str):
+    if keys == {"col"} and isinstance(data["col"], str) and data["col"]:
         return Col(data["col"])
     if keys == {"lit", "type"} and data["type"] in LIT_TYPES:
         return _lit_from_data(data["lit"], data["type"], where)

@@ -187,6 +187,15 @@ def query_to_proto(query: OnlineQuery) -> pb.GetOnlineFeaturesRequest:
                 raise EntityRowsError(
                     f"join key '{name}' cannot be sent: {exc}", row=i, key=name
                 ) from None
+    for name, values in query.request_data.items():
+        column = msg.request_columns[name]
+        for i, value in enumerate(values):
+            try:
+                set_value(column.values.add(), value)
+            except (TypeError, ValueError) as exc:
+                raise EntityRowsError(
+                    f"request field '{name}' cannot be sent: {exc}", row=i, key=name
+                ) from None
     return msg
 
 
@@ -314,6 +323,39 @@ def entity_columns_from_proto(
             values[i] = MISSING
         decoded[name] = values
     return decoded, rows
+
+
+def request_columns_from_proto(
+    columns: Mapping[str, pb.ValueColumn], fields: Mapping[str, DType]
+) -> dict[str, list[Any]]:
+    """The request values of `fields` (request fields on-demand features read): each
+    column's Python values, None for a null or a row listed as missing. Their types are
+    checked by the service (serving/on_demand.py)."""
+    rows = _check_lengths(columns)
+    decoded: dict[str, list[Any]] = {}
+    for name in fields:
+        column = columns.get(name)
+        if column is None:
+            continue
+        values: list[Any] = []
+        for v in column.values:
+            try:
+                values.append(from_value(v))
+            except (ValueError, OverflowError) as exc:
+                raise EntityRowsError(
+                    f"request field '{clip(name)}' has a malformed value: {exc}",
+                    row=len(values),
+                    key=name,
+                ) from None
+        for i in column.missing_indices:
+            if i >= rows:
+                raise EntityRowsError(
+                    f"request column '{clip(name)}': missing index {i} is past its {rows} rows",
+                    key=name,
+                )
+            values[i] = None
+        decoded[name] = values
+    return decoded
 
 
 def entity_rows_from_proto(columns: Mapping[str, pb.ValueColumn]) -> list[dict[str, Any]]:
@@ -474,7 +516,7 @@ def encode_lookup(lookup: Lookup) -> bytes:
     plan = lookup.plan
     out = [_field(b"\x0a", key.encode()) for key in plan.join_keys]
     where: dict[str, tuple[bytes, bytes]] = {}  # output -> (its FeatureColumn's tail, values)
-    for view, got in zip(plan.views, lookup.views, strict=True):
+    for view, got in zip(plan.parts, lookup.views, strict=True):
         tail = _tail(got.statuses, got.event_ts_us)
         for name, column in zip(view.outputs, got.entries, strict=True):
             where[name] = (tail, column)

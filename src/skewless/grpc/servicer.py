@@ -10,7 +10,7 @@ registered with convert.serialize_response.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import grpc.aio
@@ -18,6 +18,7 @@ import grpc.aio
 from skewless.grpc import convert
 from skewless.serving.limits import check_request_bytes
 from skewless.serving.service import OnlineService
+from skewless.types import DType
 
 
 class OnlineServingServicer(convert.OnlineServingServicerBase):
@@ -38,11 +39,16 @@ class OnlineServingServicer(convert.OnlineServingServicerBase):
         def entity_columns(keys: Sequence[str]) -> dict[str, list[Any]]:
             return convert.entity_columns_from_proto(msg.entity_columns, keys)[0]
 
+        def request_columns(fields: Mapping[str, DType]) -> dict[str, list[Any]]:
+            return convert.request_columns_from_proto(msg.request_columns, fields)
+
         lookup = await self._backend.lookup(
             convert.features_from_proto(msg),
-            convert.entity_row_count(msg.entity_columns),
+            convert.entity_row_count(msg.entity_columns)
+            or convert.entity_row_count(msg.request_columns),
             entity_columns,
             full_feature_names=msg.full_feature_names,
             time_remaining_s=time_remaining_s,
+            request_columns=request_columns,
         )
         return await self._backend.run(lookup.size, lookup.answer_by, convert.encode_lookup, lookup)

@@ -84,6 +84,7 @@ class OnlineHttp:
                 query.rows,
                 query.entity_columns,
                 full_feature_names=query.full_feature_names,
+                request_columns=query.request_columns,
             )
             payload = await self._backend.run(
                 lookup.size, lookup.answer_by, convert.encode_lookup, lookup, query.entities

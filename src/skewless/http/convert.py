@@ -43,7 +43,7 @@ import json
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
 from skewless.errors import EntityRowsError, MalformedRequestError, clip
@@ -51,7 +51,7 @@ from skewless.online.columns import decode_column, decode_columns
 from skewless.serving.response import FeatureStatus
 from skewless.serving.service import Lookup
 from skewless.timeutil import EPOCH
-from skewless.types import ArrayType, DType
+from skewless.types import ArrayType, Bytes, DType, UnixTimestamp
 
 FIELDS: Final = ("features", "feature_service", "entities", "full_feature_names")
 
@@ -70,6 +70,22 @@ class JsonQuery:
     def entity_columns(self, keys: Sequence[str]) -> dict[str, list[Any]]:
         """The columns of `keys` the request has (a missing one is the service's to name)."""
         return {k: self.entities[k] for k in keys if k in self.entities}
+
+    def request_columns(self, fields: Mapping[str, DType]) -> dict[str, list[Any]]:
+        """The request fields on-demand features read, sent among `entities` as Feast
+        sends them: a UnixTimestamp field's values are RFC 3339 texts, bytes base64; the
+        service checks every value's type."""
+        out: dict[str, list[Any]] = {}
+        for name, dtype in fields.items():
+            column = self.entities.get(name)
+            if column is None:
+                continue
+            if dtype == UnixTimestamp:
+                column = [_instant(name, i, v) for i, v in enumerate(column)]
+            elif dtype == Bytes:
+                column = [_request_bytes(name, i, v) for i, v in enumerate(column)]
+            out[name] = column
+        return out
 
 
 def _kind(value: Any) -> str:
@@ -246,7 +262,7 @@ def feature_values(lookup: Lookup) -> dict[str, list[Any]]:
     plan = lookup.plan
     columns = {
         name: column
-        for view, got in zip(plan.views, lookup.views, strict=True)
+        for view, got in zip(plan.parts, lookup.views, strict=True)
         for name, column in zip(view.outputs, got.entries, strict=True)
     }
     dtypes = [plan.dtypes[name] for name in plan.features]
@@ -295,7 +311,7 @@ def encode_lookup(lookup: Lookup, entities: Mapping[str, list[Any]]) -> bytes:
         present, zero = _dump(["PRESENT"] * rows), _dump([ZERO_TIME] * rows)
         parts.extend(_result(_dump(entities[k]), present, zero) for k in keys)
     tails: dict[str, tuple[str, str]] = {}
-    for view, got in zip(plan.views, lookup.views, strict=True):
+    for view, got in zip(plan.parts, lookup.views, strict=True):
         tail = (
             _dump([s.value for s in got.statuses]),
             _dump(_times(got.statuses, got.event_ts_us)),
@@ -306,3 +322,31 @@ def encode_lookup(lookup: Lookup, entities: Mapping[str, list[Any]]) -> bytes:
     names = _dump([*keys, *plan.features])
     text = f'{{"metadata":{{"feature_names":{names}}},"results":[{",".join(parts)}]}}'
     return text.encode()
+
+
+def _instant(field: str, row: int, value: Any) -> Any:
+    if not isinstance(value, str):
+        return value  # None, or a value the service names as of the wrong type
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise EntityRowsError(
+            f"request field '{clip(field)}' is unix_timestamp; {clip(value)!r} is not an "
+            "RFC 3339 time",
+            row=row,
+            key=field,
+        ) from None
+    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
+
+
+def _request_bytes(field: str, row: int, value: Any) -> Any:
+    if not isinstance(value, str):
+        return value
+    try:
+        return base64.b64decode(value, validate=True)
+    except ValueError:
+        raise EntityRowsError(
+            f"request field '{clip(field)}' is bytes; {clip(value)!r} is not base64",
+            row=row,
+            key=field,
+        ) from None

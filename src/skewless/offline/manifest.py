@@ -62,7 +62,7 @@ class InputPin(_Model):
 class DefinitionPin(_Model):
     """One applied definition version a training set used."""
 
-    kind: Literal["feature_view", "feature_service"]
+    kind: Literal["feature_view", "on_demand_feature_view", "feature_service"]
     name: str
     version: int
     data_version: int

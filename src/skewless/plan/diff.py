@@ -6,7 +6,7 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
-from skewless.definitions import Entity, FeatureService, FeatureView
+from skewless.definitions import Entity, FeatureService, FeatureView, OnDemandFeatureView
 from skewless.fingerprint import fingerprint
 from skewless.plan.stages import AddObject, Plan, RemoveObject, Stage, UpdateObject
 from skewless.registry import KINDS, ObjectKind, RegistryReader
@@ -16,10 +16,11 @@ from skewless.source_schema import check_view_source
 
 def _objects(
     contents: RepoContents,
-) -> dict[ObjectKind, dict[str, Entity | FeatureView | FeatureService]]:
+) -> dict[ObjectKind, dict[str, Entity | FeatureView | OnDemandFeatureView | FeatureService]]:
     return {
         "entity": dict(contents.entities),
         "feature_view": dict(contents.feature_views),
+        "on_demand_feature_view": dict(contents.on_demand_views),
         "feature_service": dict(contents.feature_services),
     }
 
@@ -43,9 +44,13 @@ def make_plan(contents: RepoContents, registry: RegistryReader, project: str) ->
     desired = _objects(contents)
     stages: list[Stage] = []
     unchanged: list[tuple[ObjectKind, str]] = []
+    views: dict[str, FeatureView | OnDemandFeatureView] = {
+        **contents.feature_views,
+        **contents.on_demand_views,
+    }
     for kind in KINDS:  # entities, then views, then services: parents first
         for name, obj in sorted(desired[kind].items()):
-            fp = fingerprint(obj, contents.feature_views)
+            fp = fingerprint(obj, views)
             spec = obj.model_dump(mode="json")
             old = current.get((kind, name))
             if old is None:
@@ -77,6 +82,9 @@ def _diff(old: Any, new: Any, path: str) -> list[str]:
         out: list[str] = []
         for key in sorted(set(old) | set(new)):
             sub = f"{path}.{_label(key)}" if path else _label(key)
+            if key == "expr":  # an expression's data tree: its inner paths would say little
+                out += [] if old.get(key) == new.get(key) else [sub]
+                continue
             out += _diff(old.get(key), new.get(key), sub)
         return out
     if isinstance(old, list) and isinstance(new, list) and _named(old) and _named(new):

@@ -4,7 +4,12 @@ from __future__ import annotations
 
 from skewless.plan.stages import AddObject, Plan, RemoveObject, UpdateObject
 
-_KIND = {"entity": "entity", "feature_view": "feature view", "feature_service": "feature service"}
+_KIND = {
+    "entity": "entity",
+    "feature_view": "feature view",
+    "on_demand_feature_view": "on-demand feature view",
+    "feature_service": "feature service",
+}
 
 
 def explain(plan: Plan) -> list[tuple[str, str]]:

@@ -13,7 +13,7 @@ from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from skewless.definitions import Entity, FeatureService, FeatureView
+from skewless.definitions import Entity, FeatureService, FeatureView, OnDemandFeatureView
 from skewless.errors import (
     DefinitionError,
     DefinitionVersionNotFoundError,
@@ -131,6 +131,8 @@ def _desired(
             contents.entities[obj.name] = obj
         elif isinstance(obj, FeatureView):
             contents.feature_views[obj.name] = obj
+        elif isinstance(obj, OnDemandFeatureView):
+            contents.on_demand_views[obj.name] = obj
         elif isinstance(obj, FeatureService):
             contents.feature_services[obj.name] = obj
     for entity in restored.entities:

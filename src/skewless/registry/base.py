@@ -11,11 +11,23 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal, Protocol
 
-from skewless.definitions import Entity, FeatureService, FeatureView
+from skewless.definitions import (
+    AnyDefinition,
+    Entity,
+    FeatureService,
+    FeatureView,
+    OnDemandFeatureView,
+)
 from skewless.errors import RegistryError
 
-ObjectKind = Literal["entity", "feature_view", "feature_service"]
-KINDS: tuple[ObjectKind, ...] = ("entity", "feature_view", "feature_service")
+ObjectKind = Literal["entity", "feature_view", "on_demand_feature_view", "feature_service"]
+# parents before children: an on-demand view reads feature views, a service lists both
+KINDS: tuple[ObjectKind, ...] = (
+    "entity",
+    "feature_view",
+    "on_demand_feature_view",
+    "feature_service",
+)
 
 
 @dataclass(frozen=True)
@@ -33,11 +45,12 @@ class ObjectRecord:
     applied_at: datetime
     removed: bool = False
 
-    def definition(self) -> Entity | FeatureView | FeatureService:
+    def definition(self) -> AnyDefinition:
         """The stored definition, rebuilt by validation from JSON (never unpickled)."""
-        models: dict[str, type[Entity] | type[FeatureView] | type[FeatureService]] = {
+        models: dict[str, type[AnyDefinition]] = {
             "entity": Entity,
             "feature_view": FeatureView,
+            "on_demand_feature_view": OnDemandFeatureView,
             "feature_service": FeatureService,
         }
         model = models[self.kind]

@@ -27,6 +27,12 @@ sources, with the same words. The rule:
 - A column that is missing, of a type skewless cannot carry, or stored in nanoseconds in
   some files of a folder and in another unit in others (Spark reads a folder with one
   type per column) feeds nothing.
+- A derived feature (a Field with an `expr`) is not read from the source: the columns its
+  expression names are. The timestamp field and the created timestamp column are read
+  as times, a join key as its key type, a stored feature as its declared type, and any
+  other column (an expression input) as the source holds it: a CSV column as a string,
+  a date or a nanosecond timestamp as a timestamp. `derived_type` then checks each
+  expression over those types (expr/check.py), at plan and at read time alike.
 """
 
 from __future__ import annotations
@@ -36,8 +42,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import ClassVar
 
-from skewless.definitions import FeatureView
-from skewless.types import ArrayType, DType, ScalarType, UnixTimestamp, accepts
+from skewless.definitions import FeatureView, Field
+from skewless.expr.check import check_feature
+from skewless.expr.nodes import columns as expression_columns
+from skewless.types import ArrayType, DType, ScalarType, String, UnixTimestamp, accepts
 
 # --- what a source column holds -------------------------------------------------------
 
@@ -139,12 +147,14 @@ class Role(enum.Enum):
     CREATED_TIME = "created timestamp column"
     JOIN_KEY = "join key"
     FEATURE = "feature"
+    INPUT = "expression input"  # a column only derived features read
 
 
 @dataclass(frozen=True, slots=True)
 class ColumnRead:
     """One source column the view uses: its role, the type it is read as (the declared
-    one, or the source's for an undeclared join key) and what the source holds."""
+    one, or the source's for an undeclared join key or an expression input) and what the
+    source holds."""
 
     column: str
     role: Role
@@ -158,7 +168,7 @@ class Problem:
 
     column: str
     role: Role
-    declared: DType | None  # None: an undeclared join key
+    declared: DType | None  # None: an undeclared join key, an expression input
     actual: ColumnType | None  # None: the source has no such column
     detail: str
 
@@ -168,8 +178,8 @@ class Problem:
 
 @dataclass(frozen=True, slots=True)
 class SchemaCheck:
-    """The columns a view reads, in the order time, created time, keys, features; and
-    every problem (the view is usable only without any)."""
+    """The columns a view reads, in the order time, created time, keys, stored features,
+    expression inputs; and every problem (the view is usable only without any)."""
 
     reads: tuple[ColumnRead, ...]
     problems: tuple[Problem, ...]
@@ -177,6 +187,15 @@ class SchemaCheck:
     @property
     def key_types(self) -> dict[str, DType]:
         return {r.column: r.dtype for r in self.reads if r.role is Role.JOIN_KEY}
+
+    @property
+    def column_types(self) -> dict[str, DType]:
+        """Each column read, by its source name, as the type it is read as: the types a
+        derived feature's expression sees."""
+        found: dict[str, DType] = {}
+        for r in self.reads:
+            found.setdefault(r.column, r.dtype)
+        return found
 
 
 def feeds(declared: DType, actual: ColumnType) -> bool:
@@ -202,17 +221,21 @@ def check_schema(view: FeatureView, columns: Mapping[str, ColumnType]) -> Schema
         wanted.append((src.created_timestamp_column, Role.CREATED_TIME, UnixTimestamp))
     pinned = {f.name: f.dtype for f in view.key_fields}
     wanted += [(k, Role.JOIN_KEY, pinned.get(k)) for k in view.join_keys]
-    wanted += [(f.name, Role.FEATURE, f.dtype) for f in view.features]
+    wanted += [(f.name, Role.FEATURE, f.dtype) for f in view.features if f.expr is None]
+    users = expression_inputs(view, {column for column, _, _ in wanted})
+    wanted += [(column, Role.INPUT, None) for column in users]
 
     reads: list[ColumnRead] = []
     problems: list[Problem] = []
     for column, role, declared in wanted:
         actual = columns.get(column)
         if actual is None:
-            detail = f"{role.value} '{column}' is missing from the source"
+            detail = f"{_what(column, role, users)} is missing from the source"
             problems.append(Problem(column, role, declared, None, detail))
             continue
-        if declared is None:
+        if role is Role.INPUT:
+            dtype, detail = _input_type(_what(column, role, users), actual)
+        elif declared is None:
             dtype, detail = _source_key_type(column, actual)
         else:
             dtype, detail = _declared(column, role, declared, actual)
@@ -221,6 +244,54 @@ def check_schema(view: FeatureView, columns: Mapping[str, ColumnType]) -> Schema
         else:
             reads.append(ColumnRead(column, role, dtype, actual))
     return SchemaCheck(tuple(reads), tuple(problems))
+
+
+def expression_inputs(view: FeatureView, read: set[str]) -> dict[str, list[str]]:
+    """The columns the view's derived features read that it reads for nothing else (not
+    in `read`), each with the derived features that read it, in first-use order."""
+    users: dict[str, list[str]] = {}
+    for field in view.derived:
+        assert field.expr is not None
+        for column in expression_columns(field.expr):
+            if column not in read:
+                users.setdefault(column, []).append(field.name)
+    return users
+
+
+def _what(column: str, role: Role, users: Mapping[str, list[str]]) -> str:
+    """A column as problems name it: its role, and for an expression input, who reads it."""
+    if role is not Role.INPUT:
+        return f"{role.value} '{column}'"
+    readers = users[column]
+    plural = "s" if len(readers) > 1 else ""
+    return f"{role.value} '{column}' (of derived feature{plural} {_quoted(readers)})"
+
+
+def _quoted(names: Sequence[str]) -> str:
+    return ", ".join(f"'{n}'" for n in names)
+
+
+def _input_type(what: str, actual: ColumnType) -> tuple[DType | None, str]:
+    """A column only expressions read: (the type it is read as, "") or (None, why not)."""
+    match actual:
+        case ScalarType() | ArrayType():
+            return actual, ""
+        case Text():
+            return String, ""
+        case Date() | NanosTimestamp():
+            return UnixTimestamp, ""
+    return None, f"{what} is {actual.name} in the source"
+
+
+def derived_type(field: Field, check: SchemaCheck) -> DType:
+    """The type a derived feature's expression gives over the columns `check` reads (the
+    declared type or one it widens to); ExpressionTypeError naming the sub-expression
+    at fault when the expression does not type-check or gives what the feature cannot
+    hold. Plan (source_schema.py) and read time (batch/sources.py) both call it."""
+    assert field.expr is not None
+    result = check_feature(field.expr, field.dtype, check.column_types)
+    assert isinstance(result, ScalarType | ArrayType)  # check_feature refuses the others
+    return result
 
 
 def _source_key_type(column: str, actual: ColumnType) -> tuple[DType | None, str]:

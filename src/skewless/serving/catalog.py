@@ -10,9 +10,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from skewless.definitions import FeatureService, FeatureView
+from skewless.definitions import FeatureService, FeatureView, OnDemandFeatureView
 from skewless.errors import NothingAppliedError, RegistryError, SkewlessError
-from skewless.feature_request import ViewRequest, compile_requests, service_refs
+from skewless.feature_request import FeatureRequest, compile_requests, service_refs
 from skewless.registry import ObjectKind, ObjectRecord, RegistryReader
 from skewless.serving.plan import LookupPlan
 
@@ -39,6 +39,7 @@ class Catalog:
     records: Mapping[tuple[str, str], ObjectRecord] = field(
         default_factory=dict, compare=False, repr=False
     )
+    on_demand: Mapping[str, OnDemandFeatureView] = field(default_factory=dict)
     _plans: dict[tuple[tuple[str, ...] | str, bool], LookupPlan] = field(
         default_factory=dict, compare=False, repr=False
     )
@@ -63,14 +64,18 @@ class Catalog:
         *,
         full_feature_names: bool,
         reserved: Sequence[str] = (),
-    ) -> list[ViewRequest]:
+    ) -> FeatureRequest:
         """Per-view requests for feature refs, a feature service or its name; output
         names may not clash with `reserved` (a training set's input columns)."""
         if not self.views:
             raise NothingAppliedError(self.project)
         refs = service_refs(features, self.services)
         return compile_requests(
-            refs, self.views, full_feature_names=full_feature_names, reserved=reserved
+            refs,
+            self.views,
+            full_feature_names=full_feature_names,
+            reserved=reserved,
+            on_demand=self.on_demand,
         )
 
 
@@ -93,10 +98,16 @@ def load_catalog(registry: RegistryReader, project: str, at: int | None = None) 
         if not isinstance(view, FeatureView):  # pragma: no cover - the registry's invariant
             raise RegistryError(f"registry record '{record.name}' is not a feature view")
         views[view.name] = view
+    on_demand: dict[str, OnDemandFeatureView] = {}
+    for record in current("on_demand_feature_view"):
+        odfv = record.definition()
+        if not isinstance(odfv, OnDemandFeatureView):  # pragma: no cover
+            raise RegistryError(f"registry record '{record.name}' is not an on-demand view")
+        on_demand[odfv.name] = odfv
     services: dict[str, FeatureService] = {}
     for record in current("feature_service"):
         service = record.definition()
         if not isinstance(service, FeatureService):  # pragma: no cover
             raise RegistryError(f"registry record '{record.name}' is not a feature service")
         services[service.name] = service
-    return Catalog(project, version, views, services, records)
+    return Catalog(project, version, views, services, records, on_demand)

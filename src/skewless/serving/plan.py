@@ -20,11 +20,13 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Final
 
-from skewless.feature_request import ViewRequest, output_columns
+import pyarrow as pa
+
+from skewless.feature_request import FeatureRequest, ViewRequest
 from skewless.online.codec import (
     ColumnDecoder,
     Gather,
@@ -34,10 +36,12 @@ from skewless.online.codec import (
     event_times,
     key_prefix,
 )
+from skewless.online.entries import encode_column
 from skewless.serving.keys import PLAIN_KEY_TYPES, check_join_keys, required_keys
+from skewless.serving.on_demand import OnDemandPlan, request_arrays
 from skewless.serving.response import FeatureStatus, OnlineResponse
 from skewless.timeutil import from_micros_shared, micros
-from skewless.types import ArrayType, DType, UnixTimestamp
+from skewless.types import ArrayType, DType, ScalarType, UnixTimestamp
 
 
 class _Missing:
@@ -61,9 +65,13 @@ class ViewPlan:
     prefix: bytes
     join_keys: tuple[str, ...]
     ttl_us: int | None
-    outputs: tuple[str, ...]  # output names of the selected features, in request order
+    outputs: tuple[str, ...]  # output names of the shown features, in request order
     decode: ColumnDecoder
     gather: Gather
+    # the hidden columns on-demand features read (feature_request.hidden_name), and a
+    # decoder of just those (the gRPC answer gathers entries, which it cannot compute on)
+    hidden: tuple[str, ...] = ()
+    hidden_decode: ColumnDecoder | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +82,7 @@ class ViewColumns:
     statuses: list[FeatureStatus]
     event_ts_us: list[int | None]
     columns: list[list[Any]]
+    hidden: list[list[Any]] = field(default_factory=list)  # the ViewPlan's hidden columns
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,14 +99,21 @@ class ViewEntries:
 class LookupPlan:
     """Everything about a lookup that does not depend on the entity rows."""
 
-    def __init__(self, project: str, requests: Sequence[ViewRequest]) -> None:
-        self.requests = list(requests)
+    def __init__(self, project: str, request: FeatureRequest) -> None:
+        self.requests = list(request.views)
         self.views = tuple(_view_plan(project, req) for req in self.requests)
+        self.on_demand = tuple(OnDemandPlan.of(o) for o in request.on_demand)
+        # what answers each output, views then on-demand views (each has `.outputs`)
+        self.parts: tuple[ViewPlan | OnDemandPlan, ...] = (*self.views, *self.on_demand)
         self.join_keys = required_keys(self.requests)
-        self.features = output_columns(self.requests)
-        self.dtypes: dict[str, DType] = {
-            c.output: c.dtype for r in self.requests for c in r.columns
-        }
+        self.features = request.outputs
+        self.dtypes: dict[str, DType] = request.output_dtypes
+        self.request_fields: dict[str, DType] = {}
+        for odfv in self.on_demand:
+            for name in odfv.request.request_fields:
+                dtype = odfv.input_types[name]
+                if isinstance(dtype, ScalarType):
+                    self.request_fields.setdefault(name, dtype)
         # join key -> the Python types accepted at a glance (the intersection over views)
         plain: dict[str, frozenset[type]] = {}
         for req in self.requests:
@@ -156,15 +172,42 @@ class LookupPlan:
             for view, stored in zip(self.views, self._per_view(raw, rows), strict=True)
         ]
 
-    def entries(self, raw: Sequence[bytes | None], rows: int, now_us: int) -> list[ViewEntries]:
+    def request_arrays(
+        self, values: Mapping[str, Sequence[Any]] | None, rows: int
+    ) -> dict[str, pa.Array]:
+        """The request fields on-demand features read, checked and typed
+        (serving/on_demand.py); nothing when none is read."""
+        if not self.request_fields:
+            return {}
+        return request_arrays(self.request_fields, values or {}, rows)
+
+    def entries(
+        self,
+        raw: Sequence[bytes | None],
+        rows: int,
+        now_us: int,
+        request: Mapping[str, pa.Array] | None = None,
+    ) -> list[ViewEntries]:
         """assemble()'s answer as the gRPC response carries it: the stored entries of
-        each view, gathered."""
+        each view, gathered, then each on-demand view's computed entries (`request`:
+        request_arrays())."""
         out: list[ViewEntries] = []
+        held: dict[str, list[Any]] = {}
         for view, stored in zip(self.views, self._per_view(raw, rows), strict=True):
             event_ts = event_times(stored)
             statuses, fresh = _statuses(event_ts, view.ttl_us, now_us)
             kept = stored if fresh is None else _withhold(stored, fresh)
             out.append(ViewEntries(statuses, event_ts, _gathered(view, kept)))
+            if view.hidden_decode is not None:
+                _, columns = view.hidden_decode(kept)
+                held.update(zip(view.hidden, columns, strict=True))
+        for odfv in self.on_demand:
+            computed = odfv.compute(held, request or {}, rows)
+            entries = [
+                encode_column(column, dtype)[1].tobytes()
+                for column, dtype in zip(computed, odfv.dtypes, strict=True)
+            ]
+            out.append(ViewEntries([FeatureStatus.PRESENT] * rows, [None] * rows, entries))
         return out
 
     def _per_view(self, raw: Sequence[bytes | None], rows: int) -> list[Sequence[bytes | None]]:
@@ -173,20 +216,33 @@ class LookupPlan:
         return [raw[i * rows : (i + 1) * rows] for i in range(len(self.views))]
 
     def response(
-        self, entity_rows: Sequence[Mapping[str, Any]], answered: Sequence[ViewColumns]
+        self,
+        entity_rows: Sequence[Mapping[str, Any]],
+        answered: Sequence[ViewColumns],
+        request: Mapping[str, pa.Array] | None = None,
     ) -> OnlineResponse:
-        """The OnlineResponse of assemble()'s answer for `entity_rows`."""
+        """The OnlineResponse of assemble()'s answer for `entity_rows` (`request`:
+        request_arrays() of the request values, for on-demand features)."""
         values: dict[str, list[Any]] = {}
         statuses: dict[str, list[FeatureStatus]] = {}
         times: dict[str, list[datetime | None]] = {}
         shared: dict[int, datetime] = {}  # one datetime per distinct time
+        held: dict[str, list[Any]] = {}
         for view, got in zip(self.views, answered, strict=True):
             when = from_micros_shared(got.event_ts_us, shared)
+            held.update(zip(view.hidden, got.hidden, strict=True))
             for name, column in zip(view.outputs, got.columns, strict=True):
                 # a list of its own (decoder, withholding); times as offline gives them
                 values[name] = _as_datetimes(column, self.dtypes[name], shared)
                 statuses[name] = list(got.statuses)
                 times[name] = list(when)
+        rows = len(entity_rows)
+        for odfv in self.on_demand:
+            computed = odfv.compute(held, request or {}, rows)
+            for name, column in zip(odfv.outputs, computed, strict=True):
+                values[name] = column.to_pylist()
+                statuses[name] = [FeatureStatus.PRESENT] * rows
+                times[name] = [None] * rows
         return OnlineResponse(
             list(self.join_keys),
             [dict(r) for r in entity_rows],
@@ -212,6 +268,8 @@ GATHER_ROWS: Final = 4096
 
 
 def _gathered(view: ViewPlan, stored: Sequence[bytes | None]) -> list[bytes]:
+    if not view.outputs:
+        return []
     if len(stored) <= GATHER_ROWS:
         return view.gather(stored)
     parts = [view.gather(stored[i : i + GATHER_ROWS]) for i in range(0, len(stored), GATHER_ROWS)]
@@ -220,11 +278,18 @@ def _gathered(view: ViewPlan, stored: Sequence[bytes | None]) -> list[bytes]:
 
 def _decoded(view: ViewPlan, stored: Sequence[bytes | None], now_us: int) -> ViewColumns:
     """One view's stored values, decoded, stale rows' values withheld."""
-    event_ts, columns = view.decode(stored)
+    if view.outputs:
+        event_ts, columns = view.decode(stored)
+    else:  # read for on-demand features only
+        event_ts, columns = event_times(stored), []
+    hidden: list[list[Any]] = []
+    if view.hidden_decode is not None:
+        _, hidden = view.hidden_decode(stored)
     statuses, fresh = _statuses(event_ts, view.ttl_us, now_us)
     if fresh is not None:
         columns = [_withhold(column, fresh) for column in columns]
-    return ViewColumns(statuses, event_ts, columns)
+        hidden = [_withhold(column, fresh) for column in hidden]
+    return ViewColumns(statuses, event_ts, columns, hidden)
 
 
 def _statuses(
@@ -265,13 +330,20 @@ def _view_plan(project: str, req: ViewRequest) -> ViewPlan:
     features = view.features
     position = {f.name: i for i, f in enumerate(features)}
     dtypes = [f.dtype for f in features]
-    positions = [position[c.feature] for c in req.columns]
+    # a hidden column may read a feature the request also shows: decoded apart
+    shown = [c for c in req.columns if not c.hidden]
+    positions = [position[c.feature] for c in shown]
+    hidden = [c for c in req.columns if c.hidden]
     return ViewPlan(
         request=req,
         prefix=key_prefix(project, req.name),
         join_keys=tuple(req.join_keys),
         ttl_us=None if req.ttl is None else micros(req.ttl),
-        outputs=tuple(c.output for c in req.columns),
+        outputs=tuple(c.output for c in shown),
         decode=column_decoder(dtypes, positions),
         gather=entry_gatherer(dtypes, positions),
+        hidden=tuple(c.output for c in hidden),
+        hidden_decode=(
+            column_decoder(dtypes, [position[c.feature] for c in hidden]) if hidden else None
+        ),
     )

@@ -28,7 +28,7 @@ import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -81,6 +81,8 @@ class OnlineQuery:
     features: list[str] | str
     entity_rows: list[dict[str, Any]]
     full_feature_names: bool = False
+    # request field -> one value per entity row, for on-demand features
+    request_data: dict[str, list[Any]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -107,25 +109,26 @@ class Lookup:
         return self.rows * len(self.plan.features)
 
 
-def _answer(
-    plan: LookupPlan,
-    entity_rows: Sequence[Mapping[str, Any]],
-    raw: Sequence[bytes | None],
-    request_time: datetime | None,
-) -> OnlineResponse:
-    now_us = utc_micros(request_time or datetime.now(UTC))
-    return plan.response(entity_rows, plan.assemble(raw, len(entity_rows), now_us))
-
-
 def lookup(
     plan: LookupPlan,
     read: Callable[[list[bytes]], list[bytes | None]],
     entity_rows: Sequence[Mapping[str, Any]],
     request_time: datetime | None = None,
+    request_data: Mapping[str, Sequence[Any]] | None = None,
 ) -> OnlineResponse:
-    """A blocking lookup with a compiled plan: one `read` (an MGET) for every view."""
+    """A blocking lookup with a compiled plan: one `read` (an MGET) for every view.
+    `request_data`: request field -> one value per entity row, for on-demand features
+    (a field it lacks is taken from the entity rows, as Feast passes request values)."""
+    rows = len(entity_rows)
+    values = dict(request_data or {})
+    for name in plan.request_fields:
+        if name not in values and entity_rows and all(name in r for r in entity_rows):
+            values[name] = [r[name] for r in entity_rows]
+    request = plan.request_arrays(values, rows)  # checked before anything is read
     keys = plan.keys(entity_rows)
-    return _answer(plan, entity_rows, read(keys) if keys else [], request_time)
+    raw = read(keys) if keys else []
+    now_us = utc_micros(request_time or datetime.now(UTC))
+    return plan.response(entity_rows, plan.assemble(raw, rows, now_us), request)
 
 
 class OnlineService:
@@ -228,11 +231,14 @@ class OnlineService:
         *,
         full_feature_names: bool = False,
         time_remaining_s: float | None = None,
+        request_columns: Callable[[Mapping[str, DType]], Mapping[str, Sequence[Any]]] | None = None,
     ) -> Lookup:
         """Look up `features` for `rows` entity rows with the current definitions, within
         the caller's remaining time (None: the default timeout). `entity_columns(keys)`
-        gives the rows as columns (join key -> `rows` values) of the join keys `keys`;
-        it is called only once the server's limits are checked."""
+        gives the rows as columns (join key -> `rows` values) of the join keys `keys`,
+        and `request_columns(fields)` the request values of the request fields `fields`
+        (name -> declared type; for on-demand features); both are called only once the
+        server's limits are checked."""
         answer_by = self._answer_by(time_remaining_s)
         limits.check_entity_rows(rows, self.limits)
         if not isinstance(features, str):  # a feature service is counted once compiled
@@ -242,12 +248,16 @@ class OnlineService:
         limits.check_features(rows, len(plan.features), self.limits)
         size = rows * len(plan.features)
 
+        fields = plan.request_fields
+        given = request_columns(fields) if request_columns is not None and fields else {}
+        request = plan.request_arrays(given, rows)
+
         def keys() -> list[bytes]:
             return plan.keys_from_columns(entity_columns(plan.join_keys), rows)
 
         raw = await self._read(await self.run(size, answer_by, keys), answer_by)
         now_us = utc_micros(datetime.now(UTC))
-        views = await self.run(size, answer_by, plan.entries, raw, rows, now_us)
+        views = await self.run(size, answer_by, plan.entries, raw, rows, now_us, request)
         return Lookup(plan, rows, views, catalog.registry_version, answer_by)
 
     async def run(self, size: int, answer_by: float, work: Callable[..., T], *args: Any) -> T:

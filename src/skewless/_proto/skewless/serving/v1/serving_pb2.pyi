@@ -133,8 +133,14 @@ class GetOnlineFeaturesRequest(_message.Message):
 
     @_builtins.property
     def request_columns(self) -> _containers.MessageMap[_builtins.str, Global___ValueColumn]:
-        """Reserved for request-time (on-demand) features, in the same column layout as
-        `entity_columns`. Accepted and ignored today; nothing is echoed back.
+        """Request values for on-demand features: one column per request field (the fields of
+        the RequestSources the requested on-demand views read), in the same layout as
+        `entity_columns`. A value must be of the field's declared kind (int64_value or
+        int32_value for integers, double_value, float_value or an integer for floats,
+        string_value, bytes_value, bool_value, unix_timestamp_value); a null Value or a
+        row in `missing_indices` is a null. A field an on-demand feature reads that is not
+        sent, or a value of another kind, is INVALID_ARGUMENT naming the field and the
+        row. Columns no requested feature reads are ignored; nothing is echoed back.
         """
 
     def __init__(

@@ -45,7 +45,9 @@ class OnlineServingServicer:
     """Missing associated documentation comment in .proto file."""
 
     def GetOnlineFeatures(self, request, context):
-        """The latest materialized value of each requested feature for each entity row.
+        """The latest materialized value of each requested feature for each entity row, and
+        each requested on-demand feature computed from them and the request values (status
+        PRESENT, event time 0).
 
         Errors (status code, with the offending name in the details; text the caller sent
         is shown up to 200 characters, then cut, with its length):

@@ -41,7 +41,9 @@ class OnlineServingStub:
     @_typing.overload
     def __new__(cls, channel: _aio.Channel) -> OnlineServingAsyncStub: ...
     GetOnlineFeatures: _grpc.UnaryUnaryMultiCallable[_serving_pb2.GetOnlineFeaturesRequest, _serving_pb2.GetOnlineFeaturesResponse]
-    """The latest materialized value of each requested feature for each entity row.
+    """The latest materialized value of each requested feature for each entity row, and
+    each requested on-demand feature computed from them and the request values (status
+    PRESENT, event time 0).
 
     Errors (status code, with the offending name in the details; text the caller sent
     is shown up to 200 characters, then cut, with its length):
@@ -70,7 +72,9 @@ class OnlineServingStub:
 class OnlineServingAsyncStub(OnlineServingStub):
     def __init__(self, channel: _aio.Channel) -> None: ...
     GetOnlineFeatures: _aio.UnaryUnaryMultiCallable[_serving_pb2.GetOnlineFeaturesRequest, _serving_pb2.GetOnlineFeaturesResponse]  # type: ignore[assignment]
-    """The latest materialized value of each requested feature for each entity row.
+    """The latest materialized value of each requested feature for each entity row, and
+    each requested on-demand feature computed from them and the request values (status
+    PRESENT, event time 0).
 
     Errors (status code, with the offending name in the details; text the caller sent
     is shown up to 200 characters, then cut, with its length):
@@ -102,7 +106,9 @@ class OnlineServingServicer(metaclass=_abc_1.ABCMeta):
         request: _serving_pb2.GetOnlineFeaturesRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_serving_pb2.GetOnlineFeaturesResponse, _abc.Awaitable[_serving_pb2.GetOnlineFeaturesResponse]]:
-        """The latest materialized value of each requested feature for each entity row.
+        """The latest materialized value of each requested feature for each entity row, and
+        each requested on-demand feature computed from them and the request values (status
+        PRESENT, event time 0).
 
         Errors (status code, with the offending name in the details; text the caller sent
         is shown up to 200 characters, then cut, with its length):
