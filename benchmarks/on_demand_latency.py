@@ -64,8 +64,9 @@ ENTITIES = (1, 100)
 
 
 def amounts(n: int) -> list[float]:
-    """Request values with a zero every 10th row (division by zero: None)."""
-    return [float(i % 10) for i in range(n)]
+    """Request values 1.0 to 9.0 with a zero every 10th row (division by zero: None); the
+    first row's is 1.0, so the 1-entity lookup computes a value."""
+    return [float((i + 1) % 10) for i in range(n)]
 
 
 def payloads() -> dict[str, dict[str, bytes]]:
@@ -95,11 +96,12 @@ def check_answers(channel: grpc.Channel, bodies: dict[str, dict[str, bytes]]) ->
     for name, pair in bodies.items():
         n = int(name.split("x")[0])
         rows = [{"entity_id": i} for i in range(n)]
+        replies = {kind: stub(body, timeout=30) for kind, body in pair.items()}
         answers = {
             kind: convert.response_from_proto(
-                convert.GetOnlineFeaturesResponse.FromString(stub(body, timeout=30)), rows
+                convert.GetOnlineFeaturesResponse.FromString(reply), rows
             )
-            for kind, body in pair.items()
+            for kind, reply in replies.items()
         }
         plain, with_odfv = answers["plain"], answers["on_demand"]
         for feature in plain.features:
@@ -110,12 +112,16 @@ def check_answers(channel: grpc.Channel, bodies: dict[str, dict[str, bytes]]) ->
             f, r, a = plain.values["f_float"][i], plain.values["f_rate"][i], amounts(n)[i]
             want = None if f is None or r is None or a == 0 else f * r / a
             same = value == want or (
-                isinstance(value, float) and isinstance(want, float) and math.isnan(value)
+                isinstance(value, float)
+                and isinstance(want, float)
+                and math.isnan(value)
+                and math.isnan(want)
             )
             if not same:
                 raise AssertionError(f"{name}: row {i}: {value!r}, want {want!r}")
         out[name] = {
-            "response_bytes": {k: len(v) for k, v in pair.items()},
+            "request_bytes": {k: len(v) for k, v in pair.items()},
+            "response_bytes": {k: len(v) for k, v in replies.items()},
             "on_demand_values": len(computed),
             "on_demand_nulls": sum(v is None for v in computed),
         }

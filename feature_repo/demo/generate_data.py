@@ -8,7 +8,8 @@ time, and writes what the repo's feature views read:
     data/driver_profile.parquet          one row per driver and day
     data/customer_daily_profile.parquet  one row per customer and day
     data/zone_demand.parquet             one row per pickup zone and 15 minutes
-    data/trips.parquet                   the demo's entity rows, labelled `completed`
+    data/trips.parquet                   the demo's entity rows, labelled `completed`,
+                                         with the route length quoted (`distance_km`)
 
 The same arguments always give the same bytes of data. The data is deliberately
 imperfect, the way production data is: some values are null, a few pipeline runs are
@@ -396,6 +397,9 @@ def trips(rng: np.random.Generator, w: World, s: ZoneState, count: int) -> pa.Ta
     # and pickups outside the mapped zones: zone features are null.
     zone_id[odd[3]] = UNKNOWN_ZONE
 
+    # The route length the rider's app quoted (a request value for on-demand features).
+    distance_km = np.round(rng.gamma(2.0, 3.5, size=count), 1)
+
     order = np.argsort(at, kind="stable")
     return pa.table(
         {
@@ -405,6 +409,7 @@ def trips(rng: np.random.Generator, w: World, s: ZoneState, count: int) -> pa.Ta
             "city": _column(city_out[order], pa.string()),
             "zone_id": pa.array(zone_id[order], pa.int64()),
             "event_timestamp": _timestamps(at[order]),
+            "distance_km": pa.array(distance_km[order], pa.float64()),
             "completed": _column(completed[order], pa.bool_()),
         }
     )

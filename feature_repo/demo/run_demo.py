@@ -33,6 +33,8 @@ from generate_data import generate
 
 REPO = Path(__file__).resolve().parent.parent
 SERVICE = "trip_completion_model_v1"
+# On-demand features: computed at request time from `distance_km`, a request value.
+ON_DEMAND = ["trip_context:expected_fare", "trip_context:long_trip_for_busy_driver"]
 SAMPLE_ROWS = 8
 DAYS = 3
 
@@ -161,10 +163,12 @@ def main(repo_path: Path | None = None) -> None:
         "customer_daily_profile:preferred_payment",
         "zone_demand:avg_wait_minutes",
         "zone_demand:is_raining",
+        *ON_DEMAND,
     ]
     started = time.perf_counter()
+    entity_columns = ["trip_id", "driver_id", "customer_id", "city", "zone_id", "event_timestamp"]
     extra = store.get_historical_features(
-        trips[["trip_id", "driver_id", "customer_id", "city", "zone_id", "event_timestamp"]],
+        trips[[*entity_columns, "distance_km"]],
         refs,
         full_feature_names=True,
     ).to_pandas()
@@ -207,36 +211,44 @@ def materialize_and_serve(store: FeatureStore, trips: pd.DataFrame) -> None:
 def compare_online_offline(store: FeatureStore, trips: pd.DataFrame) -> bool:
     """Serve over gRPC, look a few entities up, and print them beside the offline
     point-in-time values for the same entities at the same instant."""
+    keys = ["driver_id", "customer_id", "city", "zone_id"]
     rows = (
-        trips[trips["driver_id"] < 1_000_000][["driver_id", "customer_id", "city", "zone_id"]]
+        trips[trips["driver_id"] < 1_000_000][[*keys, "distance_km"]]
         .drop_duplicates("driver_id")
         .head(4)
     )
     entity_rows = [
         {k: (v.item() if hasattr(v, "item") else v) for k, v in r.items()}
-        for r in rows.to_dict("records")
+        for r in rows[keys].to_dict("records")
     ]
+    # the request value on-demand features read, one per entity row
+    request = {"distance_km": rows["distance_km"].tolist()}
     with running_server(store.repo_path) as server, OnlineClient(server.target) as client:
         started = time.perf_counter()
-        online = client.get_online_features(SERVICE, entity_rows)
+        served = client.get_online_features(SERVICE, entity_rows)
         millis = (time.perf_counter() - started) * 1000
+        on_demand = client.get_online_features(ON_DEMAND, entity_rows, request_data=request)
         at = datetime.now(UTC)
     offline_df = rows.assign(event_timestamp=pd.Timestamp(at))
-    offline = store.get_historical_features(offline_df, SERVICE).to_pandas()
+    offline = store.get_historical_features(
+        offline_df, [*store.get_feature_service(SERVICE).refs, *ON_DEMAND]
+    ).to_pandas()
     console.print(
-        f"  gRPC server on {server.target}; {len(entity_rows)} entities in {millis:.1f} ms"
+        f"  gRPC server on {server.target}; {len(entity_rows)} entities in {millis:.1f} ms; "
+        f"on-demand features from the request's distance_km: {', '.join(ON_DEMAND)}"
     )
     table = Table(box=box.SIMPLE_HEAD, show_edge=False)
     for col in ("driver", "feature", "online (gRPC)", "status", "offline (point-in-time)", ""):
         table.add_column(col)
     mismatches = 0
+    answers = [(served, f) for f in served.features] + [(on_demand, f) for f in on_demand.features]
     for i, entity in enumerate(entity_rows):
-        for feature in online.features:
+        for online, feature in answers:
             got, want = online.values[feature][i], offline[feature].iloc[i]
             same = _same(got, want)
             mismatches += not same
             table.add_row(
-                str(entity["driver_id"]) if feature == online.features[0] else "",
+                str(entity["driver_id"]) if feature == served.features[0] else "",
                 feature,
                 _cell(got),
                 online.statuses[feature][i].value,

@@ -5,7 +5,7 @@ are named after the feature, or `view__feature` with `full_feature_names=True`; 
 clash is an error, never a silent overwrite.
 
 An on-demand feature reads features of other views: those are looked up (or joined) as
-hidden columns of their view's request, named `__in__<view>__<feature>`, which never
+hidden columns of their view's request, named `__in__<view>:<feature>`, which never
 appear in the output; its request fields are columns of the entity rows.
 """
 
@@ -96,7 +96,8 @@ class FeatureRequest:
 
 
 def hidden_name(view: str, feature: str) -> str:
-    return f"__in__{view}__{feature}"
+    # ':' appears in no view or feature name, so no two inputs share a name
+    return f"__in__{view}:{feature}"
 
 
 def parse_ref(ref: str) -> tuple[str, str]:

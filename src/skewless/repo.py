@@ -273,8 +273,23 @@ def _add_implicit_entities(contents: RepoContents) -> None:
 def validate_repo(contents: RepoContents) -> None:
     """Cross-object rules: services reference existing views and features; on-demand
     views read features the repo's views have, with the types they have."""
+    fields: dict[str, tuple[str, str]] = {}  # request field -> (its type, where)
     for odfv in contents.on_demand_views.values():
         _check_on_demand_inputs(contents, odfv)
+        for source in odfv.request_sources:
+            for f in source.schema_:
+                where = f"request source '{source.name}' of on-demand view '{odfv.name}'"
+                known = fields.setdefault(f.name, (f.dtype.name, where))
+                if known[0] != f.dtype.name:
+                    # one lookup or training set may read both: the values sent are one
+                    raise DefinitionError(
+                        f"request field '{f.name}' is {f.dtype.name} here but {known[0]} in "
+                        f"{known[1]}: a request field has one type across the repo",
+                        object_kind="on-demand feature view",
+                        object_name=odfv.name,
+                        field="sources",
+                        file=contents.origin.get(("on_demand_feature_view", odfv.name)),
+                    )
     for svc in contents.feature_services.values():
         file = contents.origin.get(("feature_service", svc.name))
         for proj in svc.features:

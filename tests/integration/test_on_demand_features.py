@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import grpc
+import httpx
 import pandas as pd
 import pytest
 from pyspark.sql import SparkSession
@@ -130,7 +131,9 @@ def store(
 
 @pytest.fixture(scope="module")
 def server(store: FeatureStore) -> Iterator[RunningServer]:
-    with running_server(store.repo_path, poll_interval_s=POLL_S, metrics_port=0) as running:
+    with running_server(
+        store.repo_path, poll_interval_s=POLL_S, metrics_port=0, http_port=0
+    ) as running:
         yield running
 
 
@@ -155,6 +158,13 @@ def offline(store: FeatureStore, now: datetime) -> list[dict[str, Any]]:
     )
     table = store.get_historical_features(entity_df, REFS).to_arrow()
     return [{f: row[f] for f in FEATURES} for row in table.to_pylist()]
+
+
+def _json(value: Any) -> Any:
+    """A value as the HTTP answer writes it."""
+    if isinstance(value, float) and math.isnan(value):
+        return "NaN"
+    return value
 
 
 def online_rows(response: Any) -> list[dict[str, Any]]:
@@ -209,6 +219,28 @@ def test_on_demand_training_set_equals_online_in_process_and_over_grpc(
             assert_rows_equal(online_rows(over_grpc), want, f"run {run}, gRPC")
             service = client.get_online_features("pricing", rows, request_data=REQUEST)
             assert service.features == ["fare", *FEATURES[1:]]
+            # request values among a Feast client's entity columns
+            in_entities = client.get_online_features(REFS, feast_rows)
+            assert_rows_equal(online_rows(in_entities), want, f"run {run}, gRPC entity columns")
+
+        # over HTTP, request values are columns of `entities`, as Feast sends them
+        entities: dict[str, list[Any]] = {
+            "driver_id": DRIVERS,
+            "distance_km": REQUEST["distance_km"],
+            "pickup_at": [t.isoformat() for t in PICKUPS],
+            "promo": REQUEST["promo"],
+        }
+        reply = httpx.post(
+            f"{server.http_url}/get-online-features",
+            json={"features": REFS, "entities": entities},
+            timeout=30,
+        )
+        assert reply.status_code == 200, reply.text
+        document = reply.json()
+        names = document["metadata"]["feature_names"]
+        for f in FEATURES:
+            got = document["results"][names.index(f)]["values"]
+            assert got == [_json(w[f]) for w in want], f"run {run}, HTTP, {f}"
 
 
 def test_request_values_of_the_wrong_type_are_refused_naming_the_field(

@@ -239,3 +239,48 @@ def test_repo_refuses_a_view_and_an_on_demand_view_of_one_name(tmp_path: Path) -
     )
     with pytest.raises(DefinitionError, match="share one namespace"):
         load_repo(repo)
+
+
+def test_repo_refuses_a_request_field_of_two_types(tmp_path: Path) -> None:
+    repo = tmp_path / "repo"
+    _write(
+        repo,
+        "r1 = RequestSource('r1', schema=[Field('amount', Float64)])\n"
+        "r2 = RequestSource('r2', schema=[Field('amount', Int64)])\n"
+        "a = OnDemandFeatureView('a', sources=[r1], "
+        "schema=[Field('x', Float64, expr=col('amount') * 2)])\n"
+        "b = OnDemandFeatureView('b', sources=[r2], "
+        "schema=[Field('y', Int64, expr=col('amount') + 1)])\n",
+    )
+    with pytest.raises(DefinitionError, match="request field 'amount' is int64 here but float64"):
+        load_repo(repo)
+
+
+def test_compile_shares_hidden_inputs_between_on_demand_views() -> None:
+    twice = OnDemandFeatureView(
+        "twice", sources=[stats[["fare"]]], schema=[Field("fare2", Float64, expr=col("fare") * 2)]
+    )
+    req = compile_requests(
+        ["ratios:fare_per_km", "twice:fare2", "stats:fare"],
+        {"stats": stats},
+        full_feature_names=True,
+        on_demand={"ratios": ratios(), "twice": twice},
+    )
+    assert req.outputs == ["ratios__fare_per_km", "twice__fare2", "stats__fare"]
+    (view,) = req.views
+    assert sorted((c.output, c.hidden) for c in view.columns) == [
+        (hidden_name("stats", "fare"), True),
+        ("stats__fare", False),
+    ]
+    assert [r.inputs for r in req.on_demand] == [
+        (("fare", hidden_name("stats", "fare")), ("distance_km", "distance_km")),
+        (("fare", hidden_name("stats", "fare")),),
+    ]
+
+
+def test_expressions_nest_at_most_max_depth() -> None:
+    deep = col("fare")
+    for _ in range(70):
+        deep = deep + 1
+    with pytest.raises(DefinitionError, match="nests 71 levels deep, over the 64"):
+        Field("x", Float64, expr=deep)

@@ -45,7 +45,7 @@ from skewless.expr.check import (
     lit_type,
     numeric_result,
 )
-from skewless.expr.functions import TIME_PARTS, render
+from skewless.expr.functions import FLOAT_TEXT, INT_TEXT, TIME_PARTS, render
 from skewless.expr.nodes import Call, Col, Lit, Node
 from skewless.types import (
     ArrayType,
@@ -72,8 +72,8 @@ _ASCII_LOWER = _ASCII_UPPER.lower()
 
 # Java regex: \A and \z anchor at the very ends (a `$` would also match before a final
 # newline), and [0-9] is ASCII only.
-_INT_TEXT = r"\A[+-]?[0-9]+\z"
-_FLOAT_TEXT = r"\A[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?\z"
+_INT_TEXT = rf"\A{INT_TEXT}\z"
+_FLOAT_TEXT = rf"\A{FLOAT_TEXT}\z"
 
 
 def to_column(node: Node, inputs: Mapping[str, Column], input_types: Mapping[str, EType]) -> Column:

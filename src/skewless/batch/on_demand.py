@@ -9,7 +9,8 @@ shares (docs/expressions.md).
 A request field's column must hold the field's declared type, or one that widens to it
 without loss (int32 into int64, float32 into float64; a date or timestamp of any kind for
 a UnixTimestamp), as a source column must feed a feature: anything else is an
-EntityDataFrameError naming the column, never a silent conversion.
+EntityDataFrameError naming the column, never a silent conversion. A NaN in a float
+request column is a null (pandas writes it so, and the online path reads it so).
 """
 
 from __future__ import annotations
@@ -22,7 +23,15 @@ from skewless.batch.pit_join import ROW
 from skewless.errors import EntityDataFrameError
 from skewless.expr.check import EType, infer
 from skewless.feature_request import FeatureRequest
-from skewless.types import DType, UnixTimestamp, accepts, from_spark_simple_string, to_spark_ddl
+from skewless.types import (
+    DType,
+    Float32,
+    Float64,
+    UnixTimestamp,
+    accepts,
+    from_spark_simple_string,
+    to_spark_ddl,
+)
 
 _TIMES = ("timestamp", "timestamp_ntz", "date")
 
@@ -43,7 +52,10 @@ def request_column(entity: DataFrame, name: str, dtype: DType, view: str) -> Col
             "widens to it without loss)",
             column=name,
         )
-    return column.cast(to_spark_ddl(dtype))
+    typed = column.cast(to_spark_ddl(dtype))
+    if dtype in (Float32, Float64):  # a NaN request value is a null, online too
+        return F.when(~F.isnan(typed), typed)
+    return typed
 
 
 def with_on_demand(features: DataFrame, entity: DataFrame, request: FeatureRequest) -> DataFrame:

@@ -19,7 +19,7 @@ from skewless.batch import class_archive
 from skewless.batch.jars import ensure_delta_jars
 from skewless.batch.java import ensure_java
 from skewless.config import SparkConfig, resolve_path
-from skewless.errors import ConfigError
+from skewless.errors import ConfigError, SparkSetupError
 
 DEFAULTS: dict[str, str] = {
     # PySpark's DataFrame debugging records the Python call site of every DataFrame and
@@ -76,10 +76,10 @@ def get_spark(config: SparkConfig, repo_path: Path) -> SparkSession:
     with _lock:
         active = SparkSession.getActiveSession()
         if active is not None:
-            return active
+            return _in_utc(active)
         if os.environ.get("PYSPARK_GATEWAY_PORT"):
             # Launched by spark-submit: the JVM is up with the submit's settings.
-            return SparkSession.builder.appName(config.app_name).getOrCreate()
+            return _in_utc(SparkSession.builder.appName(config.app_name).getOrCreate())
         os.environ.setdefault("PYSPARK_PYTHON", _python())
         ensure_java()
         builder = SparkSession.builder.master(config.master).appName(config.app_name)
@@ -91,7 +91,20 @@ def get_spark(config: SparkConfig, repo_path: Path) -> SparkSession:
             builder = builder.config(key, value)
         session = builder.getOrCreate()
         session.sparkContext.setLogLevel(os.environ.get("SKEWLESS_SPARK_LOG_LEVEL", "ERROR"))
-        return session
+        return _in_utc(session)
+
+
+def _in_utc(session: SparkSession) -> SparkSession:
+    """`session`, if it reads and shows times in UTC: the point-in-time join, the time
+    parts of expressions (hour(), day_of_week(), ...) and timestamps without a zone all
+    assume it, and another zone would shift them without an error."""
+    zone = session.conf.get("spark.sql.session.timeZone")
+    if zone != "UTC":
+        raise SparkSetupError(
+            f"the Spark session's spark.sql.session.timeZone is {zone!r}; skewless needs "
+            "'UTC' (set it so in the session, or remove the setting from the config)"
+        )
+    return session
 
 
 def local_master(spark: SparkSession) -> bool:

@@ -15,7 +15,7 @@ from pydantic import Field as Attribute
 
 from skewless.definitions._base import Definition, check_name
 from skewless.expr.builder import Expr, When
-from skewless.expr.nodes import Call, Col, Lit, Node, from_data, to_data
+from skewless.expr.nodes import MAX_DEPTH, Call, Col, Lit, Node, depth, from_data, to_data
 from skewless.types import DType, coerce_dtype
 
 DTypeField = Annotated[
@@ -29,15 +29,30 @@ def coerce_expr(value: Any) -> Node | None:
     """Accept an expression as users build it (an Expr), its node, or its canonical data
     (as stored in the registry). The node is kept, never the Expr: an Expr's == builds an
     expression, so a model holding one could not be compared."""
-    if value is None or isinstance(value, Col | Lit | Call):
-        return value
-    if isinstance(value, Expr):
-        return value.node
-    if isinstance(value, When):
+    node: Node
+    if value is None:
+        return None
+    if isinstance(value, Col | Lit | Call):
+        node = value
+    elif isinstance(value, Expr):
+        node = value.node
+    elif isinstance(value, When):
         raise ValueError("when(...) needs .otherwise(value) (or .end() for None)")
-    if isinstance(value, Mapping):
-        return from_data(value, "expr")
-    raise ValueError(
+    elif isinstance(value, Mapping):
+        node = from_data(value, "expr")
+    else:
+        raise _not_an_expression(value)
+    nesting = depth(node)
+    if nesting > MAX_DEPTH:
+        raise ValueError(
+            f"the expression nests {nesting} levels deep, over the {MAX_DEPTH} skewless "
+            "takes: split it into several features, or sum a list with fewer levels"
+        )
+    return node
+
+
+def _not_an_expression(value: Any) -> ValueError:
+    return ValueError(
         f"expected an expression built with skewless.expr, such as col('km') / 60, got "
         f"{value!r} ({type(value).__name__}); a constant is lit({value!r})"
     )

@@ -81,6 +81,12 @@ _FUNCTIONS = [
 
 FUNCTIONS: dict[str, Function] = {f.name: f for f in _FUNCTIONS}
 
+# The text a cast to a number reads (docs/expressions.md), for both engines: ASCII digits
+# only, nothing around them. Written so no text can make a backtracking engine
+# backtrack more than linearly (each digit can belong to one group only).
+INT_TEXT = r"[+-]?[0-9]+"
+FLOAT_TEXT = r"[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?"
+
 TIME_PARTS = (
     "year",
     "month",

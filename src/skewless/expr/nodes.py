@@ -37,6 +37,9 @@ LIT_TYPES: tuple[str, ...] = (
 
 INT64_MIN = -(2**63)
 INT64_MAX = 2**63 - 1
+# Nesting an expression may have: every part of skewless walks expressions recursively
+# (type checks, both engines, the registry's JSON), and Python's stack is finite.
+MAX_DEPTH = 64
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,3 +194,15 @@ def columns(node: Node) -> tuple[str, ...]:
         if isinstance(n, Col):
             seen.setdefault(n.name)
     return tuple(seen)
+
+
+def depth(node: Node) -> int:
+    """How deeply the tree nests (a column or a constant: 1), counted without
+    recursion, so that any tree can be measured."""
+    deepest, stack = 0, [(node, 1)]
+    while stack:
+        current, level = stack.pop()
+        deepest = max(deepest, level)
+        if isinstance(current, Call):
+            stack.extend((arg, level + 1) for arg in current.args)
+    return deepest

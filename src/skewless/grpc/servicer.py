@@ -40,7 +40,9 @@ class OnlineServingServicer(convert.OnlineServingServicerBase):
             return convert.entity_columns_from_proto(msg.entity_columns, keys)[0]
 
         def request_columns(fields: Mapping[str, DType]) -> dict[str, list[Any]]:
-            return convert.request_columns_from_proto(msg.request_columns, fields)
+            # Feast's clients send request values among the entity columns
+            columns = {**msg.entity_columns, **msg.request_columns}
+            return convert.request_columns_from_proto(columns, fields)
 
         lookup = await self._backend.lookup(
             convert.features_from_proto(msg),

@@ -7,6 +7,11 @@ Request (POST /get-online-features), as Feast's feature server takes it:
     "entities": {"join_key": [value, ...], ...}   one column per join key, equal lengths
     "full_feature_names": false                    optional
 
+Request values of on-demand features are columns of "entities" too, as Feast sends
+them: a UnixTimestamp field's values RFC 3339 texts with an offset ("...Z"), a Bytes
+field's base64, a float field's NaN and infinities "NaN", "Infinity", "-Infinity" (the
+forms the response writes). The service checks every value against the field's type.
+
 Fields other than these four are refused (naming them), so a field skewless does not
 implement is never ignored silently; null is taken as absent.
 
@@ -41,6 +46,7 @@ from __future__ import annotations
 import base64
 import json
 import math
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -51,7 +57,7 @@ from skewless.online.columns import decode_column, decode_columns
 from skewless.serving.response import FeatureStatus
 from skewless.serving.service import Lookup
 from skewless.timeutil import EPOCH
-from skewless.types import ArrayType, Bytes, DType, UnixTimestamp
+from skewless.types import ArrayType, Bytes, DType, Float32, Float64, UnixTimestamp
 
 FIELDS: Final = ("features", "feature_service", "entities", "full_feature_names")
 
@@ -84,6 +90,8 @@ class JsonQuery:
                 column = [_instant(name, i, v) for i, v in enumerate(column)]
             elif dtype == Bytes:
                 column = [_request_bytes(name, i, v) for i, v in enumerate(column)]
+            elif dtype in (Float32, Float64):
+                column = [_NON_FINITE.get(v, v) if isinstance(v, str) else v for v in column]
             out[name] = column
         return out
 
@@ -324,11 +332,19 @@ def encode_lookup(lookup: Lookup, entities: Mapping[str, list[Any]]) -> bytes:
     return text.encode()
 
 
+_NON_FINITE: Final = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
+_RFC3339: Final = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,6})?([Zz]|[+-][0-9]{2}:[0-9]{2})"
+)
+
+
 def _instant(field: str, row: int, value: Any) -> Any:
     if not isinstance(value, str):
         return value  # None, or a value the service names as of the wrong type
     try:
-        parsed = datetime.fromisoformat(value)
+        if _RFC3339.fullmatch(value) is None:
+            raise ValueError(value)
+        parsed = datetime.fromisoformat(value.upper())
     except ValueError:
         raise EntityRowsError(
             f"request field '{clip(field)}' is unix_timestamp; {clip(value)!r} is not an "

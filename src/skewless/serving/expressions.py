@@ -30,6 +30,7 @@ import numpy.typing as npt
 import pyarrow as pa
 
 from skewless.expr.check import Duration, EType, Null, infer
+from skewless.expr.functions import FLOAT_TEXT, INT_TEXT
 from skewless.expr.nodes import INT64_MAX, INT64_MIN, Call, Col, Lit, Node, columns
 from skewless.types import (
     ArrayType,
@@ -761,8 +762,8 @@ def _java_pow(x: Array, y: Array) -> Vec:
 
 # --- casts -----------------------------------------------------------------------------
 
-_INT_TEXT = re.compile(r"[+-]?[0-9]+")
-_FLOAT_TEXT = re.compile(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?")
+_INT_TEXT = re.compile(INT_TEXT)
+_FLOAT_TEXT = re.compile(FLOAT_TEXT)
 _INT64_DIGITS = 19
 
 
@@ -918,6 +919,7 @@ def _strings(node: Call, kind: str, args: Args) -> Fn:
 # hides between two samples.
 _STRETCH_BITS = 25
 _SAMPLE_BITS = 15
+_FEW_STRETCHES = 4
 # Python's datetimes end at years 1 and 9999 in local time too: the two days at each end
 # take the offset of a time just inside (no zone changes its offset there).
 _SAFE_MIN_S = (datetime(1, 1, 3) - _EPOCH) // timedelta(seconds=1)
@@ -969,6 +971,16 @@ def _local_micros(utc: Array, zone_name: str) -> Array:
         return utc
     seconds = utc // _US
     stretches = np.unique(seconds >> _STRETCH_BITS)
+    if len(stretches) > _FEW_STRETCHES:
+        # Instants spread over many years (a stretch table costs ~5 ms to build): each
+        # distinct second asked of zoneinfo instead, a few microseconds each.
+        zone = zoneinfo.ZoneInfo(zone_name)
+        unique, inverse = np.unique(seconds, return_inverse=True)
+        found = np.fromiter(
+            (_offset_at(zone, int(s)) for s in unique), dtype=np.int64, count=len(unique)
+        )
+        spread: Array = utc + found[inverse.reshape(-1)] * _US
+        return spread
     tables = [_stretch_offsets(zone_name, int(s)) for s in stretches]
     starts = np.concatenate([t[0] for t in tables])
     offsets = np.concatenate([t[1] for t in tables])

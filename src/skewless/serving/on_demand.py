@@ -10,37 +10,89 @@ no event time.
 
 Request values arrive as Python values (in process, and decoded from a gRPC or HTTP
 request) and are checked against the request field's declared type here, naming the
-field and the row: an int (not a bool) for Int32 and Int64 (in range), an int or a float
-for Float32 and Float64, a str, bytes, a bool, a datetime (naive means UTC) for
+field and the row: an integer (not a bool; numpy's too) for Int32 and Int64, in range; a
+number for Float32 and Float64, where NaN is a null, as pandas writes it into a
+training set's entity rows; a str, bytes, a bool, a datetime (naive means UTC) for
 UnixTimestamp; None is a null.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import math
+import numbers
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final
 
+import numpy as np
 import pyarrow as pa
 
 from skewless.errors import EntityRowsError, ExpressionTypeError
 from skewless.expr.check import EType
 from skewless.feature_request import OnDemandRequest
+from skewless.online.entries import encode_column, encode_entry
 from skewless.serving.expressions import Evaluator
 from skewless.timeutil import utc_micros
 from skewless.types import DType, ScalarType, to_arrow
 
 _INT_RANGES: Final = {"int32": (-(2**31), 2**31 - 1), "int64": (-(2**63), 2**63 - 1)}
-_ACCEPTED: Final[dict[str, tuple[type, ...]]] = {
-    "int32": (int,),
-    "int64": (int,),
-    "float32": (int, float),
-    "float64": (int, float),
-    "string": (str,),
-    "bytes": (bytes,),
-    "bool": (bool,),
-    "unix_timestamp": (datetime,),
+
+
+def _integer(value: Any) -> int | None:
+    if isinstance(value, bool | np.bool_) or not isinstance(value, numbers.Integral):
+        return None
+    return int(value)
+
+
+def _real(value: Any) -> float | None:
+    """A float field's value as a float; NaN is None, as pandas writes a NaN (so a
+    training set's request column holds a null where an online request held NaN)."""
+    if isinstance(value, bool | np.bool_) or not isinstance(value, numbers.Real):
+        return None
+    try:
+        number = float(value)
+    except OverflowError:  # an int past the float range
+        return None
+    return number
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _binary(value: Any) -> bytes | None:
+    return bytes(value) if isinstance(value, bytes) else None
+
+
+def _flag(value: Any) -> bool | None:
+    return bool(value) if isinstance(value, bool | np.bool_) else None
+
+
+def _instant(value: Any) -> int | None:
+    return utc_micros(value) if isinstance(value, datetime) else None
+
+
+# How a request value of each type is read: None for a value of another type.
+_READ: Final[dict[str, Callable[[Any], Any]]] = {
+    "int32": _integer,
+    "int64": _integer,
+    "float32": _real,
+    "float64": _real,
+    "string": _text,
+    "bytes": _binary,
+    "bool": _flag,
+    "unix_timestamp": _instant,
+}
+_EXPECTED: Final = {
+    "int32": "an int",
+    "int64": "an int",
+    "float32": "an int or a float",
+    "float64": "an int or a float",
+    "string": "a str",
+    "bytes": "bytes",
+    "bool": "a bool",
+    "unix_timestamp": "a datetime",
 }
 
 
@@ -94,6 +146,21 @@ class OnDemandPlan:
         return out
 
 
+# Up to this many rows, an on-demand column's entries are written value by value: the
+# vectorized encoder's fixed cost (~150 us) is most of a one-entity lookup's extra time
+# (benchmarks/on_demand_latency.py).
+_FEW_ROWS: Final = 64
+
+
+def column_entries(column: pa.Array, dtype: DType) -> bytes:
+    """A computed column as the gRPC response's FeatureColumn.values carries it."""
+    if len(column) > _FEW_ROWS or not isinstance(dtype, ScalarType):
+        return bytes(encode_column(column, dtype)[1].tobytes())
+    if dtype.name == "unix_timestamp":
+        column = column.cast(pa.int64())
+    return b"".join(encode_entry(v, dtype) for v in column.to_pylist())
+
+
 def request_arrays(
     fields: Mapping[str, DType], columns: Mapping[str, Sequence[Any]], rows: int
 ) -> dict[str, pa.Array]:
@@ -121,25 +188,32 @@ def request_arrays(
 def _typed(name: str, dtype: DType, values: Sequence[Any]) -> pa.Array:
     if not isinstance(dtype, ScalarType):  # pragma: no cover - RequestSource refuses arrays
         raise EntityRowsError(f"request field '{name}' is an array", key=name)
-    accepted = _ACCEPTED[dtype.name]
+    read = _READ[dtype.name]
     bounds = _INT_RANGES.get(dtype.name)
+    out: list[Any] = []
     for row, value in enumerate(values):
         if value is None:
+            out.append(None)
             continue
-        bad = not isinstance(value, accepted) or (isinstance(value, bool) and bool not in accepted)
-        if not bad and bounds is not None and not bounds[0] <= value <= bounds[1]:
+        got = read(value)
+        if got is None:
             raise EntityRowsError(
-                f"request field '{name}' is {dtype.name}, and {value} is out of its range",
+                f"request field '{name}' is {dtype.name} and takes {_EXPECTED[dtype.name]}, "
+                f"got {type(value).__name__} {_shown(value)}",
                 row=row,
                 key=name,
             )
-        if bad:
+        if bounds is not None and not bounds[0] <= got <= bounds[1]:
             raise EntityRowsError(
-                f"request field '{name}' is {dtype.name}, got {value!r} ({type(value).__name__})",
+                f"request field '{name}' is {dtype.name}, and {got} is out of its range",
                 row=row,
                 key=name,
             )
-    if dtype.name == "unix_timestamp":
-        micros = [None if v is None else utc_micros(v) for v in values]
-        return pa.array(micros, type=to_arrow(dtype))
-    return pa.array(list(values), type=to_arrow(dtype))
+        out.append(None if isinstance(got, float) and math.isnan(got) else got)
+    # floats arrive as Python floats, which Arrow narrows to float32 to the nearest
+    return pa.array(out, type=to_arrow(dtype))
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else f"{text[:77]}..."

@@ -36,9 +36,8 @@ from skewless.online.codec import (
     event_times,
     key_prefix,
 )
-from skewless.online.entries import encode_column
 from skewless.serving.keys import PLAIN_KEY_TYPES, check_join_keys, required_keys
-from skewless.serving.on_demand import OnDemandPlan, request_arrays
+from skewless.serving.on_demand import OnDemandPlan, column_entries, request_arrays
 from skewless.serving.response import FeatureStatus, OnlineResponse
 from skewless.timeutil import from_micros_shared, micros
 from skewless.types import ArrayType, DType, ScalarType, UnixTimestamp
@@ -204,7 +203,7 @@ class LookupPlan:
         for odfv in self.on_demand:
             computed = odfv.compute(held, request or {}, rows)
             entries = [
-                encode_column(column, dtype)[1].tobytes()
+                column_entries(column, dtype)
                 for column, dtype in zip(computed, odfv.dtypes, strict=True)
             ]
             out.append(ViewEntries([FeatureStatus.PRESENT] * rows, [None] * rows, entries))

@@ -140,7 +140,9 @@ class GetOnlineFeaturesRequest(_message.Message):
         string_value, bytes_value, bool_value, unix_timestamp_value); a null Value or a
         row in `missing_indices` is a null. A field an on-demand feature reads that is not
         sent, or a value of another kind, is INVALID_ARGUMENT naming the field and the
-        row. Columns no requested feature reads are ignored; nothing is echoed back.
+        row. A field missing here is looked for among `entity_columns`, where Feast's
+        clients send request values. Columns no requested feature reads are ignored;
+        nothing is echoed back.
         """
 
     def __init__(
