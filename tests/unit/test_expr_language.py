@@ -360,3 +360,15 @@ def test_lit_values_and_refusals() -> None:
         col("a").cast("int64")  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="col"):
         col("")
+
+
+def test_clip_bounds_may_not_be_nan() -> None:
+    for bounds in ((math.nan, None), (None, math.nan)):
+        with pytest.raises(ExpressionTypeError, match="bounds may not be NaN"):
+            infer(clip(col("x"), *bounds).node, {"x": Float64})
+
+
+@pytest.mark.parametrize("zone", ["Factory", "localtime", "posix/Europe/Paris", "Mars/Olympus"])
+def test_time_zones_are_world_zones_both_engines_read(zone: str) -> None:
+    with pytest.raises(ExpressionTypeError, match="unknown time zone"):
+        infer(hour(col("t"), tz=zone).node, {"t": UnixTimestamp})
