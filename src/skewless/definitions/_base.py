@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
 from skewless.errors import DefinitionError
 from skewless.feast_names import ARGUMENTS, OBJECT_VALUES, advice
@@ -78,3 +78,18 @@ class Definition(BaseModel):
             # an unnamed source is known by its path
             name = data.get("name") or data.get(self._positional)
             raise definition_error(exc, self._kind, name) from None
+
+
+class WithSchema(Definition):
+    """A definition with a `schema` of fields (feature views, request sources, on-demand
+    views): `schema` shadows a BaseModel attribute, so it is stored as `schema_`."""
+
+    model_config = Definition.model_config | {"populate_by_name": True}
+
+    @model_validator(mode="before")
+    @classmethod
+    def _alias_schema(cls, data: object) -> object:
+        if isinstance(data, dict) and "schema" in data:
+            data = dict(data)
+            data["schema_"] = data.pop("schema")
+        return data

@@ -7,7 +7,7 @@ from typing import ClassVar, Literal
 
 from pydantic import field_validator, model_validator
 
-from skewless.definitions._base import Definition, check_name
+from skewless.definitions._base import Definition, WithSchema, check_name
 from skewless.definitions.entity import Entity
 from skewless.definitions.field import Field
 from skewless.definitions.sources import Source
@@ -18,7 +18,7 @@ from skewless.expr.nodes import Call, columns, walk
 from skewless.timeutil import MAX_DURATION, MAX_DURATION_TEXT
 
 
-class FeatureView(Definition):
+class FeatureView(WithSchema):
     """A group of features sharing entities, a source and a time-to-live.
 
     `schema` lists the features. It may also list the join keys (as Feast allows), which
@@ -43,17 +43,6 @@ class FeatureView(Definition):
     description: str = ""
     tags: dict[str, str] = {}
     owner: str = ""
-
-    model_config = Definition.model_config | {"populate_by_name": True}
-
-    @model_validator(mode="before")
-    @classmethod
-    def _alias_schema(cls, data: object) -> object:
-        # `schema` shadows a BaseModel attribute, so it is stored as `schema_`.
-        if isinstance(data, dict) and "schema" in data:
-            data = dict(data)
-            data["schema_"] = data.pop("schema")
-        return data
 
     @field_validator("name")
     @classmethod

@@ -14,7 +14,7 @@ from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, Discriminator, field_validator, model_validator
 
-from skewless.definitions._base import Definition, check_name
+from skewless.definitions._base import Definition, WithSchema, check_name
 from skewless.definitions.feature_view import FeatureView, FeatureViewProjection
 from skewless.definitions.field import DTypeField, Field
 from skewless.definitions.request_source import RequestSource
@@ -44,7 +44,7 @@ class ViewInput(BaseModel, frozen=True, extra="forbid"):
 OnDemandSource = Annotated[ViewInput | RequestSource, Discriminator("kind")]
 
 
-class OnDemandFeatureView(Definition):
+class OnDemandFeatureView(WithSchema):
     """`OnDemandFeatureView("trip_ratios", sources=[driver_stats, trip_request],
     schema=[Field("fare_per_km", Float64, expr=col("fare") / col("distance_km"))])`.
 
@@ -62,16 +62,12 @@ class OnDemandFeatureView(Definition):
     tags: dict[str, str] = {}
     owner: str = ""
 
-    model_config = Definition.model_config | {"populate_by_name": True}
-
     @model_validator(mode="before")
     @classmethod
-    def _inputs(cls, data: Any) -> Any:
+    def _sources_as_inputs(cls, data: Any) -> Any:
         if not isinstance(data, dict):
             return data
         data = dict(data)
-        if "schema" in data:  # `schema` shadows a BaseModel attribute
-            data["schema_"] = data.pop("schema")
         sources = data.get("sources")
         if isinstance(sources, list | tuple):
             data["sources"] = [_source(s) for s in sources]

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from typing import ClassVar, Literal
 
-from pydantic import field_validator, model_validator
+from pydantic import field_validator
 
-from skewless.definitions._base import Definition, check_name
+from skewless.definitions._base import WithSchema, check_name
 from skewless.definitions.field import Field
 from skewless.types import ArrayType
 
 
-class RequestSource(Definition):
+class RequestSource(WithSchema):
     """`RequestSource("trip_request", schema=[Field("distance_km", Float64)])`.
 
     Offline, its fields are columns of the entity dataframe; online, they come with the
@@ -27,17 +27,6 @@ class RequestSource(Definition):
     description: str = ""
     tags: dict[str, str] = {}
     owner: str = ""
-
-    model_config = Definition.model_config | {"populate_by_name": True}
-
-    @model_validator(mode="before")
-    @classmethod
-    def _alias_schema(cls, data: object) -> object:
-        # `schema` shadows a BaseModel attribute, so it is stored as `schema_`.
-        if isinstance(data, dict) and "schema" in data:
-            data = dict(data)
-            data["schema_"] = data.pop("schema")
-        return data
 
     @field_validator("name")
     @classmethod

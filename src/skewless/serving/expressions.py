@@ -17,21 +17,39 @@ and divisors, casts and lookups are made safe with masks first).
 from __future__ import annotations
 
 import operator
-import re
 import string
-import zoneinfo
 from collections.abc import Callable, Mapping, Sequence
-from datetime import datetime, timedelta
-from functools import lru_cache
 from typing import Any
 
 import numpy as np
-import numpy.typing as npt
 import pyarrow as pa
 
 from skewless.expr.check import Duration, EType, Null, infer
-from skewless.expr.functions import FLOAT_TEXT, INT_TEXT
 from skewless.expr.nodes import INT64_MAX, INT64_MIN, Call, Col, Lit, Node, columns
+from skewless.serving.kernels import (
+    TS_MAX,
+    TS_MIN,
+    Array,
+    Mask,
+    Op,
+    Vec,
+    add_int,
+    always,
+    div_float,
+    float_to_int,
+    floordiv_int,
+    java_pow,
+    mod_int,
+    mul_int,
+    parse_float,
+    parse_int,
+    parsed,
+    round_float,
+    sub_int,
+    ts_add,
+    ts_sub,
+)
+from skewless.serving.local_time import time_part
 from skewless.types import (
     ArrayType,
     Bool,
@@ -48,9 +66,6 @@ from skewless.types import (
     to_arrow,
 )
 
-Array = npt.NDArray[Any]
-Mask = npt.NDArray[np.bool_]
-Vec = tuple[Array, Mask]
 Env = Mapping[str, Vec]
 Fn = Callable[[Env, int], Vec]
 
@@ -78,11 +93,6 @@ _KINDS: dict[object, str] = {
     Null: NULL,
 }
 
-# Microseconds of 0001-01-01T00:00:00 and 9999-12-31T23:59:59.999999 (UTC): a timestamp
-# plus or minus a duration outside them is None.
-_EPOCH = datetime(1970, 1, 1)
-TS_MIN = (datetime(1, 1, 1) - _EPOCH) // timedelta(microseconds=1)
-TS_MAX = (datetime(9999, 12, 31, 23, 59, 59, 999999) - _EPOCH) // timedelta(microseconds=1)
 _US = 1_000_000
 
 _INT32_MIN, _INT32_MAX = -(2**31), 2**31 - 1
@@ -273,8 +283,6 @@ def _to_arrow(values: Array, valid: Mask, etype: EType) -> pa.Array:
 
 # --- compiling ---------------------------------------------------------------------------
 
-Op = Callable[..., Vec]
-
 
 def _ones(n: int) -> Mask:
     return np.ones(n, dtype=np.bool_)
@@ -372,10 +380,6 @@ def _strict(op: Op, *fns: Fn) -> Fn:
     return run
 
 
-def _always(values: Array) -> Vec:
-    return values, np.ones(values.shape, dtype=np.bool_)
-
-
 class _Compiler:
     """Turns a checked tree into closures; every decision on names and types is taken
     here, once, so that a call only runs numpy."""
@@ -412,57 +416,9 @@ _NULL_AWARE = {"and", "or", "is_null", "is_nan", "coalesce", "case", "clip"}
 # --- arithmetic ------------------------------------------------------------------------
 
 
-def _add_int(a: Array, b: Array) -> Vec:
-    r = a + b
-    # Overflow wraps around: the sum then has the opposite sign of both operands.
-    return r, ((a ^ r) & (b ^ r)) >= 0
-
-
-def _sub_int(a: Array, b: Array) -> Vec:
-    r = a - b
-    return r, ((a ^ b) & (a ^ r)) >= 0
-
-
-def _mul_int(a: Array, b: Array) -> Vec:
-    r = a * b
-    # Without overflow r // a gives b back exactly; a wrapped product never does, except
-    # -1 * INT64_MIN, whose quotient wraps around too.
-    divisor = np.where(a == 0, 1, a)
-    ok = (a == 0) | (r // divisor == b)
-    return r, ok & ~((a == -1) & (b == INT64_MIN))
-
-
-def _floordiv_int(a: Array, b: Array) -> Vec:
-    nonzero = b != 0
-    r = a // np.where(nonzero, b, 1)
-    return r, nonzero & ~((a == INT64_MIN) & (b == -1))
-
-
-def _mod_int(a: Array, b: Array) -> Vec:
-    nonzero = b != 0
-    return a % np.where(nonzero, b, 1), nonzero
-
-
-def _div_float(a: Array, b: Array) -> Vec:
-    nonzero = b != 0.0  # also -0.0; a NaN divisor is nonzero and gives NaN
-    return a / np.where(nonzero, b, 1.0), nonzero
-
-
-def _in_years(r: Array, ok: Mask) -> Vec:
-    return r, ok & (r >= TS_MIN) & (r <= TS_MAX)
-
-
-def _ts_add(a: Array, b: Array) -> Vec:
-    return _in_years(*_add_int(a, b))
-
-
-def _ts_sub(a: Array, b: Array) -> Vec:
-    return _in_years(*_sub_int(a, b))
-
-
 def _float_op(f: Callable[[Array, Array], Array]) -> Op:
     def op(a: Array, b: Array) -> Vec:
-        return _always(f(a, b))
+        return always(f(a, b))
 
     return op
 
@@ -473,19 +429,19 @@ def _arith(node: Call, kind: str, args: Args) -> Fn:
     if kind == FLOAT:
         fa, fb = _as_float(ka, fa), _as_float(kb, fb)
         if fn == "div":
-            return _strict(_div_float, fa, fb)
+            return _strict(div_float, fa, fb)
         f = {"add": np.add, "sub": np.subtract, "mul": np.multiply}[fn]
         return _strict(_float_op(f), fa, fb)
     if kind == TS:
         if fn == "add" and ka == DUR:  # duration + timestamp
             fa, fb = fb, fa
-        return _strict(_ts_add if fn == "add" else _ts_sub, fa, fb)
+        return _strict(ts_add if fn == "add" else ts_sub, fa, fb)
     ops: dict[str, Op] = {
-        "add": _add_int,
-        "sub": _sub_int,
-        "mul": _mul_int,
-        "floordiv": _floordiv_int,
-        "mod": _mod_int,
+        "add": add_int,
+        "sub": sub_int,
+        "mul": mul_int,
+        "floordiv": floordiv_int,
+        "mod": mod_int,
     }
     return _strict(ops[fn], fa, fb)
 
@@ -493,14 +449,14 @@ def _arith(node: Call, kind: str, args: Args) -> Fn:
 def _neg(node: Call, kind: str, args: Args) -> Fn:
     ((_, fa),) = args
     if kind == FLOAT:
-        return _strict(lambda a: _always(-a), fa)
+        return _strict(lambda a: always(-a), fa)
     return _strict(lambda a: (-a, a != INT64_MIN), fa)
 
 
 def _abs(node: Call, kind: str, args: Args) -> Fn:
     ((ka, fa),) = args
     if kind == FLOAT:
-        return _strict(lambda a: _always(np.abs(a)), _as_float(ka, fa))
+        return _strict(lambda a: always(np.abs(a)), _as_float(ka, fa))
     return _strict(lambda a: (np.abs(a), a != INT64_MIN), fa)
 
 
@@ -530,7 +486,7 @@ def _float_compare(fn: str) -> Op:
         "gt": lambda a, b: lt(b, a),
         "ge": lambda a, b: le(b, a),
     }[fn]
-    return lambda a, b: _always(compare(a, b))
+    return lambda a, b: always(compare(a, b))
 
 
 _COMPARE = {
@@ -550,13 +506,13 @@ def _compare(node: Call, kind: str, args: Args) -> Fn:
     # Integers, timestamps, durations and booleans compare as numbers; strings compare
     # by code point (Python's str order) and bytes by value, through object arrays.
     f = _COMPARE[node.fn]
-    return _strict(lambda a, b: _always(np.asarray(f(a, b), dtype=np.bool_)), fa, fb)
+    return _strict(lambda a, b: always(np.asarray(f(a, b), dtype=np.bool_)), fa, fb)
 
 
 def _logic(node: Call, kind: str, args: Args) -> Fn:
     fns = [_coerce(k, BOOL, f) for k, f in args]
     if node.fn == "not":
-        return _strict(lambda a: _always(~a), fns[0])
+        return _strict(lambda a: always(~a), fns[0])
     fa, fb = fns
     if node.fn == "and":
 
@@ -582,7 +538,7 @@ def _is_null(node: Call, kind: str, args: Args) -> Fn:
 
     def run(env: Env, n: int) -> Vec:
         _, valid = fa(env, n)
-        return _always(~valid)
+        return always(~valid)
 
     return run
 
@@ -590,11 +546,11 @@ def _is_null(node: Call, kind: str, args: Args) -> Fn:
 def _is_nan(node: Call, kind: str, args: Args) -> Fn:
     ((ka, fa),) = args
     if ka == NULL:
-        return lambda env, n: _always(np.zeros(n, dtype=np.bool_))
+        return lambda env, n: always(np.zeros(n, dtype=np.bool_))
 
     def run(env: Env, n: int) -> Vec:
         values, valid = fa(env, n)
-        return _always(valid & np.isnan(values))
+        return always(valid & np.isnan(values))
 
     return run
 
@@ -652,7 +608,7 @@ def _clip(node: Call, kind: str, args: Args) -> Fn:
                 x = np.where(x < low, low, x)
             if high is not None:
                 x = np.where(x > high, high, x)
-            return _always(x)
+            return always(x)
 
         return _strict(clip_int, fx)
     lo = None if low is None else float(low)
@@ -666,61 +622,12 @@ def _clip(node: Call, kind: str, args: Args) -> Fn:
             x = np.where(below, lo, x)
         if hi is not None:
             x = np.where(~np.isnan(x) & (x > hi), hi, x)
-        return _always(x)
+        return always(x)
 
     return _strict(clip_float, _as_float(kx, fx))
 
 
 # --- numbers -----------------------------------------------------------------------------
-
-_EXACT_INTEGERS = 2.0**52
-_SPLIT = 2.0**27 + 1.0
-
-
-def _two_product(a: Array, b: float) -> tuple[Array, Array]:
-    """(fl(a * b), the exact a * b - fl(a * b)): Dekker's product, exact while nothing
-    overflows or underflows, which holds wherever round() reads the error."""
-    p = a * b
-    c = _SPLIT * a
-    a_hi = c - (c - a)
-    a_lo = a - a_hi
-    d = _SPLIT * b
-    b_hi = d - (d - b)
-    b_lo = b - b_hi
-    error = ((a_hi * b_hi - p) + a_hi * b_lo + a_lo * b_hi) + a_lo * b_lo
-    return p, error
-
-
-def _round_float(digits: int) -> Op:
-    """Half away from zero on the exact binary value times 10**digits, then scaled back
-    to the nearest float. The scaling is done in floats, and its rounding error (exactly
-    known, from Dekker's product) decides the two cases the rounded value cannot: an
-    exact tie (fl(2.675 * 100) is 267.5, but 2.675 is 2.67499999... and goes down), and
-    a value that rounded up to 2**52."""
-    scale = float(10 ** abs(digits))
-
-    def op(x: Array) -> Vec:
-        if digits >= 0:
-            y, error = _two_product(x, scale)  # x * scale == y + error exactly
-        else:
-            y = x / scale
-            p, p_error = _two_product(y, scale)  # y * scale == p + p_error exactly
-            error = (x - p) - p_error  # x - p is exact; only its sign against y's is read
-        sign = np.copysign(1.0, y)
-        # Where the exact value lies from y: 1 away from zero, 0 on it, -1 toward zero.
-        beyond = np.sign(error) * sign
-        t = np.trunc(y)
-        part = np.abs(y - t)
-        up = (part > 0.5) | ((part == 0.5) & (beyond >= 0))
-        t = np.where(up, t + sign, t)
-        # + 0.0 turns a zero result's -0.0 into 0.0.
-        r = (t / scale if digits >= 0 else t * scale) + 0.0
-        # NaN, infinities and values of 2**52 or more after scaling stay as they are.
-        magnitude = np.abs(y)
-        small = (magnitude < _EXACT_INTEGERS) | ((magnitude == _EXACT_INTEGERS) & (beyond < 0))
-        return _always(np.where(small, r, x))
-
-    return op
 
 
 def _round(node: Call, kind: str, args: Args) -> Fn:
@@ -728,7 +635,7 @@ def _round(node: Call, kind: str, args: Args) -> Fn:
     if kind == INT:
         return fx
     assert isinstance(node.option, int)
-    return _strict(_round_float(node.option), fx)
+    return _strict(round_float(node.option), fx)
 
 
 def _floor_ceil(node: Call, kind: str, args: Args) -> Fn:
@@ -736,7 +643,7 @@ def _floor_ceil(node: Call, kind: str, args: Args) -> Fn:
     if kind == INT:
         return fx
     f = np.floor if node.fn == "floor" else np.ceil
-    return _strict(lambda x: _always(f(x) + 0.0), fx)
+    return _strict(lambda x: always(f(x) + 0.0), fx)
 
 
 def _math(node: Call, kind: str, args: Args) -> Fn:
@@ -749,58 +656,11 @@ def _math(node: Call, kind: str, args: Args) -> Fn:
         case "log1p":
             return _strict(lambda x: (np.log1p(x), ~(x <= -1.0)), *fns)
         case "exp":
-            return _strict(lambda x: _always(np.exp(x)), *fns)
-    return _strict(_java_pow, *fns)
-
-
-def _java_pow(x: Array, y: Array) -> Vec:
-    # Java's Math.pow where C's pow differs: pow(1, NaN) and pow(+-1, +-inf) are NaN.
-    r = np.power(x, y)
-    r = np.where(np.isnan(y) | (np.isinf(y) & (np.abs(x) == 1.0)), np.nan, r)
-    return _always(np.where(y == 0.0, 1.0, r))
+            return _strict(lambda x: always(np.exp(x)), *fns)
+    return _strict(java_pow, *fns)
 
 
 # --- casts -----------------------------------------------------------------------------
-
-_INT_TEXT = re.compile(INT_TEXT)
-_FLOAT_TEXT = re.compile(FLOAT_TEXT)
-_INT64_DIGITS = 19
-
-
-def _parse_int(text: str, low: int, high: int) -> int | None:
-    # fullmatch, not match with $: $ would accept a trailing newline. [0-9] is ASCII only.
-    if _INT_TEXT.fullmatch(text) is None:
-        return None
-    digits = text.lstrip("+-").lstrip("0")
-    if len(digits) > _INT64_DIGITS:  # out of range; and int() refuses very long texts
-        return None
-    value = int(digits or "0")
-    if text[0] == "-":
-        value = -value
-    return value if low <= value <= high else None
-
-
-def _parse_float(text: str) -> float | None:
-    return float(text) if _FLOAT_TEXT.fullmatch(text) else None
-
-
-def _parsed(values: Array, parse: Callable[[str], object], dtype: Any) -> Vec:
-    # No vectorized parser accepts exactly the language's grammar, so strings are parsed
-    # one by one (a list over the rows, each a regular expression and int()/float()).
-    parsed = [parse(s) for s in values]
-    ok = np.fromiter((p is not None for p in parsed), dtype=np.bool_, count=len(parsed))
-    zero = dtype(0)
-    out = np.fromiter((zero if p is None else p for p in parsed), dtype=dtype, count=len(parsed))
-    return out, ok
-
-
-def _float_to_int(low: float, high_exclusive: float) -> Op:
-    def op(x: Array) -> Vec:
-        t = np.trunc(x)
-        ok = np.isfinite(t) & (t >= low) & (t < high_exclusive)
-        return np.where(ok, t, 0.0).astype(np.int64), ok
-
-    return op
 
 
 def _cast(node: Call, kind: str, args: Args) -> Fn:
@@ -822,24 +682,24 @@ def _cast_to_int(source: str, fs: Fn, int32: bool) -> Fn:
             return fs
         return _strict(lambda x: (x, (x >= low) & (x <= high)), fs)
     if source == FLOAT:
-        return _strict(_float_to_int(float(low), float(high) + 1.0), fs)
+        return _strict(float_to_int(float(low), float(high) + 1.0), fs)
     if source == BOOL:
-        return _strict(lambda x: _always(x.astype(np.int64)), fs)
-    return _strict(lambda x: _parsed(x, lambda s: _parse_int(s, low, high), np.int64), fs)
+        return _strict(lambda x: always(x.astype(np.int64)), fs)
+    return _strict(lambda x: parsed(x, lambda s: parse_int(s, low, high), np.int64), fs)
 
 
 def _cast_to_float(source: str, fs: Fn, float32: bool) -> Fn:
     if source == STR:
 
-        def parse_float(x: Array) -> Vec:
-            values, ok = _parsed(x, _parse_float, np.float64)
+        def read_floats(x: Array) -> Vec:
+            values, ok = parsed(x, parse_float, np.float64)
             return (values.astype(np.float32).astype(np.float64) if float32 else values), ok
 
-        return _strict(parse_float, fs)
+        return _strict(read_floats, fs)
     if float32:
         # Straight to float32, also from int64: one rounding, not two.
-        return _strict(lambda x: _always(x.astype(np.float32).astype(np.float64)), fs)
-    return _strict(lambda x: _always(x.astype(np.float64)), fs)
+        return _strict(lambda x: always(x.astype(np.float32).astype(np.float64)), fs)
+    return _strict(lambda x: always(x.astype(np.float64)), fs)
 
 
 def _cast_to_bool(source: str, fs: Fn) -> Fn:
@@ -852,15 +712,15 @@ def _cast_to_bool(source: str, fs: Fn) -> Fn:
             return is_true, is_true | np.asarray(x == "false", dtype=np.bool_)
 
         return _strict(parse_bool, fs)
-    return _strict(lambda x: _always(x != 0), fs)  # NaN too is nonzero
+    return _strict(lambda x: always(x != 0), fs)  # NaN too is nonzero
 
 
 def _cast_to_string(source: str, fs: Fn) -> Fn:
     if source == STR:
         return fs
     if source == BOOL:
-        return _strict(lambda x: _always(np.where(x, "true", "false").astype(object)), fs)
-    return _strict(lambda x: _always(x.astype(str).astype(object)), fs)
+        return _strict(lambda x: always(np.where(x, "true", "false").astype(object)), fs)
+    return _strict(lambda x: always(x.astype(str).astype(object)), fs)
 
 
 # --- strings -----------------------------------------------------------------------------
@@ -883,11 +743,11 @@ def _strings(node: Call, kind: str, args: Args) -> Fn:
             # case functions follow Unicode).
             table = _LOWER if node.fn == "lower" else _UPPER
             return _strict(
-                lambda x: _always(_objects([s.translate(table) for s in x], len(x))), *fns
+                lambda x: always(_objects([s.translate(table) for s in x], len(x))), *fns
             )
         case "length":
             return _strict(
-                lambda x: _always(np.fromiter(map(len, x), dtype=np.int64, count=len(x))), *fns
+                lambda x: always(np.fromiter(map(len, x), dtype=np.int64, count=len(x))), *fns
             )
         case "concat":
 
@@ -895,7 +755,7 @@ def _strings(node: Call, kind: str, args: Args) -> Fn:
                 out = parts[0]
                 for p in parts[1:]:
                     out = out + p
-                return _always(out)
+                return always(out)
 
             return _strict(join, *fns)
     tests: dict[str, Callable[[Any, Any], bool]] = {
@@ -905,137 +765,16 @@ def _strings(node: Call, kind: str, args: Args) -> Fn:
     }
     test = tests[node.fn]
     return _strict(
-        lambda a, b: _always(np.fromiter(map(test, a, b), dtype=np.bool_, count=len(a))), *fns
+        lambda a, b: always(np.fromiter(map(test, a, b), dtype=np.bool_, count=len(a))), *fns
     )
 
 
 # --- time ------------------------------------------------------------------------------
 
-# A zone's offset is looked up in a table of its changes, built from zoneinfo and cached by
-# stretches of 2**25 seconds (about 388 days). zoneinfo has no public list of changes, so
-# each stretch is sampled every 2**15 seconds (9.1 hours) and each change found between two
-# samples is pinned to its second by bisection. Changes are whole seconds, and days apart
-# in every zone (the closest pair in the tz database is four days apart), so no change
-# hides between two samples.
-_STRETCH_BITS = 25
-_SAMPLE_BITS = 15
-_FEW_STRETCHES = 4
-# Python's datetimes end at years 1 and 9999 in local time too: the two days at each end
-# take the offset of a time just inside (no zone changes its offset there).
-_SAFE_MIN_S = (datetime(1, 1, 3) - _EPOCH) // timedelta(seconds=1)
-_SAFE_MAX_S = (datetime(9999, 12, 30) - _EPOCH) // timedelta(seconds=1)
-
-
-def _offset_at(zone: zoneinfo.ZoneInfo, second: int) -> int:
-    second = min(max(second, _SAFE_MIN_S), _SAFE_MAX_S)
-    utc = _EPOCH + timedelta(seconds=second)
-    local = zone.fromutc(utc.replace(tzinfo=zone))
-    return (local.replace(tzinfo=None) - utc) // timedelta(seconds=1)
-
-
-@lru_cache(maxsize=16384)
-def _stretch_offsets(zone_name: str, stretch: int) -> tuple[Array, Array]:
-    """(start second, offset in seconds) of each offset in force during a stretch, the
-    first at the stretch's start."""
-    zone = zoneinfo.ZoneInfo(zone_name)
-    start = stretch << _STRETCH_BITS
-    first = _offset_at(zone, start)
-    starts, offsets = [start], [first]
-
-    def changes(lo: int, a: int, hi: int, b: int) -> None:
-        # offset(lo) == a != b == offset(hi): find every change in (lo, hi].
-        if hi - lo == 1:
-            starts.append(hi)
-            offsets.append(b)
-            return
-        mid = (lo + hi) // 2
-        m = _offset_at(zone, mid)
-        if m != a:
-            changes(lo, a, mid, m)
-        if m != b:
-            changes(mid, m, hi, b)
-
-    previous, before = start, first
-    for k in range(1, (1 << (_STRETCH_BITS - _SAMPLE_BITS)) + 1):
-        s = start + (k << _SAMPLE_BITS)
-        now = _offset_at(zone, s)
-        if now != before:
-            changes(previous, before, s, now)
-        previous, before = s, now
-    return np.array(starts, dtype=np.int64), np.array(offsets, dtype=np.int64)
-
-
-def _local_micros(utc: Array, zone_name: str) -> Array:
-    """Local wall-clock microseconds (as if UTC) of instants in a zone."""
-    if zone_name == "UTC" or utc.size == 0:
-        return utc
-    seconds = utc // _US
-    stretches = np.unique(seconds >> _STRETCH_BITS)
-    if len(stretches) > _FEW_STRETCHES:
-        # Instants spread over many years (a stretch table costs ~5 ms to build): each
-        # distinct second asked of zoneinfo instead, a few microseconds each.
-        zone = zoneinfo.ZoneInfo(zone_name)
-        unique, inverse = np.unique(seconds, return_inverse=True)
-        found = np.fromiter(
-            (_offset_at(zone, int(s)) for s in unique), dtype=np.int64, count=len(unique)
-        )
-        spread: Array = utc + found[inverse.reshape(-1)] * _US
-        return spread
-    tables = [_stretch_offsets(zone_name, int(s)) for s in stretches]
-    starts = np.concatenate([t[0] for t in tables])
-    offsets = np.concatenate([t[1] for t in tables])
-    index = np.searchsorted(starts, seconds, side="right") - 1
-    local: Array = utc + offsets[index] * _US
-    return local
-
-
-def _civil(days: Array) -> tuple[Array, Array, Array]:
-    """Proleptic Gregorian (year, month, day) of days since 1970-01-01 (H. Hinnant's
-    days-to-civil, in eras of 400 years); any year, including 0 and 10000."""
-    z = days + 719468
-    era = z // 146097
-    doe = z - era * 146097
-    yoe = (doe - doe // 1460 + doe // 36524 - doe // 146096) // 365
-    doy = doe - (365 * yoe + yoe // 4 - yoe // 100)
-    mp = (5 * doy + 2) // 153
-    day = doy - (153 * mp + 2) // 5 + 1
-    month = np.where(mp < 10, mp + 3, mp - 9)
-    year = yoe + era * 400 + (month <= 2)
-    return year, month, day
-
-
-def _days_before_year(year: Array) -> Array:
-    """Days from 1970-01-01 to January 1st of `year`."""
-    y = year - 1
-    era = y // 400
-    yoe = y - era * 400
-    doe = yoe * 365 + yoe // 4 - yoe // 100 + 306  # 306: March 1st to January 1st
-    days: Array = era * 146097 + doe - 719468
-    return days
-
-
-def _time_part(part: str, zone_name: str) -> Callable[[Array], Array]:
-    def values(utc: Array) -> Array:
-        seconds = _local_micros(utc, zone_name) // _US
-        days: Array = seconds // 86400
-        if part in ("day_of_week", "is_weekend"):
-            iso: Array = (days + 3) % 7 + 1  # 1970-01-01 was a Thursday (4)
-            return iso >= 6 if part == "is_weekend" else iso
-        if part in ("hour", "minute", "second"):
-            of_day: Array = seconds - days * 86400
-            clock = {"hour": of_day // 3600, "minute": of_day // 60 % 60, "second": of_day % 60}
-            return clock[part]
-        year, month, day = _civil(days)
-        if part == "day_of_year":
-            return days - _days_before_year(year) + 1
-        return {"year": year, "month": month, "day": day}[part]
-
-    return values
-
 
 def _time(node: Call, kind: str, args: Args) -> Fn:
     ((_, fx),) = args
-    part = _time_part(node.fn, str(node.option))
+    part = time_part(node.fn, str(node.option))
 
     def run(env: Env, n: int) -> Vec:
         utc, valid = fx(env, n)
@@ -1049,7 +788,7 @@ def _time(node: Call, kind: str, args: Args) -> Fn:
 
 def _total_seconds(node: Call, kind: str, args: Args) -> Fn:
     ((_, fx),) = args
-    return _strict(lambda x: _always(x.astype(np.float64) / 1e6), fx)
+    return _strict(lambda x: always(x.astype(np.float64) / 1e6), fx)
 
 
 _BUILDERS: dict[str, Builder] = {
