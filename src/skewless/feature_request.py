@@ -77,17 +77,19 @@ class FeatureRequest:
     on_demand: tuple[OnDemandRequest, ...] = ()
 
     @property
-    def outputs(self) -> list[str]:
-        """Output columns in the order they were requested (hidden inputs left out)."""
+    def _shown(self) -> list[FeatureColumn]:
+        """Every output column, in the order they were requested (hidden inputs left out)."""
         cols = [c for r in self.views for c in r.columns if not c.hidden]
         cols += [c for r in self.on_demand for c in r.columns]
-        return [c.output for c in sorted(cols, key=lambda c: c.position)]
+        return sorted(cols, key=lambda c: c.position)
+
+    @property
+    def outputs(self) -> list[str]:
+        return [c.output for c in self._shown]
 
     @property
     def output_dtypes(self) -> dict[str, DType]:
-        cols = [c for r in self.views for c in r.columns if not c.hidden]
-        cols += [c for r in self.on_demand for c in r.columns]
-        return {c.output: c.dtype for c in cols}
+        return {c.output: c.dtype for c in self._shown}
 
     @property
     def request_fields(self) -> tuple[str, ...]:

@@ -19,6 +19,11 @@ _ONE_US = timedelta(microseconds=1)
 # valid Redis expiry (online/redis.py). Python's timedelta goes to 2.7 million years,
 # whose microseconds no int64 holds.
 MAX_DURATION = timedelta(days=3_652_500)
+
+# The instants Spark's timestamps hold, in microseconds: 0001-01-01T00:00:00 and
+# 9999-12-31T23:59:59.999999 UTC. An expression's timestamp outside them is None.
+MIN_MICROS = -62_135_596_800_000_000
+MAX_MICROS = 253_402_300_799_999_999
 MAX_DURATION_TEXT = "10,000 years (3,652,500 days)"
 
 

@@ -47,6 +47,7 @@ from skewless.expr.check import (
 )
 from skewless.expr.functions import FLOAT_TEXT, INT_TEXT, TIME_PARTS, render
 from skewless.expr.nodes import Call, Col, Lit, Node
+from skewless.timeutil import MAX_MICROS, MIN_MICROS
 from skewless.types import (
     ArrayType,
     Bool,
@@ -58,10 +59,6 @@ from skewless.types import (
     to_spark_ddl,
 )
 from skewless.types import UnixTimestamp as Timestamp
-
-# The instants of 0001-01-01T00:00:00Z and 9999-12-31T23:59:59.999999Z, in microseconds.
-MIN_MICROS = -62_135_596_800_000_000
-MAX_MICROS = 253_402_300_799_999_999
 
 # Doubles of this magnitude or more are integers already, and below it a double's
 # integer part fits a bigint exactly.

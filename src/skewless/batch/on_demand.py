@@ -85,9 +85,7 @@ def with_on_demand(features: DataFrame, entity: DataFrame, request: FeatureReque
             inputs[name] = F.col(f"`{_request(name) if is_field else holder}`")
             input_types[name] = types[name]
         for col in odfv.columns:
-            expr = odfv.view.feature(col.feature).expr
-            if expr is None:  # pragma: no cover - the definition refuses it
-                raise AssertionError(f"{odfv.name}:{col.feature} has no expression")
+            expr = odfv.view.expression(col.feature)
             value = to_column(expr, inputs, input_types)
             if infer(expr, input_types) != col.dtype:  # a lossless widening
                 value = value.cast(to_spark_ddl(col.dtype))

@@ -20,7 +20,7 @@ from skewless.definitions.field import DTypeField, Field
 from skewless.definitions.request_source import RequestSource
 from skewless.errors import DefinitionError, ExpressionTypeError, FeatureNotFoundError
 from skewless.expr.check import EType, check_feature
-from skewless.expr.nodes import columns
+from skewless.expr.nodes import Node, columns
 from skewless.types import DType
 
 
@@ -161,6 +161,13 @@ class OnDemandFeatureView(WithSchema):
             if f.name == name:
                 return f
         raise FeatureNotFoundError(self.name, name, self.feature_names)
+
+    def expression(self, name: str) -> Node:
+        """The expression computing feature `name` (every feature here has one)."""
+        expr = self.feature(name).expr
+        if expr is None:  # pragma: no cover - _schema refuses it
+            raise AssertionError(f"{self.name}:{name} has no expression")
+        return expr
 
     def inputs_of(self, features: tuple[str, ...]) -> InputsNeeded:
         """The view features and request fields that computing `features` reads."""

@@ -282,7 +282,10 @@ def _check_lengths(columns: Mapping[str, pb.ValueColumn]) -> int:
 
 
 def entity_columns_from_proto(
-    columns: Mapping[str, pb.ValueColumn], keys: Collection[str] | None = None
+    columns: Mapping[str, pb.ValueColumn],
+    keys: Collection[str] | None = None,
+    *,
+    what: str = "join key",
 ) -> tuple[dict[str, list[Any]], int]:
     """Each entity column's Python values (MISSING for a row sent without that key), and
     the number of rows; with `keys`, only those columns' values (a lookup reads no other).
@@ -310,7 +313,7 @@ def entity_columns_from_proto(
                     add(from_value(v))
                 except (ValueError, OverflowError) as exc:  # an array, or a time past year 9999
                     raise EntityRowsError(
-                        f"join key '{clip(name)}' has a malformed {field}: {exc}",
+                        f"{what} '{clip(name)}' has a malformed {field}: {exc}",
                         row=len(values),
                         key=name,
                     ) from None
@@ -331,31 +334,8 @@ def request_columns_from_proto(
     """The request values of `fields` (request fields on-demand features read): each
     column's Python values, None for a null or a row listed as missing. Their types are
     checked by the service (serving/on_demand.py)."""
-    rows = _check_lengths(columns)
-    decoded: dict[str, list[Any]] = {}
-    for name in fields:
-        column = columns.get(name)
-        if column is None:
-            continue
-        values: list[Any] = []
-        for v in column.values:
-            try:
-                values.append(from_value(v))
-            except (ValueError, OverflowError) as exc:
-                raise EntityRowsError(
-                    f"request field '{clip(name)}' has a malformed value: {exc}",
-                    row=len(values),
-                    key=name,
-                ) from None
-        for i in column.missing_indices:
-            if i >= rows:
-                raise EntityRowsError(
-                    f"request column '{clip(name)}': missing index {i} is past its {rows} rows",
-                    key=name,
-                )
-            values[i] = None
-        decoded[name] = values
-    return decoded
+    decoded, _ = entity_columns_from_proto(columns, fields, what="request field")
+    return {name: [None if v is MISSING else v for v in values] for name, values in decoded.items()}
 
 
 def entity_rows_from_proto(columns: Mapping[str, pb.ValueColumn]) -> list[dict[str, Any]]:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from datetime import datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -18,17 +17,15 @@ import numpy.typing as npt
 
 from skewless.expr.functions import FLOAT_TEXT, INT_TEXT
 from skewless.expr.nodes import INT64_MIN
+from skewless.timeutil import MAX_MICROS, MIN_MICROS
 
 Array = npt.NDArray[Any]
 Mask = npt.NDArray[np.bool_]
 Vec = tuple[Array, Mask]
 Op = Callable[..., Vec]
 
-# Microseconds of 0001-01-01T00:00:00 and 9999-12-31T23:59:59.999999 (UTC): a timestamp
-# plus or minus a duration outside them is None.
-_EPOCH = datetime(1970, 1, 1)
-TS_MIN = (datetime(1, 1, 1) - _EPOCH) // timedelta(microseconds=1)
-TS_MAX = (datetime(9999, 12, 31, 23, 59, 59, 999999) - _EPOCH) // timedelta(microseconds=1)
+# a timestamp plus or minus a duration outside the years 1 to 9999 is None
+TS_MIN, TS_MAX = MIN_MICROS, MAX_MICROS
 
 
 def always(values: Array) -> Vec:

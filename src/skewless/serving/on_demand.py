@@ -28,7 +28,7 @@ from typing import Any, Final
 import numpy as np
 import pyarrow as pa
 
-from skewless.errors import EntityRowsError, ExpressionTypeError
+from skewless.errors import EntityRowsError
 from skewless.expr.check import EType
 from skewless.feature_request import OnDemandRequest
 from skewless.online.entries import encode_column, encode_entry
@@ -110,12 +110,7 @@ class OnDemandPlan:
     @classmethod
     def of(cls, request: OnDemandRequest) -> OnDemandPlan:
         types = request.view.input_types
-        evaluators = []
-        for col in request.columns:
-            expr = request.view.feature(col.feature).expr
-            if expr is None:  # pragma: no cover - the definition refuses it
-                raise ExpressionTypeError("has no expression", f"{request.name}:{col.feature}")
-            evaluators.append(Evaluator(expr, types))
+        evaluators = [Evaluator(request.view.expression(c.feature), types) for c in request.columns]
         return cls(
             request,
             tuple(c.output for c in request.columns),
