@@ -6,6 +6,7 @@ The names exported here are the supported API; everything else is internal.
 import sys
 
 from skewless.definitions import (
+    Aggregation,
     DeltaSource,
     Entity,
     FeatureService,
@@ -45,6 +46,7 @@ def __getattr__(name: str) -> object:
 
 
 __all__ = [
+    "Aggregation",
     "Array",
     "Bool",
     "Bytes",

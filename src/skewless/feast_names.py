@@ -63,10 +63,6 @@ IMPORTS: Final[Mapping[str, str]] = {
     "KafkaSource": _NO_STREAM,
     "KinesisSource": _NO_STREAM,
     "BatchFeatureView": "a skewless FeatureView is a batch feature view: use FeatureView",
-    "Aggregation": (
-        "skewless has no window aggregations: aggregate in the source data and declare the "
-        "results as features"
-    ),
     "BigQuerySource": _SOURCES,
     "RedshiftSource": _SOURCES,
     "SnowflakeSource": _SOURCES,
@@ -180,7 +176,9 @@ ARGUMENTS: Final[Mapping[tuple[str, str], str]] = {
     ),
     ("feature view", "batch_source"): "give the source as `source=`",
     ("feature view", "stream_source"): _NO_STREAM,
-    ("feature view", "aggregations"): IMPORTS["Aggregation"],
+    ("aggregation", "slide_interval"): (
+        "skewless windows slide continuously: a value is exact at every time (no hops)"
+    ),
     ("feature view", "udf"): _NO_DERIVED,
     ("feature view", "mode"): _NO_DERIVED,
     ("on-demand feature view", "udf"): _NO_DERIVED,

@@ -99,9 +99,15 @@ def feature_view_fingerprint(view: FeatureView) -> Fingerprint:
         "ttl_us": None if view.ttl is None else micros(view.ttl),
         "online": view.online,
     }
+    if view.aggregations:  # absent otherwise: a view without keeps its hash
+        data["aggregations"] = [
+            [a.name, a.column, a.function, micros(a.time_window)] for a in view.aggregations
+        ]
     meta = {
         **_meta(view),
-        "fields": {f.name: f.description for f in view.schema_ if f.description},
+        "fields": {
+            f.name: f.description for f in (*view.schema_, *view.aggregations) if f.description
+        },
         "entities": [e.metadata_hash for e in entities],
         "source": source.metadata_hash,
     }

@@ -156,7 +156,7 @@ def latest_per_entity(rows: DataFrame, view: FeatureView) -> DataFrame:
         *keys,
         F.col(f"{_WIN}.{TS}").alias(TS),
         F.col(f"{_WIN}.{CTS}").alias(CTS),
-        *[F.col(f"{_WIN}.{_VALUES}").getField(f).alias(f) for f in view.feature_names],
+        *[F.col(f"{_WIN}.{_VALUES}").getField(f).alias(f) for f in view.stored_names],
         F.col(f"{_WIN}.{TIE}").alias(TIE),
     )
 
@@ -204,7 +204,7 @@ def deduplicate(rows: DataFrame, view: FeatureView) -> DataFrame:
         *key_columns,
         TS,
         F.col(f"{_WIN}.{CTS}").alias(CTS),
-        *[F.col(f"{_WIN}.{_VALUES}").getField(f).alias(f) for f in view.feature_names],
+        *[F.col(f"{_WIN}.{_VALUES}").getField(f).alias(f) for f in view.stored_names],
         F.col(f"{_WIN}.{TIE}").alias(TIE),
         _ROWS,
         _ARRIVED_US,
@@ -318,7 +318,7 @@ def _to_table_columns(frame: DataFrame, view: FeatureView) -> DataFrame:
         *view.join_keys,
         F.col(TS).alias(view.source.timestamp_field),
         F.col(CTS).alias(created),
-        *view.feature_names,
+        *view.stored_names,
     )
 
 
@@ -518,7 +518,7 @@ class OnlineWriter:
             project=project,
             view=view.name,
             keys=view.join_keys,
-            features=tuple((f.name, f.dtype) for f in view.features),
+            features=tuple((f.name, f.dtype) for f in view.stored),
             ttl=view.ttl,
             url=url,
             password=password,

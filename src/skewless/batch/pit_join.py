@@ -86,7 +86,7 @@ def view_features(
             rows = rows.where(F.unix_micros(F.col(TS)) >= F.lit(low - micros(req.ttl)))
     # The rank's fields (batch/ranking.py), then every feature of the view in schema
     # order, whatever was requested: the rule's last field, and what the join returns.
-    feats = list(req.view.feature_names)
+    feats = list(req.view.stored_names)
     ranked = F.struct(*rank_fields(req.view), *[F.col(f"`{f}`") for f in feats])
     rows = rows.select(
         *keys,

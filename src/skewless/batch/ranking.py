@@ -37,7 +37,7 @@ def tie_hash_sql(features: Sequence[tuple[str, DType]], qualifier: str = "") -> 
 
 
 def _features(view: FeatureView) -> list[tuple[str, DType]]:
-    return [(f.name, f.dtype) for f in view.features]
+    return [(f.name, f.dtype) for f in view.stored]
 
 
 def tie_hash(view: FeatureView) -> Column:
@@ -55,14 +55,14 @@ def rank_fields(view: FeatureView, *, event_time: bool = True) -> list[Column]:
 
 def values_struct(view: FeatureView) -> Column:
     """Every feature of the view, in schema order: the rank's last field."""
-    return F.struct(*[F.col(f"`{f}`") for f in view.feature_names])
+    return F.struct(*[F.col(f"`{f}`") for f in view.stored_names])
 
 
 def table_rank_sql(view: FeatureView, side: str) -> str:
     """The rank within one event time, (created time, tie hash, values), of a row of the
     view's Delta table aliased `side`: what the MERGE compares."""
     created = view.source.created_timestamp_column or "created_timestamp"
-    values = ", ".join(f"{side}.`{f}`" for f in view.feature_names)
+    values = ", ".join(f"{side}.`{f}`" for f in view.stored_names)
     return (
         f"struct({side}.`{created}`, {tie_hash_sql(_features(view), f'{side}.')}, struct({values}))"
     )

@@ -330,7 +330,7 @@ def _select(
     types = check.column_types
     features: list[Column] = []
     problems: list[str] = []
-    for field in view.features:
+    for field in view.stored:
         if field.expr is None:
             features.append(F.col(f"`{field.name}`"))
             continue

@@ -1,5 +1,6 @@
 """Definitions: frozen, validated data describing features. No I/O here."""
 
+from skewless.definitions.aggregation import Aggregation
 from skewless.definitions.entity import Entity
 from skewless.definitions.feature_service import FeatureService, ServiceFeatures
 from skewless.definitions.feature_view import FeatureView, FeatureViewProjection
@@ -16,6 +17,7 @@ from skewless.definitions.sources import DeltaSource, FileSource, Source
 AnyDefinition = Entity | FeatureView | OnDemandFeatureView | FeatureService
 
 __all__ = [
+    "Aggregation",
     "AnyDefinition",
     "DeltaSource",
     "Entity",

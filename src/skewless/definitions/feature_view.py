@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import ClassVar, Literal
+from typing import Annotated, ClassVar, Literal
 
+from pydantic import Field as Attribute
 from pydantic import field_validator, model_validator
 
 from skewless.definitions._base import Definition, WithSchema, check_name
+from skewless.definitions.aggregation import Aggregation, check_input, output_dtype
 from skewless.definitions.entity import Entity
 from skewless.definitions.field import Field
 from skewless.definitions.sources import Source
@@ -16,6 +18,7 @@ from skewless.expr.check import check_zone
 from skewless.expr.functions import TIME_PARTS, check_shape, render
 from skewless.expr.nodes import Call, columns, walk
 from skewless.timeutil import MAX_DURATION, MAX_DURATION_TEXT
+from skewless.types import ScalarType
 
 
 class FeatureView(WithSchema):
@@ -39,6 +42,7 @@ class FeatureView(WithSchema):
     schema_: tuple[Field, ...] = ()
     source: Source
     ttl: timedelta | None = None
+    aggregations: Annotated[tuple[Aggregation, ...], Attribute(exclude_if=lambda a: not a)] = ()
     online: bool = True
     description: str = ""
     tags: dict[str, str] = {}
@@ -83,16 +87,62 @@ class FeatureView(WithSchema):
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
             raise ValueError(f"schema names a field twice: {dupes}")
-        if not self.features:
+        if not self.stored:
+            if self.aggregations:
+                raise ValueError(
+                    "schema declares no column to aggregate (only join keys): list the "
+                    "aggregations' input columns, e.g. Field('fare', Float64)"
+                )
             raise ValueError("schema declares no features (only join keys)")
         reserved = {self.source.timestamp_field, self.source.created_timestamp_column}
-        clash = sorted(f.name for f in self.features if f.name in reserved)
+        clash = sorted(f.name for f in self.stored if f.name in reserved)
         if clash:
             raise ValueError(f"features {clash} are the source's timestamp columns")
         for f in self.schema_:
             if f.expr is not None:
                 self._check_derived(f)
+        if self.aggregations:
+            self._check_aggregations()
         return self
+
+    def _check_aggregations(self) -> None:
+        def error(detail: str, field: str) -> DefinitionError:
+            return DefinitionError(
+                detail, object_kind=self._kind, object_name=self.name, field=field
+            )
+
+        if self.ttl is not None:
+            raise error(
+                "a view with aggregations has no ttl: each aggregation's time_window "
+                "bounds the events it reads (drop ttl=)",
+                "ttl",
+            )
+        inputs = {f.name: f for f in self.stored}
+        taken = {*self.join_keys, *(f.name for f in self.schema_)}
+        taken |= {self.source.timestamp_field, self.source.created_timestamp_column or ""}
+        seen: set[str] = set()
+        for i, agg in enumerate(self.aggregations):
+            at = f"aggregations[{i}]"
+            if agg.name in seen:
+                raise error(f"two aggregations are named {agg.name!r}", f"{at}.name")
+            seen.add(agg.name)
+            if agg.name in taken:
+                raise error(
+                    f"aggregation name {agg.name!r} is a column of the view (a join key, a "
+                    "schema field or a timestamp column): name it otherwise (name=...)",
+                    f"{at}.name",
+                )
+            field = inputs.get(agg.column)
+            if field is None:
+                where = "a join key" if agg.column in self.join_keys else "not in the schema"
+                raise error(
+                    f"aggregation {agg.name!r} reads column {agg.column!r}, which is {where}:"
+                    f" declare it in the schema, e.g. Field({agg.column!r}, Float64)",
+                    f"{at}.column",
+                )
+            problem = check_input(agg.function, field.dtype)
+            if problem is not None:
+                raise error(f"aggregation {agg.name!r} of {agg.column!r}: {problem}", at)
 
     def _check_derived(self, field: Field) -> None:
         """What can be checked of a derived feature before its source's types are known:
@@ -141,14 +191,37 @@ class FeatureView(WithSchema):
         return tuple(k for e in self.entities for k in e.join_keys)
 
     @property
-    def features(self) -> tuple[Field, ...]:
+    def stored(self) -> tuple[Field, ...]:
+        """The schema's fields that are no join key: what each event row holds, read
+        from the source (or derived) and stored. They are the features of a plain view
+        and the inputs of a view with aggregations."""
         keys = set(self.join_keys)
         return tuple(f for f in self.schema_ if f.name not in keys)
 
     @property
+    def stored_names(self) -> tuple[str, ...]:
+        return tuple(f.name for f in self.stored)
+
+    @property
+    def features(self) -> tuple[Field, ...]:
+        """What the view serves: its stored fields, or its aggregations' results."""
+        if not self.aggregations:
+            return self.stored
+        dtypes = {f.name: f.dtype for f in self.stored}
+        out: list[Field] = []
+        for agg in self.aggregations:
+            dtype = dtypes[agg.column]
+            assert isinstance(dtype, ScalarType)  # checked by the validator
+            out.append(
+                Field(agg.name, output_dtype(agg.function, dtype), description=agg.description)
+            )
+        return tuple(out)
+
+    @property
     def derived(self) -> tuple[Field, ...]:
-        """The features computed by an expression (Field(..., expr=...)), in schema order."""
-        return tuple(f for f in self.features if f.expr is not None)
+        """The stored fields computed by an expression (Field(..., expr=...)), in schema
+        order."""
+        return tuple(f for f in self.stored if f.expr is not None)
 
     @property
     def key_fields(self) -> tuple[Field, ...]:
@@ -159,6 +232,13 @@ class FeatureView(WithSchema):
     @property
     def feature_names(self) -> tuple[str, ...]:
         return tuple(f.name for f in self.features)
+
+    def aggregation(self, name: str) -> Aggregation:
+        """The aggregation whose feature is `name`."""
+        for agg in self.aggregations:
+            if agg.name == name:
+                return agg
+        raise FeatureNotFoundError(self.name, name, self.feature_names)
 
     def feature(self, name: str) -> Field:
         for f in self.features:

@@ -221,7 +221,7 @@ def check_schema(view: FeatureView, columns: Mapping[str, ColumnType]) -> Schema
         wanted.append((src.created_timestamp_column, Role.CREATED_TIME, UnixTimestamp))
     pinned = {f.name: f.dtype for f in view.key_fields}
     wanted += [(k, Role.JOIN_KEY, pinned.get(k)) for k in view.join_keys]
-    wanted += [(f.name, Role.FEATURE, f.dtype) for f in view.features if f.expr is None]
+    wanted += [(f.name, Role.FEATURE, f.dtype) for f in view.stored if f.expr is None]
     users = expression_inputs(view, {column for column, _, _ in wanted})
     wanted += [(column, Role.INPUT, None) for column in users]
 
