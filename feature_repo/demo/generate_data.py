@@ -10,6 +10,8 @@ time, and writes what the repo's feature views read:
     data/zone_demand.parquet             one row per pickup zone and 15 minutes
     data/trips.parquet                   the demo's entity rows, labelled `completed`,
                                          with the route length quoted (`distance_km`)
+    data/completed_trips.parquet         one event per completed trip, at its drop-off,
+                                         with its fare (what the trip aggregations read)
 
 The same arguments always give the same bytes of data. The data is deliberately
 imperfect, the way production data is: some values are null, a few pipeline runs are
@@ -415,6 +417,38 @@ def trips(rng: np.random.Generator, w: World, s: ZoneState, count: int) -> pa.Ta
     )
 
 
+def completed_trips(rng: np.random.Generator, trips_table: pa.Table, end_us: int) -> pa.Table:
+    """One event per completed trip of a known driver, at its drop-off (the request
+    time plus the ride), with the fare charged. About 3% of fares are not settled yet
+    (null), and about 1% of events are delivered twice (the same row again: an
+    aggregation counts it once). Drop-offs after `end_us` have not happened yet."""
+    done = trips_table.filter(
+        pc.and_(
+            pc.equal(trips_table["completed"], True),
+            pc.less(trips_table["driver_id"], 9001),
+        )
+    )
+    at = pc.cast(done["event_timestamp"], pa.int64()).to_numpy()
+    distance = done["distance_km"].to_numpy()
+    ride_us = (distance / 28.0 * HOUR_US).astype(np.int64)
+    drop_off = at + ride_us + rng.integers(3, 11, size=at.size) * MINUTE_US
+    fare = np.round((2.5 + 1.2 * distance) * rng.uniform(0.9, 1.4, size=at.size), 2)
+    unsettled = rng.random(at.size) < 0.03
+    keep = drop_off <= end_us
+    twice = np.flatnonzero(keep & (rng.random(at.size) < 0.01))
+    rows = np.concatenate([np.flatnonzero(keep), twice])
+    rows = rows[np.argsort(drop_off[rows], kind="stable")]
+    return pa.table(
+        {
+            "driver_id": done["driver_id"].take(pa.array(rows)),
+            "trip_id": done["trip_id"].take(pa.array(rows)),
+            "event_timestamp": _timestamps(drop_off[rows]),
+            "fare": _column(fare[rows], pa.float64(), unsettled[rows]),
+            "distance_km": pa.array(distance[rows], pa.float64()),
+        }
+    )
+
+
 # --- entry point -----------------------------------------------------------------------
 
 
@@ -438,8 +472,8 @@ def generate(
     data = repo_path / "data"
     data.mkdir(parents=True, exist_ok=True)
     # One independent stream per file, so resizing one file leaves the others unchanged.
-    world_rng, hourly, profile, customer, zone, trip = (
-        np.random.default_rng([seed, i]) for i in range(6)
+    world_rng, hourly, profile, customer, zone, trip, completed = (
+        np.random.default_rng([seed, i]) for i in range(7)
     )
     world = _world(world_rng, drivers, customers, days)
     state = zone_state(zone, world)
@@ -450,6 +484,9 @@ def generate(
         "zone_demand": zone_demand(zone, world, state),
         "trips": trips(trip, world, state, trip_count),
     }
+    tables["completed_trips"] = completed_trips(
+        completed, tables["trips"], ANCHOR_US + world.hours * HOUR_US
+    )
     if anchor is not None:
         shift_us = int((anchor - ANCHOR).total_seconds()) * 1_000_000
         tables = {name: _shift(table, shift_us) for name, table in tables.items()}

@@ -35,6 +35,13 @@ REPO = Path(__file__).resolve().parent.parent
 SERVICE = "trip_completion_model_v1"
 # On-demand features: computed at request time from `distance_km`, a request value.
 ON_DEMAND = ["trip_context:expected_fare", "trip_context:long_trip_for_busy_driver"]
+# Windowed aggregations: exact at each trip's time offline, at the request's time online.
+AGGREGATED = [
+    "driver_trip_stats:trips_1h",
+    "driver_trip_stats:trips_1d",
+    "driver_trip_stats:trips_7d",
+    "driver_trip_stats:mean_fare_7d",
+]
 SAMPLE_ROWS = 8
 DAYS = 3
 
@@ -164,6 +171,7 @@ def main(repo_path: Path | None = None) -> None:
         "zone_demand:avg_wait_minutes",
         "zone_demand:is_raining",
         *ON_DEMAND,
+        *AGGREGATED,
     ]
     started = time.perf_counter()
     entity_columns = ["trip_id", "driver_id", "customer_id", "city", "zone_id", "event_timestamp"]
@@ -228,20 +236,26 @@ def compare_online_offline(store: FeatureStore, trips: pd.DataFrame) -> bool:
         served = client.get_online_features(SERVICE, entity_rows)
         millis = (time.perf_counter() - started) * 1000
         on_demand = client.get_online_features(ON_DEMAND, entity_rows, request_data=request)
+        windows = client.get_online_features(AGGREGATED, entity_rows)
         at = datetime.now(UTC)
     offline_df = rows.assign(event_timestamp=pd.Timestamp(at))
     offline = store.get_historical_features(
-        offline_df, [*store.get_feature_service(SERVICE).refs, *ON_DEMAND]
+        offline_df, [*store.get_feature_service(SERVICE).refs, *ON_DEMAND, *AGGREGATED]
     ).to_pandas()
     console.print(
         f"  gRPC server on {server.target}; {len(entity_rows)} entities in {millis:.1f} ms; "
-        f"on-demand features from the request's distance_km: {', '.join(ON_DEMAND)}"
+        f"on-demand features from the request's distance_km: {', '.join(ON_DEMAND)}; "
+        f"windowed aggregations at the request's time: {', '.join(AGGREGATED)}"
     )
     table = Table(box=box.SIMPLE_HEAD, show_edge=False)
     for col in ("driver", "feature", "online (gRPC)", "status", "offline (point-in-time)", ""):
         table.add_column(col)
     mismatches = 0
-    answers = [(served, f) for f in served.features] + [(on_demand, f) for f in on_demand.features]
+    answers = [
+        *[(served, f) for f in served.features],
+        *[(on_demand, f) for f in on_demand.features],
+        *[(windows, f) for f in windows.features],
+    ]
     for i, entity in enumerate(entity_rows):
         for online, feature in answers:
             got, want = online.values[feature][i], offline[feature].iloc[i]

@@ -9,11 +9,13 @@ from __future__ import annotations
 import json
 import logging
 import sys
+from datetime import timedelta
 from functools import partial
 from pathlib import Path
 from typing import Annotated
 
 import typer
+from pydantic import TypeAdapter
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -128,6 +130,9 @@ def describe(name: str, repo: RepoOption = Path(), wide: WideOption = False) -> 
     derived = _expressions_table(history[-1])
     if derived is not None:
         print_table(derived, wide=wide)
+    windows = _aggregations_table(history[-1])
+    if windows is not None:
+        print_table(windows, wide=wide)
     out.print_json(json.dumps(history[-1].spec))
 
 
@@ -140,6 +145,18 @@ def _expressions_table(record: ObjectRecord) -> Table | None:
     shown = table("Derived features", "feature", "type", "expression")
     for f in fields:
         shown.add_row(str(f["name"]), str(f["dtype"]), render(from_data(f["expr"])))
+    return shown
+
+
+def _aggregations_table(record: ObjectRecord) -> Table | None:
+    """A view's aggregations: each feature with its function, column and window."""
+    aggregations = [a for a in record.spec.get("aggregations") or [] if isinstance(a, dict)]
+    if not aggregations:
+        return None
+    shown = table("Aggregations", "feature", "function", "column", "window")
+    for a in aggregations:
+        window = TypeAdapter(timedelta).validate_python(a["time_window"])
+        shown.add_row(str(a["name"]), str(a["function"]), str(a["column"]), str(window))
     return shown
 
 
