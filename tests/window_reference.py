@@ -65,8 +65,8 @@ def events(
         return list(best.values())
     seen: dict[tuple[Any, ...], dict[str, Any]] = {}
     for r in valid:
-        ident = (tuple(r[k] for k in keys), r["ts"], tuple(_norm(r[c]) for c in inputs))
-        seen.setdefault(ident, r)
+        row_ident = (tuple(r[k] for k in keys), r["ts"], tuple(_norm(r[c]) for c in inputs))
+        seen.setdefault(row_ident, r)
     return list(seen.values())
 
 

@@ -19,10 +19,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from skewless.definitions import (
+    Aggregation,
     DeltaSource,
     Entity,
     FeatureService,
     FeatureView,
+    Field,
     FileSource,
     OnDemandFeatureView,
     RequestSource,
@@ -86,7 +88,7 @@ def source_fingerprint(source: FileSource | DeltaSource) -> Fingerprint:
 def feature_view_fingerprint(view: FeatureView) -> Fingerprint:
     entities = [entity_fingerprint(e) for e in view.entities]
     source = source_fingerprint(view.source)
-    data = {
+    data: dict[str, Any] = {
         "kind": "feature_view",
         "name": view.name,
         "entities": [e.data_hash for e in entities],
@@ -103,11 +105,10 @@ def feature_view_fingerprint(view: FeatureView) -> Fingerprint:
         data["aggregations"] = [
             [a.name, a.column, a.function, micros(a.time_window)] for a in view.aggregations
         ]
+    described: list[Field | Aggregation] = [*view.schema_, *view.aggregations]
     meta = {
         **_meta(view),
-        "fields": {
-            f.name: f.description for f in (*view.schema_, *view.aggregations) if f.description
-        },
+        "fields": {f.name: f.description for f in described if f.description},
         "entities": [e.metadata_hash for e in entities],
         "source": source.metadata_hash,
     }

@@ -226,9 +226,7 @@ def test_fingerprint_covers_aggregations_and_keeps_plain_views_hashes() -> None:
     changed = feature_view_fingerprint(view(described))
     assert changed.data_hash == fp.data_hash
     assert changed.metadata_hash != fp.metadata_hash
-    plain = FeatureView(
-        "trips", entities=[driver], schema=[Field("fare", Float64)], source=trips
-    )
+    plain = FeatureView("trips", entities=[driver], schema=[Field("fare", Float64)], source=trips)
     assert "aggregations" not in plain.model_dump(mode="json", by_alias=True)
 
 

@@ -453,6 +453,33 @@ def test_convert_response_not_found_has_no_event_time() -> None:
     assert back.event_timestamps["rating"][0] == T0
 
 
+def test_convert_response_tells_a_present_value_without_event_time_from_one_at_the_epoch() -> None:
+    """An empty window's count (PRESENT, no event time) and a value whose event is at
+    exactly the epoch both travel as 0; no_event_time_rows tells them apart."""
+    present = FeatureStatus.PRESENT
+    epoch = datetime(1970, 1, 1, tzinfo=UTC)
+    response = OnlineResponse(
+        join_keys=["driver_id"],
+        entity_rows=[{"driver_id": 1}, {"driver_id": 2}],
+        features=["trips_1h"],
+        values={"trips_1h": [0, 3]},
+        statuses={"trips_1h": [present, present]},
+        event_timestamps={"trips_1h": [None, epoch]},
+    )
+    msg = wire(convert.answer_to_proto(OnlineAnswer(response, {"trips_1h": Int64}, 1)))
+    assert list(msg.features[0].event_timestamps) == [0, 0]
+    assert list(msg.features[0].no_event_time_rows) == [0]
+    back = convert.response_from_proto(msg, response.entity_rows)
+    assert back.event_timestamps["trips_1h"] == [None, epoch]
+
+
+def test_convert_response_listing_a_row_past_the_end_is_an_error() -> None:
+    msg = convert.answer_to_proto(OnlineAnswer(sample_response(), DTYPES, registry_version=1))
+    msg.features[0].no_event_time_rows.append(3)
+    with pytest.raises(ValueError, match="'rating' lists row 3 of 3"):
+        convert.response_from_proto(msg, sample_response().entity_rows)
+
+
 def test_convert_response_of_the_wrong_length_is_an_error() -> None:
     msg = convert.answer_to_proto(OnlineAnswer(sample_response(), DTYPES, registry_version=1))
     with pytest.raises(ValueError, match="does not have 2 rows"):

@@ -25,6 +25,9 @@ For each view and interval:
 
 A run killed half-way and run again ends in the same state: the MERGE is idempotent and
 the online writes are ordered and idempotent.
+
+A view with aggregations stores events, not latest rows: batch/window_materialize.py
+materializes it with the pieces of this module.
 """
 
 from __future__ import annotations
@@ -623,6 +626,11 @@ def materialize_view(
     `writer`). The source is read once, deduplicated and flagged in one shuffle
     (`deduplicate`), and held (`computed_once`) for the counts, the Delta write and the
     online rows. A source file Spark cannot read is an UnreadableSourceError naming it."""
+    if view.aggregations:  # its rows would land where its event lists belong
+        raise ValueError(
+            f"feature view {view.name!r} has aggregations: materialize it with "
+            "batch/window_materialize.materialize_window_view"
+        )
     with naming_unreadable_files([view], repo_path):
         return _materialize_view(
             spark,

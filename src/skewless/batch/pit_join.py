@@ -29,6 +29,7 @@ from collections.abc import Mapping, Sequence
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F  # noqa: N812
 
+from skewless.batch.aggregation import window_features
 from skewless.batch.presort import KEY_HASH, presorted
 from skewless.batch.ranking import rank_fields
 from skewless.batch.sources import TS
@@ -73,9 +74,13 @@ def view_features(
     req: ViewRequest,
     bounds: tuple[int, int] | None,
 ) -> DataFrame:
-    """(ROW, feature outputs...) for every entity row, for one view."""
+    """(ROW, feature outputs...) for every entity row, for one view (a view with
+    aggregations: batch/aggregation.py)."""
     keys = list(req.join_keys)
     entity, source = _align_keys(entity, source, req)
+    if req.view.aggregations:
+        lookups = entity.select(*keys, F.col(ETS).alias(TS), F.col(ROW))
+        return window_features(lookups, source, req, bounds)
     rows = source.where(F.col(TS).isNotNull())
     for key in keys:
         rows = rows.where(F.col(key).isNotNull())

@@ -382,9 +382,9 @@ def answer_to_proto(answer: OnlineAnswer) -> pb.GetOnlineFeaturesResponse:
         for t in response.event_timestamps[name]:
             if t is not None and t not in micros:
                 micros[t] = utc_micros(t)
-        column.event_timestamps.extend(
-            0 if t is None else micros[t] for t in response.event_timestamps[name]
-        )
+        times = response.event_timestamps[name]
+        column.event_timestamps.extend(0 if t is None else micros[t] for t in times)
+        column.no_event_time_rows.extend(i for i, t in enumerate(times) if t is None)
     return msg
 
 
@@ -396,10 +396,14 @@ def _column(
     if any(s not in _STATUS_FROM_PROTO for s in column.statuses):
         raise ValueError(f"feature column '{column.name}' has an unknown status")
     statuses = [_STATUS_FROM_PROTO[s] for s in column.statuses]
-    found = [
+    found: list[int | None] = [
         None if status is FeatureStatus.NOT_FOUND else t
         for status, t in zip(statuses, column.event_timestamps, strict=True)
     ]
+    for row in column.no_event_time_rows:
+        if row >= rows:
+            raise ValueError(f"feature column '{column.name}' lists row {row} of {rows}")
+        found[row] = None
     times = from_micros_shared(found, times_of)
     return [from_value(v) for v in column.values], statuses, times
 
@@ -457,16 +461,21 @@ def _field(tag: bytes, payload: bytes) -> bytes:
     return tag + _varint(len(payload)) + payload
 
 
-def _tail(statuses: list[FeatureStatus], event_ts_us: list[int | None]) -> bytes:
-    """FeatureColumn.statuses and .event_timestamps of one view's rows, packed."""
+def _tail(statuses: list[FeatureStatus], event_ts_us: list[int | None]) -> tuple[bytes, bytes]:
+    """FeatureColumn.statuses with .event_timestamps, and .no_event_time_rows (after
+    .dtype, in field order), of one view's rows."""
     if not statuses:
-        return b""
+        return b"", b""
     if statuses.count(FeatureStatus.PRESENT) == len(statuses):  # the usual case
         codes = _PRESENT * len(statuses)
     else:
         codes = bytes([_STATUS_CODES[s] for s in statuses])  # each code is one byte
     times = pb.FeatureColumn(event_timestamps=[0 if t is None else t for t in event_ts_us])
-    return b"\x1a" + _varint(len(codes)) + codes + times.SerializeToString()
+    timeless = pb.FeatureColumn(
+        no_event_time_rows=[i for i, t in enumerate(event_ts_us) if t is None]
+    )
+    head = b"\x1a" + _varint(len(codes)) + codes + times.SerializeToString()
+    return head, timeless.SerializeToString()
 
 
 # Per plan (which lives as long as its definitions): each feature's FeatureColumn.name and
@@ -495,16 +504,17 @@ def encode_lookup(lookup: Lookup) -> bytes:
     """The serialized GetOnlineFeaturesResponse of a lookup."""
     plan = lookup.plan
     out = [_field(b"\x0a", key.encode()) for key in plan.join_keys]
-    where: dict[str, tuple[bytes, bytes]] = {}  # output -> (its FeatureColumn's tail, values)
+    # output -> its FeatureColumn's values, then statuses and times, then timeless rows
+    where: dict[str, tuple[bytes, bytes, bytes]] = {}
     for view, got in zip(plan.parts, lookup.views, strict=True):
-        tail = _tail(got.statuses, got.event_ts_us)
+        tail, timeless = _tail(got.statuses, got.event_ts_us)
         for name, column in zip(view.outputs, got.entries, strict=True):
-            where[name] = (tail, column)
+            where[name] = (column, tail, timeless)
     fields = _column_fields(plan)
     for name in plan.features:
-        tail, column = where[name]
+        column, tail, timeless = where[name]
         head, dtype = fields[name]
-        out.append(_field(b"\x12", b"".join([head, column, tail, dtype])))
+        out.append(_field(b"\x12", b"".join([head, column, tail, dtype, timeless])))
     if lookup.registry_version:
         out.append(b"\x18" + _varint(lookup.registry_version))
     return b"".join(out)

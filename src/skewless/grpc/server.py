@@ -342,13 +342,14 @@ def _server_of(
     metrics_port: int | None,
     poll_interval_s: float = 1.0,
     http_port: int | None = None,
+    clock: Callable[[], int] | None = None,
 ) -> OnlineServer:
     """The repo's server, not started: its backend, and its TLS from `serving.tls`."""
     root = Path(repo_path).resolve()
     config = config or load_config(root)
     credentials = server_credentials(root, config.serving.tls)
     return OnlineServer(
-        OnlineService.from_repo(root, config),
+        OnlineService.from_repo(root, config, clock=clock),
         host=host,
         port=port,
         poll_interval_s=poll_interval_s,
@@ -456,11 +457,13 @@ def running_server(
     config: RepoConfig | None = None,
     metrics_port: int | None = None,
     http_port: int | None = None,
+    clock: Callable[[], int] | None = None,
 ) -> Iterator[RunningServer]:
     """A server on its own event loop in a background thread (port 0: a free port),
     stopped on exit; with `metrics_port` (0: a free one) it serves /metrics too, with
-    `http_port` (0: a free one) HTTP/JSON. For tests and notebooks; production runs
-    serve()."""
+    `http_port` (0: a free one) HTTP/JSON; `clock` gives its request times (microseconds
+    since the epoch; by default the wall clock's). For tests and notebooks; production
+    runs serve()."""
     loop = asyncio.new_event_loop()
     thread = threading.Thread(target=loop.run_forever, name="skewless-grpc", daemon=True)
     thread.start()
@@ -474,6 +477,7 @@ def running_server(
             poll_interval_s=poll_interval_s,
             metrics_port=metrics_port,
             http_port=http_port,
+            clock=clock,
         )
         await server.start()
         return server

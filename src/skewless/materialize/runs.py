@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from skewless.batch.materialize import Interval, OnlineWriter, materialize_view, table_path
+from skewless.batch.window_materialize import materialize_window_view
 from skewless.config import DRIVER_WRITE_MAX_KEYS
 from skewless.definitions import FeatureView
 from skewless.errors import FeatureViewNotFoundError, NothingAppliedError
@@ -126,7 +127,10 @@ class Materializer:
                 self.project, view, self.online.url, self.online.password
             )
         path = table_path(self.offline_root, self.project, view, data_hash)
-        result = materialize_view(
+        # a view with aggregations stores its events and, online, per entity its recent
+        # events (batch/window_materialize.py)
+        materialize = materialize_window_view if view.aggregations else materialize_view
+        result = materialize(
             self.spark,
             view,
             self.repo_path,

@@ -152,7 +152,7 @@ def encode_value(record: Record, dtypes: Sequence[DType]) -> bytes:
     )
 
 
-def _layout(data: bytes, features: int) -> tuple[int, ...]:
+def value_layout(data: bytes, features: int) -> tuple[int, ...]:
     """The offsets of a value, checked: from the end of the table, never decreasing, up
     to the value's end."""
     flags = read_header(data)[0]
@@ -177,7 +177,7 @@ def _layout(data: bytes, features: int) -> tuple[int, ...]:
 def decode_value(data: bytes, dtypes: Sequence[DType]) -> Record:
     """The record of a stored value."""
     _, event, created, tie = read_header(data)
-    ends = _layout(data, len(dtypes))
+    ends = value_layout(data, len(dtypes))
     values = []
     for i, dtype in enumerate(dtypes):
         try:
@@ -216,7 +216,7 @@ def _check_positions(dtypes: Sequence[DType], positions: Sequence[int]) -> None:
         raise ValueError(f"positions {list(positions)} do not select features of {len(dtypes)}")
 
 
-class _Located:
+class Located:
     """Where the selected entries of a batch of stored values lie in one buffer."""
 
     def __init__(self, raw: bytes, starts: npt.NDArray[np.int64], lengths: npt.NDArray[np.int64]):
@@ -226,9 +226,9 @@ class _Located:
         self.lengths = lengths  # and its length
 
 
-def _locate(
+def locate_entries(
     values: Sequence[bytes | None], features: int, positions: npt.NDArray[np.int64] | slice
-) -> _Located | None:
+) -> Located | None:
     """The selected entries of `values` (None rows: a null entry), or None when any value
     is not a well-formed value of this version with 2-byte offsets (the caller then reads them
     one by one, which also raises the precise error)."""
@@ -259,7 +259,7 @@ def _locate(
         all_lengths = np.full(shape, 2, dtype=np.int64)
         all_starts[at], all_lengths[at] = starts, lengths
         starts, lengths = all_starts, all_lengths
-    return _Located(raw, starts, lengths)
+    return Located(raw, starts, lengths)
 
 
 def _selection(positions: Sequence[int]) -> npt.NDArray[np.int64] | slice:
@@ -282,7 +282,7 @@ def _table_columns(features: int) -> npt.NDArray[np.int64]:
     return np.arange(HEADER_SIZE, HEADER_SIZE + 2 * (features + 1))[None, :]
 
 
-def _entries_in_order(located: _Located, tags: tuple[bytes, ...]) -> bool:
+def _entries_in_order(located: Located, tags: tuple[bytes, ...]) -> bool:
     """Whether every located entry is a FeatureColumn.values field of its length holding
     its feature's field (tags[i] for the i-th selected feature) or nothing: what the wire
     needs to stay well formed."""
@@ -342,7 +342,7 @@ def entry_gatherer(dtypes: Sequence[DType], positions: Sequence[int]) -> Gather:
             if data is None:
                 rows.append(nulls)
                 continue
-            ends = _layout(data, features)
+            ends = value_layout(data, features)
             row = [data[ends[a] : ends[b]] for a, b in pairs]
             if not all(_entry_ok(e, t) for e, t in zip(row, tags, strict=True)):
                 _refuse(data, dtypes)
@@ -354,7 +354,7 @@ def entry_gatherer(dtypes: Sequence[DType], positions: Sequence[int]) -> Gather:
     def gather(values: Sequence[bytes | None]) -> list[bytes]:
         if len(values) <= _FEW:
             return one_by_one(values)
-        located = _locate(values, features, selected)
+        located = locate_entries(values, features, selected)
         if located is None or not _entries_in_order(located, tags):
             return one_by_one(values)  # another version, 4-byte offsets, or an error
         lengths = located.lengths.T.reshape(-1)
@@ -414,7 +414,7 @@ def column_decoder(dtypes: Sequence[DType], positions: Sequence[int]) -> ColumnD
     def decode(values: Sequence[bytes | None]) -> tuple[list[int | None], list[list[Any]]]:
         if len(values) <= _FEW:
             return row_by_row(values)
-        located = _locate(values, len(dtypes), selected)
+        located = locate_entries(values, len(dtypes), selected)
         if located is None or not _entries_in_order(located, tags):
             return row_by_row(values)  # another version, 4-byte offsets, or an error
         columns: list[list[Any]] = [[] for _ in positions]
@@ -435,7 +435,7 @@ def column_decoder(dtypes: Sequence[DType], positions: Sequence[int]) -> ColumnD
 
 def _entries_one_by_one(
     values: Sequence[bytes | None],
-    located: _Located,
+    located: Located,
     i: int,
     dtypes: tuple[DType, ...],
     dtype: DType,

@@ -14,6 +14,11 @@ view's ttl (its values withheld as null, its event time still reported), and NOT
 when nothing is stored. Decoded columns keep timestamps as microseconds (what the gRPC
 response carries); response() turns UnixTimestamp values into UTC datetimes, the values
 get_historical_features gives for the same rows.
+
+A view with aggregations is read in the same MGET (its keys after the plain views'); its
+stored value is the entity's recent events, which serving/windows.py aggregates at the
+request time: its features are always PRESENT (an entity without events is an empty
+window), with the newest event time within the view's horizon.
 """
 
 from __future__ import annotations
@@ -39,6 +44,7 @@ from skewless.online.codec import (
 from skewless.serving.keys import PLAIN_KEY_TYPES, check_join_keys, required_keys
 from skewless.serving.on_demand import OnDemandPlan, column_entries, request_arrays
 from skewless.serving.response import FeatureStatus, OnlineResponse
+from skewless.serving.windows import WindowPlan
 from skewless.timeutil import from_micros_shared, micros
 from skewless.types import ArrayType, DType, ScalarType, UnixTimestamp
 
@@ -100,10 +106,21 @@ class LookupPlan:
 
     def __init__(self, project: str, request: FeatureRequest) -> None:
         self.requests = list(request.views)
-        self.views = tuple(_view_plan(project, req) for req in self.requests)
+        self.views = tuple(
+            _view_plan(project, req) for req in self.requests if not req.view.aggregations
+        )
+        # views with aggregations: their stored event lists aggregated (serving/windows.py)
+        self.windows = tuple(
+            WindowPlan.of(project, req) for req in self.requests if req.view.aggregations
+        )
         self.on_demand = tuple(OnDemandPlan.of(o) for o in request.on_demand)
-        # what answers each output, views then on-demand views (each has `.outputs`)
-        self.parts: tuple[ViewPlan | OnDemandPlan, ...] = (*self.views, *self.on_demand)
+        # what answers each output, views, aggregated views, then on-demand views (each
+        # has `.outputs`); the stored ones in the order of keys()
+        self.stored: tuple[ViewPlan | WindowPlan, ...] = (*self.views, *self.windows)
+        self.parts: tuple[ViewPlan | WindowPlan | OnDemandPlan, ...] = (
+            *self.stored,
+            *self.on_demand,
+        )
         self.join_keys = required_keys(self.requests)
         self.features = request.outputs
         self.dtypes: dict[str, DType] = request.output_dtypes
@@ -157,7 +174,7 @@ class LookupPlan:
 
     def _keys(self, columns: Mapping[str, Sequence[Any]], rows: int) -> list[bytes]:
         keys: list[bytes] = []
-        for view in self.views:
+        for view in self.stored:
             keys.extend(entity_keys(view.prefix, [columns[k] for k in view.join_keys], rows))
         return keys
 
@@ -166,10 +183,16 @@ class LookupPlan:
     def assemble(self, raw: Sequence[bytes | None], rows: int, now_us: int) -> list[ViewColumns]:
         """Decode what Redis returned for keys() (of `rows` entity rows) at request time
         `now_us` (microseconds since the epoch)."""
-        return [
+        per_view = self._per_view(raw, rows)
+        answered = [
             _decoded(view, stored, now_us)
-            for view, stored in zip(self.views, self._per_view(raw, rows), strict=True)
+            for view, stored in zip(self.views, per_view[: len(self.views)], strict=True)
         ]
+        for window, stored in zip(self.windows, per_view[len(self.views) :], strict=True):
+            got = window.answer(stored, now_us)
+            present = [FeatureStatus.PRESENT] * rows  # defined at every time
+            answered.append(ViewColumns(present, got.event_ts_us, got.columns, got.hidden))
+        return answered
 
     def request_arrays(
         self, values: Mapping[str, Sequence[Any]] | None, rows: int
@@ -192,7 +215,8 @@ class LookupPlan:
         request_arrays())."""
         out: list[ViewEntries] = []
         held: dict[str, list[Any]] = {}
-        for view, stored in zip(self.views, self._per_view(raw, rows), strict=True):
+        per_view = self._per_view(raw, rows)
+        for view, stored in zip(self.views, per_view[: len(self.views)], strict=True):
             event_ts = event_times(stored)
             statuses, fresh = _statuses(event_ts, view.ttl_us, now_us)
             kept = stored if fresh is None else _withhold(stored, fresh)
@@ -200,6 +224,11 @@ class LookupPlan:
             if view.hidden_decode is not None:
                 _, columns = view.hidden_decode(kept)
                 held.update(zip(view.hidden, columns, strict=True))
+        for window, stored in zip(self.windows, per_view[len(self.views) :], strict=True):
+            got = window.answer(stored, now_us)
+            present = [FeatureStatus.PRESENT] * rows
+            out.append(ViewEntries(present, got.event_ts_us, window.entries(got)))
+            held.update(zip(window.hidden, got.hidden, strict=True))
         for odfv in self.on_demand:
             computed = odfv.compute(held, request or {}, rows)
             entries = [
@@ -210,9 +239,10 @@ class LookupPlan:
         return out
 
     def _per_view(self, raw: Sequence[bytes | None], rows: int) -> list[Sequence[bytes | None]]:
-        if len(raw) != rows * len(self.views):
-            raise ValueError(f"{len(raw)} stored values for {rows} rows of {len(self.views)} views")
-        return [raw[i * rows : (i + 1) * rows] for i in range(len(self.views))]
+        if len(raw) != rows * len(self.stored):
+            views = len(self.stored)
+            raise ValueError(f"{len(raw)} stored values for {rows} rows of {views} views")
+        return [raw[i * rows : (i + 1) * rows] for i in range(len(self.stored))]
 
     def response(
         self,
@@ -227,7 +257,7 @@ class LookupPlan:
         times: dict[str, list[datetime | None]] = {}
         shared: dict[int, datetime] = {}  # one datetime per distinct time
         held: dict[str, list[Any]] = {}
-        for view, got in zip(self.views, answered, strict=True):
+        for view, got in zip(self.stored, answered, strict=True):
             when = from_micros_shared(got.event_ts_us, shared)
             held.update(zip(view.hidden, got.hidden, strict=True))
             for name, column in zip(view.outputs, got.columns, strict=True):

@@ -67,6 +67,11 @@ OFFLOAD_VALUES = 10_000
 READ_KEYS = 2000
 
 
+def wall_clock_us() -> int:
+    """Now, in microseconds since the epoch (UTC)."""
+    return utc_micros(datetime.now(UTC))
+
+
 def margin_s(time_remaining_s: float) -> float:
     """The margin for a call with `time_remaining_s` left: never over half of it, so
     Redis has a chance even within a very short deadline."""
@@ -140,8 +145,13 @@ class OnlineService:
         *,
         default_timeout_s: float = 5.0,
         limits: ServingConfig | None = None,
+        clock: Callable[[], int] | None = None,
     ) -> None:
+        """`clock`: the request time of each lookup, in microseconds since the epoch
+        (UTC); by default the wall clock. Tests pass their own to serve at chosen times
+        (windowed aggregations depend on it)."""
         self._registry = registry
+        self._clock = clock or wall_clock_us
         self._project = project
         self._redis = reader
         self._default_timeout_s = default_timeout_s
@@ -162,6 +172,7 @@ class OnlineService:
         *,
         socket_timeout_s: float = 1.0,
         connect_timeout_s: float = 1.0,
+        clock: Callable[[], int] | None = None,
     ) -> OnlineService:
         config = config or load_config(repo_path)
         store = config.online_store
@@ -174,7 +185,13 @@ class OnlineService:
             socket_timeout_s=socket_timeout_s,
             connect_timeout_s=connect_timeout_s,
         )
-        return cls(open_registry(config, repo_path), config.project, reader, limits=config.serving)
+        return cls(
+            open_registry(config, repo_path),
+            config.project,
+            reader,
+            limits=config.serving,
+            clock=clock,
+        )
 
     # --- definitions -------------------------------------------------------------------
 
@@ -256,7 +273,7 @@ class OnlineService:
             return plan.keys_from_columns(entity_columns(plan.join_keys), rows)
 
         raw = await self._read(await self.run(size, answer_by, keys), answer_by)
-        now_us = utc_micros(datetime.now(UTC))
+        now_us = self._clock()
         views = await self.run(size, answer_by, plan.entries, raw, rows, now_us, request)
         return Lookup(plan, rows, views, catalog.registry_version, answer_by)
 

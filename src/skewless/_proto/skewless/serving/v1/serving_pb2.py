@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n1skewless/_proto/skewless/serving/v1/serving.proto\x12\x13skewless.serving.v1\"\xc8\x03\n\x18GetOnlineFeaturesRequest\x12X\n\x0e\x65ntity_columns\x18\x01 \x03(\x0b\x32@.skewless.serving.v1.GetOnlineFeaturesRequest.EntityColumnsEntry\x12\x10\n\x08\x66\x65\x61tures\x18\x02 \x03(\t\x12\x17\n\x0f\x66\x65\x61ture_service\x18\x03 \x01(\t\x12\x1a\n\x12\x66ull_feature_names\x18\x04 \x01(\x08\x12Z\n\x0frequest_columns\x18\x05 \x03(\x0b\x32\x41.skewless.serving.v1.GetOnlineFeaturesRequest.RequestColumnsEntry\x1aV\n\x12\x45ntityColumnsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12/\n\x05value\x18\x02 \x01(\x0b\x32 .skewless.serving.v1.ValueColumn:\x02\x38\x01\x1aW\n\x13RequestColumnsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12/\n\x05value\x18\x02 \x01(\x0b\x32 .skewless.serving.v1.ValueColumn:\x02\x38\x01\"~\n\x19GetOnlineFeaturesResponse\x12\x11\n\tjoin_keys\x18\x01 \x03(\t\x12\x34\n\x08\x66\x65\x61tures\x18\x02 \x03(\x0b\x32\".skewless.serving.v1.FeatureColumn\x12\x18\n\x10registry_version\x18\x03 \x01(\x03\"\xa8\x01\n\rFeatureColumn\x12\x0c\n\x04name\x18\x01 \x01(\t\x12*\n\x06values\x18\x02 \x03(\x0b\x32\x1a.skewless.serving.v1.Value\x12\x34\n\x08statuses\x18\x03 \x03(\x0e\x32\".skewless.serving.v1.FeatureStatus\x12\x18\n\x10\x65vent_timestamps\x18\x04 \x03(\x03\x12\r\n\x05\x64type\x18\x05 \x01(\t\"R\n\x0bValueColumn\x12*\n\x06values\x18\x01 \x03(\x0b\x32\x1a.skewless.serving.v1.Value\x12\x17\n\x0fmissing_indices\x18\x02 \x03(\r\"\xbc\x05\n\x05Value\x12\x15\n\x0bint64_value\x18\x01 \x01(\x03H\x00\x12\x16\n\x0c\x64ouble_value\x18\x02 \x01(\x01H\x00\x12\x16\n\x0cstring_value\x18\x03 \x01(\tH\x00\x12\x14\n\nbool_value\x18\x04 \x01(\x08H\x00\x12\x15\n\x0b\x62ytes_value\x18\x05 \x01(\x0cH\x00\x12\x15\n\x0b\x66loat_value\x18\x06 \x01(\x02H\x00\x12\x15\n\x0bint32_value\x18\x07 \x01(\x05H\x00\x12\x1e\n\x14unix_timestamp_value\x18\x08 \x01(\x03H\x00\x12:\n\x10int64_list_value\x18\t \x01(\x0b\x32\x1e.skewless.serving.v1.Int64ListH\x00\x12<\n\x11\x64ouble_list_value\x18\n \x01(\x0b\x32\x1f.skewless.serving.v1.DoubleListH\x00\x12<\n\x11string_list_value\x18\x0b \x01(\x0b\x32\x1f.skewless.serving.v1.StringListH\x00\x12\x38\n\x0f\x62ool_list_value\x18\x0c \x01(\x0b\x32\x1d.skewless.serving.v1.BoolListH\x00\x12:\n\x10\x62ytes_list_value\x18\r \x01(\x0b\x32\x1e.skewless.serving.v1.BytesListH\x00\x12:\n\x10\x66loat_list_value\x18\x0e \x01(\x0b\x32\x1e.skewless.serving.v1.FloatListH\x00\x12:\n\x10int32_list_value\x18\x0f \x01(\x0b\x32\x1e.skewless.serving.v1.Int32ListH\x00\x12\x43\n\x19unix_timestamp_list_value\x18\x10 \x01(\x0b\x32\x1e.skewless.serving.v1.Int64ListH\x00\x42\x06\n\x04kind\"1\n\tInt64List\x12\x0e\n\x06values\x18\x01 \x03(\x03\x12\x14\n\x0cnull_indices\x18\x02 \x03(\r\"1\n\tInt32List\x12\x0e\n\x06values\x18\x01 \x03(\x05\x12\x14\n\x0cnull_indices\x18\x02 \x03(\r\"2\n\nDoubleList\x12\x0e\n\x06values\x18\x01 \x03(\x01\x12\x14\n\x0cnull_indices\x18\x02 \x03(\r\"1\n\tFloatList\x12\x0e\n\x06values\x18\x01 \x03(\x02\x12\x14\n\x0cnull_indices\x18\x02 \x03(\r\"2\n\nStringList\x12\x0e\n\x06values\x18\x01 \x03(\t\x12\x14\n\x0cnull_indices\x18\x02 \x03(\r\"0\n\x08\x42oolList\x12\x0e\n\x06values\x18\x01 \x03(\x08\x12\x14\n\x0cnull_indices\x18\x02 \x03(\r\"1\n\tBytesList\x12\x0e\n\x06values\x18\x01 \x03(\x0c\x12\x14\n\x0cnull_indices\x18\x02 \x03(\r*\x8d\x01\n\rFeatureStatus\x12\x1e\n\x1a\x46\x45\x41TURE_STATUS_UNSPECIFIED\x10\x00\x12\x1a\n\x16\x46\x45\x41TURE_STATUS_PRESENT\x10\x01\x12\x1c\n\x18\x46\x45\x41TURE_STATUS_NOT_FOUND\x10\x02\x12\"\n\x1e\x46\x45\x41TURE_STATUS_OUTSIDE_MAX_AGE\x10\x03\x32\x83\x01\n\rOnlineServing\x12r\n\x11GetOnlineFeatures\x12-.skewless.serving.v1.GetOnlineFeaturesRequest\x1a..skewless.serving.v1.GetOnlineFeaturesResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n1skewless/_proto/skewless/serving/v1/serving.proto\x12\x13skewless.serving.v1\"\xc8\x03\n\x18GetOnlineFeaturesRequest\x12X\n\x0e\x65ntity_columns\x18\x01 \x03(\x0b\x32@.skewless.serving.v1.GetOnlineFeaturesRequest.EntityColumnsEntry\x12\x10\n\x08\x66\x65\x61tures\x18\x02 \x03(\t\x12\x17\n\x0f\x66\x65\x61ture_service\x18\x03 \x01(\t\x12\x1a\n\x12\x66ull_feature_names\x18\x04 \x01(\x08\x12Z\n\x0frequest_columns\x18\x05 \x03(\x0b\x32\x41.skewless.serving.v1.GetOnlineFeaturesRequest.RequestColumnsEntry\x1aV\n\x12\x45ntityColumnsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12/\n\x05value\x18\x02 \x01(\x0b\x32 .skewless.serving.v1.ValueColumn:\x02\x38\x01\x1aW\n\x13RequestColumnsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12/\n\x05value\x18\x02 \x01(\x0b\x32 .skewless.serving.v1.ValueColumn:\x02\x38\x01\"~\n\x19GetOnlineFeaturesResponse\x12\x11\n\tjoin_keys\x18\x01 \x03(\t\x12\x34\n\x08\x66\x65\x61tures\x18\x02 \x03(\x0b\x32\".skewless.serving.v1.FeatureColumn\x12\x18\n\x10registry_version\x18\x03 \x01(\x03\"\xc4\x01\n\rFeatureColumn\x12\x0c\n\x04name\x18\x01 \x01(\t\x12*\n\x06values\x18\x02 \x03(\x0b\x32\x1a.skewless.serving.v1.Value\x12\x34\n\x08statuses\x18\x03 \x03(\x0e\x32\".skewless.serving.v1.FeatureStatus\x12\x18\n\x10\x65vent_timestamps\x18\x04 \x03(\x03\x12\r\n\x05\x64type\x18\x05 \x01(\t\x12\x1a\n\x12no_event_time_rows\x18\x06 \x03(\r\"R\n\x0bValueColumn\x12*\n\x06values\x18\x01 \x03(\x0b\x32\x1a.skewless.serving.v1.Value\x12\x17\n\x0fmissing_indices\x18\x02 \x03(\r\"\xbc\x05\n\x05Value\x12\x15\n\x0bint64_value\x18\x01 \x01(\x03H\x00\x12\x16\n\x0c\x64ouble_value\x18\x02 \x01(\x01H\x00\x12\x16\n\x0cstring_value\x18\x03 \x01(\tH\x00\x12\x14\n\nbool_value\x18\x04 \x01(\x08H\x00\x12\x15\n\x0b\x62ytes_value\x18\x05 \x01(\x0cH\x00\x12\x15\n\x0b\x66loat_value\x18\x06 \x01(\x02H\x00\x12\x15\n\x0bint32_value\x18\x07 \x01(\x05H\x00\x12\x1e\n\x14unix_timestamp_value\x18\x08 \x01(\x03H\x00\x12:\n\x10int64_list_value\x18\t \x01(\x0b\x32\x1e.skewless.serving.v1.Int64ListH\x00\x12<\n\x11\x64ouble_list_value\x18\n \x01(\x0b\x32\x1f.skewless.serving.v1.DoubleListH\x00\x12<\n\x11string_list_value\x18\x0b \x01(\x0b\x32\x1f.skewless.serving.v1.StringListH\x00\x12\x38\n\x0f\x62ool_list_value\x18\x0c \x01(\x0b\x32\x1d.skewless.serving.v1.BoolListH\x00\x12:\n\x10\x62ytes_list_value\x18\r \x01(\x0b\x32\x1e.skewless.serving.v1.BytesListH\x00\x12:\n\x10\x66loat_list_value\x18\x0e \x01(\x0b\x32\x1e.skewless.serving.v1.FloatListH\x00\x12:\n\x10int32_list_value\x18\x0f \x01(\x0b\x32\x1e.skewless.serving.v1.Int32ListH\x00\x12\x43\n\x19unix_timestamp_list_value\x18\x10 \x01(\x0b\x32\x1e.skewless.serving.v1.Int64ListH\x00\x42\x06\n\x04kind\"1\n\tInt64List\x12\x0e\n\x06values\x18\x01 \x03(\x03\x12\x14\n\x0cnull_indices\x18\x02 \x03(\r\"1\n\tInt32List\x12\x0e\n\x06values\x18\x01 \x03(\x05\x12\x14\n\x0cnull_indices\x18\x02 \x03(\r\"2\n\nDoubleList\x12\x0e\n\x06values\x18\x01 \x03(\x01\x12\x14\n\x0cnull_indices\x18\x02 \x03(\r\"1\n\tFloatList\x12\x0e\n\x06values\x18\x01 \x03(\x02\x12\x14\n\x0cnull_indices\x18\x02 \x03(\r\"2\n\nStringList\x12\x0e\n\x06values\x18\x01 \x03(\t\x12\x14\n\x0cnull_indices\x18\x02 \x03(\r\"0\n\x08\x42oolList\x12\x0e\n\x06values\x18\x01 \x03(\x08\x12\x14\n\x0cnull_indices\x18\x02 \x03(\r\"1\n\tBytesList\x12\x0e\n\x06values\x18\x01 \x03(\x0c\x12\x14\n\x0cnull_indices\x18\x02 \x03(\r*\x8d\x01\n\rFeatureStatus\x12\x1e\n\x1a\x46\x45\x41TURE_STATUS_UNSPECIFIED\x10\x00\x12\x1a\n\x16\x46\x45\x41TURE_STATUS_PRESENT\x10\x01\x12\x1c\n\x18\x46\x45\x41TURE_STATUS_NOT_FOUND\x10\x02\x12\"\n\x1e\x46\x45\x41TURE_STATUS_OUTSIDE_MAX_AGE\x10\x03\x32\x83\x01\n\rOnlineServing\x12r\n\x11GetOnlineFeatures\x12-.skewless.serving.v1.GetOnlineFeaturesRequest\x1a..skewless.serving.v1.GetOnlineFeaturesResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,8 +35,8 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_GETONLINEFEATURESREQUEST_ENTITYCOLUMNSENTRY']._serialized_options = b'8\001'
   _globals['_GETONLINEFEATURESREQUEST_REQUESTCOLUMNSENTRY']._loaded_options = None
   _globals['_GETONLINEFEATURESREQUEST_REQUESTCOLUMNSENTRY']._serialized_options = b'8\001'
-  _globals['_FEATURESTATUS']._serialized_start=1978
-  _globals['_FEATURESTATUS']._serialized_end=2119
+  _globals['_FEATURESTATUS']._serialized_start=2006
+  _globals['_FEATURESTATUS']._serialized_end=2147
   _globals['_GETONLINEFEATURESREQUEST']._serialized_start=75
   _globals['_GETONLINEFEATURESREQUEST']._serialized_end=531
   _globals['_GETONLINEFEATURESREQUEST_ENTITYCOLUMNSENTRY']._serialized_start=356
@@ -46,25 +46,25 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_GETONLINEFEATURESRESPONSE']._serialized_start=533
   _globals['_GETONLINEFEATURESRESPONSE']._serialized_end=659
   _globals['_FEATURECOLUMN']._serialized_start=662
-  _globals['_FEATURECOLUMN']._serialized_end=830
-  _globals['_VALUECOLUMN']._serialized_start=832
-  _globals['_VALUECOLUMN']._serialized_end=914
-  _globals['_VALUE']._serialized_start=917
-  _globals['_VALUE']._serialized_end=1617
-  _globals['_INT64LIST']._serialized_start=1619
-  _globals['_INT64LIST']._serialized_end=1668
-  _globals['_INT32LIST']._serialized_start=1670
-  _globals['_INT32LIST']._serialized_end=1719
-  _globals['_DOUBLELIST']._serialized_start=1721
-  _globals['_DOUBLELIST']._serialized_end=1771
-  _globals['_FLOATLIST']._serialized_start=1773
-  _globals['_FLOATLIST']._serialized_end=1822
-  _globals['_STRINGLIST']._serialized_start=1824
-  _globals['_STRINGLIST']._serialized_end=1874
-  _globals['_BOOLLIST']._serialized_start=1876
-  _globals['_BOOLLIST']._serialized_end=1924
-  _globals['_BYTESLIST']._serialized_start=1926
-  _globals['_BYTESLIST']._serialized_end=1975
-  _globals['_ONLINESERVING']._serialized_start=2122
-  _globals['_ONLINESERVING']._serialized_end=2253
+  _globals['_FEATURECOLUMN']._serialized_end=858
+  _globals['_VALUECOLUMN']._serialized_start=860
+  _globals['_VALUECOLUMN']._serialized_end=942
+  _globals['_VALUE']._serialized_start=945
+  _globals['_VALUE']._serialized_end=1645
+  _globals['_INT64LIST']._serialized_start=1647
+  _globals['_INT64LIST']._serialized_end=1696
+  _globals['_INT32LIST']._serialized_start=1698
+  _globals['_INT32LIST']._serialized_end=1747
+  _globals['_DOUBLELIST']._serialized_start=1749
+  _globals['_DOUBLELIST']._serialized_end=1799
+  _globals['_FLOATLIST']._serialized_start=1801
+  _globals['_FLOATLIST']._serialized_end=1850
+  _globals['_STRINGLIST']._serialized_start=1852
+  _globals['_STRINGLIST']._serialized_end=1902
+  _globals['_BOOLLIST']._serialized_start=1904
+  _globals['_BOOLLIST']._serialized_end=1952
+  _globals['_BYTESLIST']._serialized_start=1954
+  _globals['_BYTESLIST']._serialized_end=2003
+  _globals['_ONLINESERVING']._serialized_start=2150
+  _globals['_ONLINESERVING']._serialized_end=2281
 # @@protoc_insertion_point(module_scope)

@@ -203,6 +203,7 @@ class FeatureColumn(_message.Message):
     STATUSES_FIELD_NUMBER: _builtins.int
     EVENT_TIMESTAMPS_FIELD_NUMBER: _builtins.int
     DTYPE_FIELD_NUMBER: _builtins.int
+    NO_EVENT_TIME_ROWS_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """The output name: "feature", or "view__feature" with full_feature_names."""
     dtype: _builtins.str
@@ -220,9 +221,18 @@ class FeatureColumn(_message.Message):
     def statuses(self) -> _containers.RepeatedScalarFieldContainer[Global___FeatureStatus.ValueType]: ...
     @_builtins.property
     def event_timestamps(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]:
-        """Event time of the stored row, in microseconds since the Unix epoch (UTC). Meaningful
-        unless the status is FEATURE_STATUS_NOT_FOUND, where it is 0. For
-        FEATURE_STATUS_OUTSIDE_MAX_AGE it is the (too old) event time of the stored row.
+        """Event time of the stored row, in microseconds since the Unix epoch (UTC): for a
+        windowed aggregation, the newest event in the window. 0 for a row without one (listed
+        in no_event_time_rows). For FEATURE_STATUS_OUTSIDE_MAX_AGE it is the (too old) event
+        time of the stored row.
+        """
+
+    @_builtins.property
+    def no_event_time_rows(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]:
+        """The rows (0-based, ascending) that have no event time: FEATURE_STATUS_NOT_FOUND rows,
+        every row of an on-demand feature, and the rows of a windowed aggregation whose window
+        holds no event. Their event_timestamps entry is 0, which for any other row is an
+        event at exactly the epoch.
         """
 
     def __init__(
@@ -233,10 +243,11 @@ class FeatureColumn(_message.Message):
         statuses: _abc.Iterable[Global___FeatureStatus.ValueType] | None = ...,
         event_timestamps: _abc.Iterable[_builtins.int] | None = ...,
         dtype: _builtins.str = ...,
+        no_event_time_rows: _abc.Iterable[_builtins.int] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["dtype", b"dtype", "event_timestamps", b"event_timestamps", "name", b"name", "statuses", b"statuses", "values", b"values"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["dtype", b"dtype", "event_timestamps", b"event_timestamps", "name", b"name", "no_event_time_rows", b"no_event_time_rows", "statuses", b"statuses", "values", b"values"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
