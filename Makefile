@@ -19,10 +19,13 @@ lock: ## Refresh uv.lock from pyproject.toml
 demo: setup ## Set up, then run the example feature_repo end to end
 	$(VENV)/python feature_repo/demo/run_demo.py
 
-lint: setup ## ruff (lint + format check) and the generated gRPC stubs' drift check
+# docker-compose.yml is checked by `docker-compose config`, which needs no Docker engine.
+lint: setup ## ruff (lint + format check), the gRPC stubs' drift check, docker-compose.yml's check
 	$(VENV)/ruff check src tests feature_repo benchmarks
 	$(VENV)/ruff format --check src tests feature_repo benchmarks
 	@scripts/gen_proto.sh --check
+	@command -v docker-compose >/dev/null || { echo "docker-compose is missing: make setup installs it as root, or apt-get install docker-compose"; exit 1; }
+	docker-compose -f docker-compose.yml config -q
 
 proto: setup ## Regenerate the gRPC stubs from proto/
 	@scripts/gen_proto.sh

@@ -5,6 +5,7 @@
 #   - the virtualenv .venv with skewless and its dev tools, exactly as uv.lock lists them
 #   - the Delta Lake jars, fetched from Maven Central into ~/.cache/skewless/jars
 #   - redis-server (Debian package), which the online-store tests start on a free port
+#   - docker-compose (Debian package), with which make lint validates docker-compose.yml
 #   - a JVM class archive of Spark's classes in ~/.cache/skewless/cds (skewless/batch/class_archive.py)
 # Re-running it is cheap: each step is skipped when already done.
 #
@@ -69,6 +70,17 @@ if ! command -v redis-server >/dev/null 2>&1; then
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null
   else
     log "redis-server is missing: install it (e.g. apt-get install redis-server) for the online-store tests"
+  fi
+fi
+
+# Only `docker-compose config` runs (make lint): no engine is needed, so not its recommended docker.io.
+if ! command -v docker-compose >/dev/null 2>&1; then
+  if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = "0" ]; then
+    log "installing docker-compose (Debian package)"
+    apt-get update -qq >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends docker-compose >/dev/null
+  else
+    log "docker-compose is missing: install it (e.g. apt-get install docker-compose) for make lint"
   fi
 fi
 

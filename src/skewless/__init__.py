@@ -16,6 +16,7 @@ from skewless.definitions import (
     FileSource,
     OnDemandFeatureView,
     RequestSource,
+    Schedule,
 )
 from skewless.errors import SkewlessError
 from skewless.feature_store import FeatureStore
@@ -64,6 +65,7 @@ __all__ = [
     "Int64",
     "OnDemandFeatureView",
     "RequestSource",
+    "Schedule",
     "SkewlessError",
     "String",
     "UnixTimestamp",

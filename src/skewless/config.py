@@ -10,6 +10,10 @@ and the variables below override the file outright:
     SKEWLESS_SPARK_MASTER         spark.master
     SKEWLESS_ONLINE_STORE_URL     online_store.url
 
+`materialization:` is the default schedule of the views that declare none (the fields of
+skewless.Schedule; durations as `PT10M`, `10m` or seconds), `scheduler:` tunes the runner
+of `skewless schedule run`.
+
 A file is checked whole before anything is reported: one ConfigError lists every problem
 (unset variables, unknown keys, bad values, Feast-only keys with what skewless uses
 instead, from feast_config.py), each naming its field as written in the file.
@@ -18,19 +22,29 @@ instead, from feast_config.py), each naming its field as written in the file.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args
 
 import yaml
-from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    TypeAdapter,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 from pydantic import Field as PydanticField
 from pydantic_core import ErrorDetails
 
-from skewless.errors import ConfigError, clip, closest
+from skewless.definitions.schedule import Schedule, check_cron, check_span, check_timezone
+from skewless.errors import ConfigError, SkewlessError, clip, closest
 from skewless.feast_config import feast_findings
 
 CONFIG_FILE = "feature_store.yaml"
@@ -144,6 +158,102 @@ class ServingConfig(_Strict):
     tls: TlsConfig | None = None  # None: plaintext
 
 
+_DURATION_HELP = (
+    "a duration: ISO 8601 ('PT10M', 'P2D'), a number with a unit ('90s', '10m', '1h', '2d', "
+    "or combined: '1h30m') or a number of seconds"
+)
+_SECONDS = re.compile(r"\d+(?:\.\d+)?")
+_SHORT_DURATION = re.compile(r"(?:\d+(?:\.\d+)?[dhms])+")
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)([dhms])")
+_UNIT_SECONDS = {"d": 86_400, "h": 3_600, "m": 60, "s": 1}
+_DURATION = TypeAdapter(timedelta)
+
+
+def parse_duration(value: Any, where: str) -> timedelta:
+    """A duration as feature_store.yaml and the command line write it (see
+    _DURATION_HELP); a SkewlessError naming `where` (an option, a field) and the value
+    otherwise."""
+    try:
+        return _duration(value)
+    except ValueError as exc:
+        raise SkewlessError(f"{where}: {exc}") from None
+
+
+def _duration(value: Any) -> timedelta:
+    """parse_duration's reading, with a ValueError naming the value (for validators)."""
+    if isinstance(value, timedelta):
+        return value
+    seconds: float | None = None
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        seconds = value
+    elif isinstance(value, str):
+        text = value.strip()
+        if _SECONDS.fullmatch(text):
+            seconds = float(text)
+        elif _SHORT_DURATION.fullmatch(text):
+            seconds = sum(float(n) * _UNIT_SECONDS[u] for n, u in _DURATION_PART.findall(text))
+        elif text.upper().startswith(("P", "-P")):
+            try:
+                return _DURATION.validate_python(text)
+            except ValidationError:
+                pass
+    if seconds is not None and math.isfinite(seconds):
+        try:
+            return timedelta(seconds=seconds)
+        except OverflowError:
+            pass
+    raise ValueError(f"expected {_DURATION_HELP}, got {clip(repr(value))}")
+
+
+class ScheduleConfig(_Strict):
+    """The project's default Schedule (`materialization:` in feature_store.yaml), for the
+    views that declare none. Same fields as Schedule; durations as parse_duration reads
+    them."""
+
+    cron: str
+    delay: timedelta = timedelta(0)
+    catch_up: timedelta = timedelta(days=1)
+    timezone: str = "UTC"
+
+    @field_validator("cron")
+    @classmethod
+    def _cron(cls, v: str) -> str:
+        return check_cron(v)
+
+    @field_validator("delay", "catch_up", mode="before")
+    @classmethod
+    def _duration(cls, v: Any) -> timedelta:
+        return _duration(v)
+
+    @field_validator("delay", "catch_up")
+    @classmethod
+    def _span(cls, v: timedelta, info: ValidationInfo) -> timedelta:
+        return check_span(v, str(info.field_name))
+
+    @field_validator("timezone")
+    @classmethod
+    def _timezone(cls, v: str) -> str:
+        return check_timezone(v)
+
+    def to_schedule(self) -> Schedule:
+        return Schedule(
+            cron=self.cron, delay=self.delay, catch_up=self.catch_up, timezone=self.timezone
+        )
+
+
+class SchedulerConfig(_Strict):
+    """The runner of `skewless schedule run` and `schedule once`."""
+
+    # how long a view's lease outlives its runner's last renewal (a runner killed with -9)
+    lease_seconds: float = PydanticField(default=60, gt=0, allow_inf_nan=False)
+    max_attempts: int = PydanticField(default=3, ge=1)  # of a tick, the first included
+    # a failed attempt waits backoff_seconds * 2 ** (attempt - 1), at most max_backoff_seconds
+    backoff_seconds: float = PydanticField(default=30, ge=0, allow_inf_nan=False)
+    max_backoff_seconds: float = PydanticField(default=600, ge=0, allow_inf_nan=False)
+    # the longest the runner sleeps before it reads the registry again (new definitions)
+    poll_seconds: float = PydanticField(default=60, gt=0, allow_inf_nan=False)
+
+
 class RepoConfig(_Strict):
     project: str
     registry: RegistryConfig = SqliteRegistryConfig()
@@ -152,6 +262,8 @@ class RepoConfig(_Strict):
     spark: SparkConfig = SparkConfig()
     serving: ServingConfig = ServingConfig()
     entity_timestamp_column: str = "event_timestamp"
+    materialization: ScheduleConfig | None = None  # the views without a schedule of their own
+    scheduler: SchedulerConfig = SchedulerConfig()
 
     @field_validator("project")
     @classmethod
@@ -240,7 +352,10 @@ def parse_config(raw: Any, file: str, environ: Mapping[str, str] | None = None) 
         raise ConfigError(file, "expected a mapping at the top level")
     problems: list[_Problem] = []
     expanded = _expand(raw, (), environ, problems)
+    schedule = _schedule_section(expanded)
     findings, data = feast_findings(expanded)
+    if schedule is not None:
+        data["materialization"] = schedule[0]
     for finding in findings:
         warning = f"{file}: {finding.path}: ignored, {finding.message}"
         if not finding.refused and warning not in _warned:
@@ -265,6 +380,24 @@ def parse_config(raw: Any, file: str, environ: Mapping[str, str] | None = None) 
         problems.sort(key=lambda p: order.get(str(p.loc[0]), -1) if p.loc else -1)
         raise ConfigError(file, [str(p) for p in problems])
     return config
+
+
+# Feast's `materialization:` (its batch settings) and skewless's (the default schedule)
+# share a name: a mapping holding one of Feast's keys is Feast's, refused by
+# feast_findings; any other value is skewless's.
+_FEAST_MATERIALIZATION_KEYS = frozenset({"pull_latest_features", "online_write_batch_size"})
+
+
+def _schedule_section(data: dict[str, Any]) -> tuple[Any] | None:
+    """Takes skewless's `materialization` value out of `data` (before Feast's keys are
+    looked for) and returns it, in a 1-tuple (it may be null); None, leaving `data` as it
+    is, when there is none or it is Feast's."""
+    if "materialization" not in data:
+        return None
+    value = data["materialization"]
+    if isinstance(value, dict) and _FEAST_MATERIALIZATION_KEYS & set(map(str, value)):
+        return None
+    return (data.pop("materialization"),)
 
 
 def _complete(data: dict[str, Any], environ: Mapping[str, str]) -> dict[_Loc, str]:

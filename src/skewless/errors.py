@@ -304,6 +304,33 @@ class RegistryLockedError(RegistryError):
         )
 
 
+class LeaseLostError(SkewlessError):
+    """A runner wrote under a lease that is no longer its own: another runner took the
+    name (`current_holder`, `current_token`; None when no lease of that name is stored).
+    Nothing was written. Not retryable: the work belongs to the current holder now."""
+
+    def __init__(
+        self,
+        name: str,
+        holder: str,
+        token: int,
+        current_holder: str | None,
+        current_token: int | None,
+    ) -> None:
+        self.name = name
+        self.holder = holder
+        self.token = token
+        self.current_holder = current_holder
+        self.current_token = current_token
+        if current_holder is None:
+            now_held = f"no runner holds the lease on {name} any more"
+        else:
+            now_held = f"runner {current_holder} took the lease on {name} (token {current_token})"
+        super().__init__(
+            f"{now_held}; this runner's ({holder}, token {token}) work is not recorded"
+        )
+
+
 # --- training sets and manifests -----------------------------------------------------
 
 

@@ -113,7 +113,8 @@ TOP_LEVEL: dict[str, FeastKey] = {
     "materialization": FeastKey(
         "skewless's materialization writes the latest row per entity and has no batch-size "
         "setting (the driver writes up to `online_store.driver_write_max_keys` entities, "
-        "the Spark executors beyond): remove it"
+        "the Spark executors beyond): remove it. In skewless, `materialization:` is the "
+        "project's default schedule (`materialization: {cron: '0 * * * *'}`)"
     ),
     "openlineage": FeastKey("skewless emits no OpenLineage events: remove it"),
     "mlflow": FeastKey(

@@ -418,7 +418,8 @@ class FeatureStore:
             cfg.connection_url(self.online_url()), password=cfg.password
         )
 
-    def _materializer(self) -> Materializer:
+    def materializer(self) -> Materializer:
+        """The materialization runner of this repo (Spark, the offline root, Redis)."""
         from skewless.materialize import Materializer, OnlineTarget  # noqa: PLC0415 - pyspark
 
         cfg = self.config.online_store
@@ -455,7 +456,7 @@ class FeatureStore:
             raise TypeError("materialize() needs the end of the interval: end (or end_date)")
         views = _either("views", views, "feature_views", feature_views)
         chosen = applied_views(self.registry, self.project, views)
-        return self._materializer().run(chosen, start, end, incremental=False)
+        return self.materializer().run(chosen, start, end, incremental=False)
 
     def materialize_incremental(
         self,
@@ -474,7 +475,7 @@ class FeatureStore:
         end = _either("end", end, "end_date", end_date)
         views = _either("views", views, "feature_views", feature_views)
         chosen = applied_views(self.registry, self.project, views)
-        return self._materializer().run(chosen, None, end, incremental=True)
+        return self.materializer().run(chosen, None, end, incremental=True)
 
     def get_online_features(
         self,

@@ -1,10 +1,11 @@
 """Fingerprints: a data hash and a metadata hash for every definition.
 
 The data hash covers everything that changes the values a definition produces (source,
-schema, ttl, keys; later: transformations). The metadata hash covers what does not
-(description, tags, owner). Parents are folded in: a view's data hash includes its
-entities' and its source's data hashes, a service's includes its views'. So editing a
-description never asks for re-materialization, while a changed ttl or source does.
+schema, ttl, keys, expressions, aggregations). The metadata hash covers what does not
+(description, tags, owner, a view's schedule and expected freshness). Parents are folded
+in: a view's data hash includes its entities' and its source's data hashes, a service's
+includes its views'. So editing a description or a schedule never asks for
+re-materialization, while a changed ttl or source does.
 
 The canonical form is JSON with sorted keys and no whitespace; changing it changes every
 hash, which tests/unit/test_fingerprint.py pins with golden values.
@@ -28,6 +29,7 @@ from skewless.definitions import (
     FileSource,
     OnDemandFeatureView,
     RequestSource,
+    Schedule,
 )
 from skewless.expr.nodes import to_data
 from skewless.timeutil import micros
@@ -106,13 +108,28 @@ def feature_view_fingerprint(view: FeatureView) -> Fingerprint:
             [a.name, a.column, a.function, micros(a.time_window)] for a in view.aggregations
         ]
     described: list[Field | Aggregation] = [*view.schema_, *view.aggregations]
-    meta = {
+    meta: dict[str, Any] = {
         **_meta(view),
         "fields": {f.name: f.description for f in described if f.description},
         "entities": [e.metadata_hash for e in entities],
         "source": source.metadata_hash,
     }
+    # when to materialize is no part of what is materialized; absent when unset, so a
+    # view without keeps its hash
+    if view.materialization is not None:
+        meta["materialization"] = _schedule(view.materialization)
+    if view.expected_freshness is not None:
+        meta["expected_freshness_us"] = micros(view.expected_freshness)
     return Fingerprint(digest(data), digest(meta))
+
+
+def _schedule(schedule: Schedule) -> dict[str, Any]:
+    return {
+        "cron": schedule.cron,
+        "delay_us": micros(schedule.delay),
+        "catch_up_us": micros(schedule.catch_up),
+        "timezone": schedule.timezone,
+    }
 
 
 def on_demand_fingerprint(odfv: OnDemandFeatureView, views: Mapping[str, AnyView]) -> Fingerprint:

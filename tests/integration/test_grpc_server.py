@@ -13,7 +13,7 @@ import threading
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -34,7 +34,9 @@ from skewless.client import OnlineClient
 from skewless.errors import BindError, EntityRowsError
 from skewless.grpc import running_server
 from skewless.grpc.server import RunningServer
+from skewless.registry import SqliteRegistry
 from skewless.serving.response import FeatureStatus, OnlineResponse
+from skewless.timeutil import utc_micros
 from tests.integration.redis_server import free_port
 
 NOW = datetime.now(UTC).replace(microsecond=0)
@@ -491,6 +493,59 @@ def test_grpc_metrics_count_and_time_every_call_by_status(
     inf = ("skewless_online_request_seconds_bucket", tuple(sorted((*METHOD, ("le", "+Inf")))))
     assert after[inf] == after[count]
     assert after[("skewless_online_serving", ())] == 1.0
+
+
+def view_gauges(metrics: dict[tuple[str, tuple[tuple[str, str], ...]], float]) -> dict[str, float]:
+    """The view gauges as {"<name> <view>": value}."""
+    return {
+        f"{name.removeprefix('skewless_view_')} {dict(labels)['view']}": value
+        for (name, labels), value in metrics.items()
+        if name.startswith("skewless_view_")
+    }
+
+
+def test_grpc_metrics_export_each_view_freshness_read_from_the_registry_at_each_scrape(
+    store: FeatureStore, redis_url: str, tmp_path: Path
+) -> None:
+    # A copy of the store's registry, holding the fixture's materialization of both views
+    # up to NOW: this test records a run of its own without touching the others' registry.
+    registry_path = tmp_path / "registry.db"
+    shutil.copyfile(store.repo_path / "data/registry.db", registry_path)
+    repo = tmp_path / "repo"
+    write_repo(repo, redis_url, registry=registry_path)
+    registry = SqliteRegistry(registry_path, "srv")
+    finished = {r.view: r.finished_at.timestamp() for r in registry.materializations()}
+    now = NOW + timedelta(seconds=90)
+    with running_server(
+        repo, poll_interval_s=POLL_S, metrics_port=0, clock=lambda: utc_micros(now)
+    ) as running:
+        wait_until(lambda: health(running.target) == "SERVING", "SERVING")
+        metrics = scrape(running)
+        assert view_gauges(metrics) == {
+            "materialized_until_seconds stats": NOW.timestamp(),
+            "materialized_until_seconds zones": NOW.timestamp(),
+            "freshness_lag_seconds stats": 90.0,
+            "freshness_lag_seconds zones": 90.0,
+            "last_success_seconds stats": finished["stats"],
+            "last_success_seconds zones": finished["zones"],
+        }  # a view applied but never materialized (extra, once applied) has no sample
+        assert metrics[("skewless_online_serving", ())] == 1.0
+
+        # a later run of stats, recorded while the server runs: the next scrape has it
+        (stats_run,) = registry.materializations("stats")
+        registry.record_materialization(
+            replace(
+                stats_run,
+                kind="incremental",
+                end_us=utc_micros(NOW + timedelta(seconds=60)),
+                finished_at=NOW + timedelta(seconds=80),
+            )
+        )
+        gauges = view_gauges(scrape(running))
+    assert gauges["materialized_until_seconds stats"] == NOW.timestamp() + 60
+    assert gauges["freshness_lag_seconds stats"] == 30.0
+    assert gauges["last_success_seconds stats"] == NOW.timestamp() + 80
+    assert gauges["freshness_lag_seconds zones"] == 90.0
 
 
 @pytest.mark.parametrize("taken", ["port", "metrics_port"])

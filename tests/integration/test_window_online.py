@@ -55,8 +55,6 @@ HORIZON = 7 * DAY
 E1 = utc_micros(datetime(2024, 5, 1, tzinfo=UTC))
 E2 = E1 + DAY
 E3 = E2 + 2 * HOUR
-# serving.proto has no null event time: 0 stands for none, and the client reads it as
-# none only for a feature NOT_FOUND, while aggregations are always PRESENT
 INPUTS = {"trip_id": "string", "passengers": "int64", "fare": "float64", "city": "string"}
 AGGREGATIONS = [
     ("trip_id", "count", "1h"),

@@ -379,7 +379,7 @@ def test_registry_of_schema_version_1_is_migrated_with_all_its_data(tmp_path: Pa
     path = tmp_path / "registry.db"
     _v1_file(path, ("p", "q"))
     reg = SqliteRegistry(path, "p")
-    assert _schema_versions(path) == [("p", "2"), ("q", "2")]  # the whole file, once
+    assert _schema_versions(path) == [("p", "3"), ("q", "3")]  # the whole file, once
     assert reg.registry_version() == 1
     (record,) = reg.current()
     assert (record.name, record.version, record.spec) == ("a", 1, SPEC)
@@ -389,11 +389,12 @@ def test_registry_of_schema_version_1_is_migrated_with_all_its_data(tmp_path: Pa
     (run,) = reg.materializations()
     assert run == _run()
     assert (run.rows_inserted_offline, run.rows_updated_offline) == (None, None)
-    # and the file now holds what version 2 adds
+    # and the file now holds what versions 2 and 3 add
     reg.record_training_set(_set("march"))
     assert reg.training_sets() == [_set("march")]
     assert reg.commit(1, [_write("a", "d2")], "2") == 2
     assert _state(reg, 1) == [("entity", "a", 1, "d1")]
+    assert reg.runs() == [] and reg.lease("view:v") is None
     q = SqliteRegistry(path, "q")
     assert q.registry_version() == 1 and q.training_sets() == []
 
@@ -439,22 +440,22 @@ def test_registry_migration_waits_for_the_write_lock(tmp_path: Path) -> None:
         holder.communicate("", timeout=30)
     assert _schema_versions(path) == [("p", "1")]  # untouched
     SqliteRegistry(path, "p")
-    assert _schema_versions(path) == [("p", "2")]
+    assert _schema_versions(path) == [("p", "3")]
 
 
 def test_registry_of_a_newer_schema_is_refused_without_migrating(tmp_path: Path) -> None:
     path = tmp_path / "registry.db"
     SqliteRegistry(path, "p").commit(0, [_write("a")], "1")
     with closing(sqlite3.connect(path)) as conn:
-        conn.execute("UPDATE registry_meta SET value='3' WHERE key='schema_version'")
+        conn.execute("UPDATE registry_meta SET value='4' WHERE key='schema_version'")
         conn.commit()
     with pytest.raises(RegistryError) as info:
         SqliteRegistry(path, "p")
     assert str(info.value) == (
-        f"registry {path} was written by a newer skewless (registry schema version 3; "
-        "this skewless reads version 2): upgrade skewless to use it"
+        f"registry {path} was written by a newer skewless (registry schema version 4; "
+        "this skewless reads version 3): upgrade skewless to use it"
     )
-    assert _schema_versions(path) == [("p", "3")]
+    assert _schema_versions(path) == [("p", "4")]
 
 
 def test_registry_new_file_is_created_at_the_current_schema(tmp_path: Path) -> None:

@@ -12,6 +12,7 @@ from skewless.definitions.on_demand import (
     ViewInput,
 )
 from skewless.definitions.request_source import RequestSource
+from skewless.definitions.schedule import Schedule
 from skewless.definitions.sources import DeltaSource, FileSource, Source
 
 AnyDefinition = Entity | FeatureView | OnDemandFeatureView | FeatureService
@@ -30,6 +31,7 @@ __all__ = [
     "OnDemandFeatureView",
     "OnDemandProjection",
     "RequestSource",
+    "Schedule",
     "ServiceFeatures",
     "Source",
     "ViewInput",

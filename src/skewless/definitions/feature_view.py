@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Annotated, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import Field as Attribute
 from pydantic import field_validator, model_validator
@@ -12,6 +12,7 @@ from skewless.definitions._base import Definition, WithSchema, check_name
 from skewless.definitions.aggregation import Aggregation, check_input, output_dtype
 from skewless.definitions.entity import Entity
 from skewless.definitions.field import Field
+from skewless.definitions.schedule import Schedule
 from skewless.definitions.sources import Source
 from skewless.errors import DefinitionError, ExpressionTypeError, FeatureNotFoundError
 from skewless.expr.check import check_zone
@@ -19,6 +20,10 @@ from skewless.expr.functions import TIME_PARTS, check_shape, render
 from skewless.expr.nodes import Call, columns, walk
 from skewless.timeutil import MAX_DURATION, MAX_DURATION_TEXT
 from skewless.types import ScalarType
+
+
+def _absent_when_none() -> Any:
+    return Attribute(exclude_if=lambda v: v is None)
 
 
 class FeatureView(WithSchema):
@@ -32,6 +37,12 @@ class FeatureView(WithSchema):
     features, join keys, the timestamp field or any other column; never another derived
     feature), then stored and served like the others (docs/expressions.md). Its types are
     checked against the source at plan, when the source's types are known.
+
+    `materialization` is the view's Schedule for `skewless schedule run` (without one, the
+    project's default in feature_store.yaml applies); `expected_freshness` is how old its
+    last successful materialization may get before the view is reported stale (without
+    it, about two schedule intervals). Both are metadata: changing them never asks for
+    re-materialization.
     """
 
     _kind: ClassVar[str] = "feature view"
@@ -43,6 +54,9 @@ class FeatureView(WithSchema):
     source: Source
     ttl: timedelta | None = None
     aggregations: Annotated[tuple[Aggregation, ...], Attribute(exclude_if=lambda a: not a)] = ()
+    # absent from the stored form when unset, as aggregations: a view without keeps its form
+    materialization: Annotated[Schedule | None, _absent_when_none()] = None
+    expected_freshness: Annotated[timedelta | None, _absent_when_none()] = None
     online: bool = True
     description: str = ""
     tags: dict[str, str] = {}
@@ -78,6 +92,17 @@ class FeatureView(WithSchema):
             raise ValueError(
                 f"ttl must be at most {MAX_DURATION_TEXT}, the span of the times Spark "
                 f"holds (years 1 to 9999), got {v.days} days; None means no expiry"
+            )
+        return v
+
+    @field_validator("expected_freshness")
+    @classmethod
+    def _expected_freshness(cls, v: timedelta | None) -> timedelta | None:
+        if v is not None and v <= timedelta(0):
+            raise ValueError(f"expected_freshness must be positive or None, got {v}")
+        if v is not None and v > MAX_DURATION:
+            raise ValueError(
+                f"expected_freshness must be at most {MAX_DURATION_TEXT}, got {v.days} days"
             )
         return v
 

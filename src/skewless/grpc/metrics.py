@@ -11,6 +11,20 @@
   trips included; gRPC's own transport and queueing not). Set against a client's
   latency, it tells the server's work from the network and the client.
 - `skewless_online_serving`: 1 while the health service says SERVING, else 0.
+- `skewless_view_materialized_until_seconds{view}`: the event time (Unix seconds) up to
+  which the view's values online are materialized: the greatest end of any successful
+  run of its current definition (serving/freshness.py says why that rule).
+- `skewless_view_freshness_lag_seconds{view}`: the server's now minus that time (an
+  alert on it tells a view that stopped being materialized).
+- `skewless_view_last_success_seconds{view}`: when (Unix seconds) the view's last
+  successful run of its current definition finished.
+
+The three view gauges cover the views the server serves with `online=True`, and are read
+from the registry at each scrape (one read of the recorded runs, on the scrape's thread,
+never a background one). A view never materialized under its current definition has no
+sample. When the registry cannot be read, the scrape leaves the view gauges out and
+still returns every other metric; the failure is logged once (again only when the error
+changes, or after the registry was readable in between).
 
 Each server has its own registry (no process-global state), so several servers in one
 process (tests, notebooks) keep separate counts.
@@ -18,12 +32,18 @@ process (tests, notebooks) keep separate counts.
 
 from __future__ import annotations
 
+import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Final
 
 import grpc
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+from prometheus_client.metrics_core import GaugeMetricFamily, Metric
+
+from skewless.serving.freshness import ViewFreshness
+
+log = logging.getLogger(__name__)
 
 # Sub-millisecond resolution where a lookup's time normally lies, then coarser.
 LATENCY_BUCKETS: Final = (
@@ -47,6 +67,70 @@ LATENCY_BUCKETS: Final = (
     2.5,
     5.0,
 )
+
+
+class FreshnessCollector:
+    """The view gauges, computed at each scrape by `read` (which reads the registry).
+    Scrapes may run at once on the HTTP server's threads: the record of the last failure
+    logged is guarded by a lock."""
+
+    def __init__(self, read: Callable[[], Sequence[ViewFreshness]]) -> None:
+        self._read = read
+        self._lock = threading.Lock()
+        self._failure: str | None = None  # the error last logged; None: the last read worked
+
+    def describe(self) -> list[Metric]:
+        """The families without samples: lets the registry refuse a clash of names
+        without reading anything."""
+        return list(self._families())
+
+    def collect(self) -> Iterator[Metric]:
+        try:
+            rows = self._read()
+        except Exception as exc:  # a scrape must keep every other metric, whatever broke
+            self._failed(f"{type(exc).__name__}: {exc}")
+            return
+        with self._lock:
+            if self._failure is not None:
+                log.info("view freshness: the registry is readable again")
+                self._failure = None
+        yield from self._families(rows)
+
+    def _failed(self, error: str) -> None:
+        with self._lock:
+            if error == self._failure:
+                return
+            self._failure = error
+        log.warning("view freshness left out of /metrics: cannot read the registry: %s", error)
+
+    @staticmethod
+    def _families(rows: Sequence[ViewFreshness] = ()) -> Iterator[GaugeMetricFamily]:
+        until = GaugeMetricFamily(
+            "skewless_view_materialized_until_seconds",
+            "Event time (Unix seconds) up to which the view is materialized online: the "
+            "greatest end of a successful run of its current definition.",
+            labels=["view"],
+        )
+        lag = GaugeMetricFamily(
+            "skewless_view_freshness_lag_seconds",
+            "Now minus skewless_view_materialized_until_seconds: how far the view's online "
+            "values are behind.",
+            labels=["view"],
+        )
+        success = GaugeMetricFamily(
+            "skewless_view_last_success_seconds",
+            "When (Unix seconds) the view's last successful run of its current definition "
+            "finished.",
+            labels=["view"],
+        )
+        for row in rows:
+            if row.materialized_until is None or row.last_success is None:
+                continue  # never materialized: no sample
+            until.add_metric([row.name], row.materialized_until.timestamp())
+            if row.lag_seconds is not None:
+                lag.add_metric([row.name], row.lag_seconds)
+            success.add_metric([row.name], row.last_success.timestamp())
+        yield from (until, lag, success)
 
 
 class ServerMetrics:
@@ -102,6 +186,10 @@ class ServerMetrics:
             self._requests.labels(method, str(status)).inc()
 
         return record
+
+    def watch_freshness(self, read: Callable[[], Sequence[ViewFreshness]]) -> None:
+        """Export the view gauges, computed by `read` at each scrape."""
+        self.registry.register(FreshnessCollector(read))
 
     def set_serving(self, serving: bool) -> None:
         self._serving.set(1 if serving else 0)

@@ -7,7 +7,8 @@ Redis answers PING; NOT_SERVING otherwise. A watch task re-checks both every
 `poll_interval_s` (1 s): when the registry version changed (an `apply` happened) it
 reloads the definitions, so new views and services are served without a restart.
 
-With a metrics port, Prometheus metrics (metrics.py) are served over HTTP at /metrics.
+With a metrics port, Prometheus metrics (metrics.py) are served over HTTP at /metrics,
+among them each served view's freshness, read from the registry at each scrape.
 
 Requests are limited by the repo's `serving` config (serving/limits.py). gRPC's own cap on
 a received message is set to twice `serving.max_request_bytes`, so a request between the
@@ -37,7 +38,7 @@ import logging
 import signal
 import ssl
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
@@ -48,6 +49,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from skewless.config import RepoConfig, TlsConfig, load_config, resolve_path
+from skewless.definitions import FeatureView
 from skewless.errors import BindError, ConfigError
 from skewless.grpc import convert
 from skewless.grpc.errors import with_status
@@ -55,7 +57,9 @@ from skewless.grpc.metrics import ServerMetrics
 from skewless.grpc.servicer import OnlineServingServicer
 from skewless.http import LOOKUP_METHOD, HttpServer, OnlineHttp, TlsFiles
 from skewless.net import address
-from skewless.serving.service import OnlineService
+from skewless.registry import RegistryReader, open_registry
+from skewless.serving.freshness import FreshnessReader
+from skewless.serving.service import OnlineService, wall_clock_us
 
 log = logging.getLogger(__name__)
 
@@ -180,10 +184,18 @@ class OnlineServer:
         credentials: grpc.ServerCredentials | None = None,
         http_port: int | None = None,
         http_tls: TlsFiles | None = None,
+        registry: RegistryReader | None = None,
+        clock: Callable[[], int] | None = None,
     ) -> None:
+        """With metrics, `registry` (the backend's registry) gives the views' freshness
+        gauges at `clock`'s time (microseconds since the epoch; by default the wall
+        clock's); without it there are none."""
         self.backend = backend
         self.credentials = credentials  # None: plaintext
         self.metrics = None if metrics_port is None else ServerMetrics(metrics_port)
+        if self.metrics is not None and registry is not None:
+            reader = FreshnessReader(registry, self._served_views, clock or wall_clock_us)
+            self.metrics.watch_freshness(reader)
         self.http = (
             None
             if http_port is None
@@ -206,6 +218,9 @@ class OnlineServer:
         self._watch_task: asyncio.Task[None] | None = None
         self._serving: bool | None = None
         self._stopping = False
+
+    def _served_views(self) -> Iterable[FeatureView]:
+        return self.backend.catalog.views.values() if self.backend.ready else ()
 
     @property
     def serving(self) -> bool:
@@ -357,6 +372,9 @@ def _server_of(
         credentials=credentials,
         http_port=http_port,
         http_tls=http_tls_files(root, config.serving.tls),
+        # the freshness gauges' own reader of the backend's registry
+        registry=None if metrics_port is None else open_registry(config, root),
+        clock=clock,
     )
 
 

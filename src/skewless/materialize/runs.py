@@ -28,7 +28,7 @@ from skewless.config import DRIVER_WRITE_MAX_KEYS
 from skewless.definitions import FeatureView
 from skewless.errors import FeatureViewNotFoundError, NothingAppliedError
 from skewless.fingerprint import feature_view_fingerprint
-from skewless.registry import MaterializationRecord, Registry, RegistryReader
+from skewless.registry import Lease, MaterializationRecord, Registry, RegistryReader
 from skewless.timeutil import utc_micros
 
 if TYPE_CHECKING:
@@ -79,13 +79,16 @@ class Materializer:
         end: datetime | None,
         *,
         incremental: bool,
+        lease: Lease | None = None,
     ) -> list[MaterializationRecord]:
         """Materialize each view over [start, end] (event time; no start: all history;
         no end: now), or incrementally up to `end`; naive datetimes mean UTC. Every run
-        is recorded in the registry as it finishes."""
+        is recorded in the registry as it finishes, fenced by `lease` when given (a
+        scheduler's: the record, which the next incremental run starts from, is refused
+        once another runner has taken the view)."""
         end_us = utc_micros(end or datetime.now(UTC))
         start_us = None if start is None else utc_micros(start)
-        return [self._view(view, start_us, end_us, incremental) for view in views]
+        return [self._view(view, start_us, end_us, incremental, lease) for view in views]
 
     def _interval(
         self,
@@ -117,7 +120,12 @@ class Materializer:
         )
 
     def _view(
-        self, view: FeatureView, start_us: int | None, end_us: int, incremental: bool
+        self,
+        view: FeatureView,
+        start_us: int | None,
+        end_us: int,
+        incremental: bool,
+        lease: Lease | None,
     ) -> MaterializationRecord:
         data_hash = feature_view_fingerprint(view).data_hash
         interval = self._interval(view, data_hash, start_us, end_us, incremental)
@@ -169,5 +177,5 @@ class Materializer:
                 arrival_watermark_us=interval.arrived_after_us,
                 seen_files=interval.seen_files,
             )
-        self.registry.record_materialization(record)
+        self.registry.record_materialization(record, lease=lease)
         return record

@@ -5,15 +5,22 @@ from pathlib import Path
 from skewless.config import RepoConfig, resolve_path
 from skewless.registry.base import (
     KINDS,
+    RUN_STATUSES,
+    RUN_TRIGGERS,
     ApplyRecord,
     ErasureRecord,
+    Lease,
     MaterializationRecord,
     ObjectKind,
     ObjectRecord,
     ObjectWrite,
     Registry,
     RegistryReader,
+    RunRecord,
+    RunStatus,
+    RunTrigger,
     TrainingSetRecord,
+    view_lease,
 )
 from skewless.registry.sqlite import SqliteRegistry
 
@@ -26,15 +33,22 @@ def open_registry(config: RepoConfig, repo_path: Path) -> Registry:
 
 __all__ = [
     "KINDS",
+    "RUN_STATUSES",
+    "RUN_TRIGGERS",
     "ApplyRecord",
     "ErasureRecord",
+    "Lease",
     "MaterializationRecord",
     "ObjectKind",
     "ObjectRecord",
     "ObjectWrite",
     "Registry",
     "RegistryReader",
+    "RunRecord",
+    "RunStatus",
+    "RunTrigger",
     "SqliteRegistry",
     "TrainingSetRecord",
     "open_registry",
+    "view_lease",
 ]

@@ -1,8 +1,14 @@
 """Registry interfaces: what readers (serving, retrieval) see and what apply may do.
 
-The serving path holds a `RegistryReader` and cannot mutate anything; only apply holds a
-`Registry`. Every applied version of every object is kept, with its fingerprint, so a
-training set can name exactly which definitions produced it.
+The serving path holds a `RegistryReader` and cannot mutate anything; apply, materialize
+and the scheduler's runner hold a `Registry`. Every applied version of every object is
+kept, with its fingerprint, so a training set can name exactly which definitions produced
+it.
+
+Runners coordinate through leases: a named, expiring claim (a view's, "view:<view>") with
+a fencing token. Every write a runner makes under a lease is checked against the stored
+lease in the same transaction, so a runner whose lease another runner took records
+nothing (LeaseLostError), however late its work finishes.
 """
 
 from __future__ import annotations
@@ -137,6 +143,55 @@ class TrainingSetRecord:
     erasures: tuple[ErasureRecord, ...] = ()  # oldest first; any: not reproducible
 
 
+RunStatus = Literal["running", "succeeded", "failed", "skipped", "abandoned"]
+RunTrigger = Literal["schedule", "once", "backfill", "manual"]
+RUN_STATUSES: tuple[RunStatus, ...] = ("running", "succeeded", "failed", "skipped", "abandoned")
+RUN_TRIGGERS: tuple[RunTrigger, ...] = ("schedule", "once", "backfill", "manual")
+
+
+def view_lease(view: str) -> str:
+    """The name of the lease that guards runs of `view`."""
+    return f"view:{view}"
+
+
+@dataclass(frozen=True)
+class Lease:
+    """A runner's claim on a name until `expires_at`. `token` grows by one each time the
+    name is taken anew (from another holder, or after a release), never goes back, and
+    is what every write under the lease is checked against."""
+
+    name: str  # what it guards, e.g. "view:driver_hourly_stats"
+    holder: str  # the runner's id
+    token: int
+    expires_at: datetime  # UTC; the epoch once released
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """One run of one view, as the scheduler records it: "running" from its start, then
+    one terminal status. A skipped record stands for ticks that were not run."""
+
+    id: int
+    view: str
+    trigger: RunTrigger
+    tick_us: int | None  # the schedule tick served (None: not scheduled)
+    start_us: int | None  # event-time interval: None = from the beginning / incremental
+    end_us: int
+    status: RunStatus
+    attempt: int  # 1, 2, ...
+    started_at: datetime
+    finished_at: datetime | None
+    runner: str
+    lease_token: int | None  # the token of the view's lease it ran under (None: no lease)
+    rows_read: int | None = None
+    rows_written_offline: int | None = None
+    keys_written_online: int | None = None
+    delta_version: int | None = None
+    error: str = ""
+    note: str = ""  # e.g. what a skipped record skipped
+    backfill: str = ""  # the backfill's id for its chunks ("" otherwise)
+
+
 class RegistryReader(Protocol):
     def registry_version(self) -> int: ...
 
@@ -170,6 +225,14 @@ class RegistryReader(Protocol):
 
     def training_set(self, name: str) -> TrainingSetRecord | None: ...
 
+    def runs(self, view: str | None = None) -> list[RunRecord]:
+        """Recorded scheduler runs, oldest first, optionally of one view."""
+        ...
+
+    def lease(self, name: str) -> Lease | None:
+        """The stored lease of `name`, expired or not; None if it was never taken."""
+        ...
+
 
 class Registry(RegistryReader, Protocol):
     def commit(self, base_version: int, writes: list[ObjectWrite], summary: str) -> int:
@@ -177,13 +240,67 @@ class Registry(RegistryReader, Protocol):
         registry is still at `base_version`. Returns the new registry version."""
         ...
 
-    def record_materialization(self, record: MaterializationRecord) -> None: ...
+    def record_materialization(
+        self, record: MaterializationRecord, lease: Lease | None = None
+    ) -> None:
+        """Record a materialization run; under `lease` (the view's), only while it is
+        still this holder's (else LeaseLostError, nothing written)."""
+        ...
 
     def record_training_set(self, record: TrainingSetRecord) -> None:
         """Raises TrainingSetExistsError when the name is taken."""
         ...
 
     def record_erasure(self, name: str, erasure: ErasureRecord) -> None: ...
+
+    def acquire_lease(self, name: str, holder: str, ttl_s: float, now: datetime) -> Lease | None:
+        """Take `name` for `ttl_s` seconds from `now`, or extend it when `holder` already
+        holds it (same token); None while another holder's lease is live."""
+        ...
+
+    def renew_lease(self, lease: Lease, ttl_s: float, now: datetime) -> Lease:
+        """Extend `lease` to `now` + `ttl_s`. Raises LeaseLostError when another holder
+        took it (or it was taken anew)."""
+        ...
+
+    def release_lease(self, lease: Lease) -> None:
+        """Give `lease` up; nothing happens when it is already lost."""
+        ...
+
+    def start_run(
+        self,
+        view: str,
+        trigger: RunTrigger,
+        *,
+        tick_us: int | None,
+        start_us: int | None,
+        end_us: int,
+        attempt: int,
+        runner: str,
+        lease: Lease | None,
+        now: datetime,
+        backfill: str = "",
+    ) -> RunRecord:
+        """Record a "running" run (fenced by `lease` when given)."""
+        ...
+
+    def finish_run(
+        self,
+        run_id: int,
+        status: RunStatus,
+        *,
+        lease: Lease | None,
+        now: datetime,
+        rows_read: int | None = None,
+        rows_written_offline: int | None = None,
+        keys_written_online: int | None = None,
+        delta_version: int | None = None,
+        error: str = "",
+        note: str = "",
+    ) -> RunRecord:
+        """Give a running run its terminal status and figures (fenced by `lease` when
+        given). Raises RegistryError when the run is unknown or already finished."""
+        ...
 
     def other_projects(self) -> list[str]:
         """The other projects the same registry holds."""

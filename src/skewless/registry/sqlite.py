@@ -13,6 +13,9 @@ The file's layout has a schema version. Opening a file of an older version migra
 in place, in one transaction (the file is either migrated whole or left as it was), so
 every registry an earlier skewless wrote keeps its history. Specs, manifests and run
 records are stored as JSON text, never pickled.
+
+The scheduler's runs and leases live here too (their SQL is in registry/runs.py): a lease
+is taken, renewed and checked inside the write transaction of the write it guards.
 """
 
 from __future__ import annotations
@@ -36,17 +39,22 @@ from skewless.errors import (
     TrainingSetExistsError,
     TrainingSetNotFoundError,
 )
+from skewless.registry import runs as run_sql
 from skewless.registry.base import (
     ApplyRecord,
     ErasureRecord,
+    Lease,
     MaterializationRecord,
     ObjectKind,
     ObjectRecord,
     ObjectWrite,
+    RunRecord,
+    RunStatus,
+    RunTrigger,
     TrainingSetRecord,
 )
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 # Version 1: definitions, applies and materialization runs.
 _DDL_V1 = """
@@ -79,7 +87,7 @@ CREATE TABLE IF NOT EXISTS training_sets (
 """
 
 # The statements that bring a file of version n - 1 to version n.
-_MIGRATIONS: dict[int, str] = {1: _DDL_V1, 2: _DDL_V2}
+_MIGRATIONS: dict[int, str] = {1: _DDL_V1, 2: _DDL_V2, 3: run_sql.DDL_V3}
 
 _COLUMNS = (
     "kind, name, version, data_version, data_hash, metadata_hash, spec, registry_version, "
@@ -327,16 +335,32 @@ class SqliteRegistry:
             ).fetchone()
         return None if row is None else _training_set(row)
 
-    def record_materialization(self, record: MaterializationRecord) -> None:
+    def runs(self, view: str | None = None) -> list[RunRecord]:
+        with self._connect() as conn:
+            return run_sql.select_runs(conn, self.project, view)
+
+    def lease(self, name: str) -> Lease | None:
+        with self._connect() as conn:
+            return run_sql.read_lease(conn, self.project, name)
+
+    # --- writer --------------------------------------------------------------------
+
+    def record_materialization(
+        self, record: MaterializationRecord, lease: Lease | None = None
+    ) -> None:
+        """Record a materialization run. Under `lease` (the view's), only while the
+        stored lease is still that holder's with that token: else LeaseLostError, and
+        nothing is written."""
         data = dataclasses.asdict(record)
         data["finished_at"] = record.finished_at.isoformat()
-        with self._connect() as conn:
+        with self._transaction() as conn:
+            if lease is not None:
+                run_sql.check_view(lease, record.view)
+                run_sql.check(conn, self.project, lease)
             conn.execute(
                 "INSERT INTO materializations (project, record) VALUES (?, ?)",
                 (self.project, json.dumps(data, sort_keys=True)),
             )
-
-    # --- writer --------------------------------------------------------------------
 
     def commit(self, base_version: int, writes: list[ObjectWrite], summary: str) -> int:
         now = datetime.now(UTC).isoformat()
@@ -401,6 +425,81 @@ class SqliteRegistry:
                 (json.dumps(erasures, sort_keys=True), self.project, name),
             )
 
+    def acquire_lease(self, name: str, holder: str, ttl_s: float, now: datetime) -> Lease | None:
+        with self._connect() as conn:
+            if run_sql.busy(conn, self.project, name, holder, ttl_s=ttl_s, now=now):
+                return None
+        with self._transaction() as conn:
+            return run_sql.acquire(conn, self.project, name, holder, ttl_s=ttl_s, now=now)
+
+    def renew_lease(self, lease: Lease, ttl_s: float, now: datetime) -> Lease:
+        with self._transaction() as conn:
+            return run_sql.renew(conn, self.project, lease, ttl_s, now)
+
+    def release_lease(self, lease: Lease) -> None:
+        with self._transaction() as conn:
+            run_sql.release(conn, self.project, lease)
+
+    def start_run(
+        self,
+        view: str,
+        trigger: RunTrigger,
+        *,
+        tick_us: int | None,
+        start_us: int | None,
+        end_us: int,
+        attempt: int,
+        runner: str,
+        lease: Lease | None,
+        now: datetime,
+        backfill: str = "",
+    ) -> RunRecord:
+        with self._transaction() as conn:
+            return run_sql.start(
+                conn,
+                self.project,
+                view,
+                trigger,
+                tick_us=tick_us,
+                start_us=start_us,
+                end_us=end_us,
+                attempt=attempt,
+                runner=runner,
+                lease=lease,
+                now=now,
+                backfill=backfill,
+            )
+
+    def finish_run(
+        self,
+        run_id: int,
+        status: RunStatus,
+        *,
+        lease: Lease | None,
+        now: datetime,
+        rows_read: int | None = None,
+        rows_written_offline: int | None = None,
+        keys_written_online: int | None = None,
+        delta_version: int | None = None,
+        error: str = "",
+        note: str = "",
+    ) -> RunRecord:
+        with self._transaction() as conn:
+            return run_sql.finish(
+                conn,
+                self.project,
+                run_id,
+                status,
+                lease=lease,
+                now=now,
+                rows_read=rows_read,
+                rows_written_offline=rows_written_offline,
+                keys_written_online=keys_written_online,
+                delta_version=delta_version,
+                error=error,
+                note=note,
+            )
+
     def other_projects(self) -> list[str]:
         """The other projects this registry file holds, sorted."""
         with self._connect() as conn:
@@ -454,6 +553,8 @@ _PROJECT_TABLES = (
     "applies",
     "materializations",
     "training_sets",
+    "runs",
+    "leases",
     "registry_meta",
 )
 
