@@ -14,6 +14,7 @@ from skewless import (
     Float64,
     Int32,
     Int64,
+    Schedule,
     String,
 )
 from skewless.expr import col, hour
@@ -61,6 +62,9 @@ driver_hourly_stats = FeatureView(
     ),
     # Hourly data; two hours lets one late or missing hour fall back to the one before.
     ttl=timedelta(hours=2),
+    # Scheduled by the project's default (feature_store.yaml: hourly); `skewless status`
+    # flags it stale once its values are more than 2 hours behind.
+    expected_freshness=timedelta(hours=2),
     description="What each driver did over the last hour (and day).",
     tags={"team": "driver-ops", "cadence": "hourly"},
     owner="driver-ops@rides.example",
@@ -88,6 +92,8 @@ driver_profile = FeatureView(
         description="Daily export of the driver accounts database.",
     ),
     ttl=timedelta(days=7),
+    # The export lands after 02:00 Lisbon time: materialize at 03:00 there, daily.
+    materialization=Schedule("0 3 * * *", timezone="Europe/Lisbon", catch_up=timedelta(days=3)),
     description="Slow-moving facts about a driver and their vehicle.",
     tags={"team": "driver-ops", "cadence": "daily"},
     owner="driver-ops@rides.example",

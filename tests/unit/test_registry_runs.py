@@ -17,6 +17,7 @@ from skewless.errors import LeaseLostError, RegistryError
 from skewless.registry import (
     Lease,
     MaterializationRecord,
+    MaterializedUntil,
     RunRecord,
     RunStatus,
     SqliteRegistry,
@@ -431,3 +432,20 @@ def test_registry_migration_to_version_3_that_fails_leaves_the_file_as_it_was(
     monkeypatch.undo()
     assert len(SqliteRegistry(path, "p").materializations()) == 2
     assert _schema_versions(path) == [("p", "3")]
+
+
+def test_registry_materialized_until_is_the_greatest_end_and_latest_finish_per_definition(
+    reg: SqliteRegistry,
+) -> None:
+    first = _materialization()
+    reg.record_materialization(first)
+    reg.record_materialization(replace(first, end_us=5_000, finished_at=at(4)))
+    reg.record_materialization(replace(first, end_us=3_000, finished_at=at(9)))
+    reg.record_materialization(replace(first, data_hash="d2", end_us=1))
+    reg.record_materialization(_materialization("w"))
+    assert reg.materialized_until() == [
+        MaterializedUntil("v", "d1", 5_000, at(9)),
+        MaterializedUntil("v", "d2", 1, at(5)),
+        MaterializedUntil("w", "d1", 2_000, at(5)),
+    ]
+    assert [m.view for m in reg.materializations("w")] == ["w"]

@@ -164,6 +164,8 @@ def schedule_once(
     done = run(lambda: runner.run_due("once", when))
     if not done:
         out.print("Nothing was due.")
+        for view, tick, retry_at in run(runner.retries):
+            out.print(f"{view}: the tick of {_when(tick)} is retried from {_when(retry_at)} UTC")
         return
     show_runs(done, title="Runs", wide=wide)
     if any(r.status == "failed" for r in done):

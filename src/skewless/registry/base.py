@@ -120,6 +120,17 @@ class MaterializationRecord:
 
 
 @dataclass(frozen=True)
+class MaterializedUntil:
+    """Of one view definition's successful runs: the greatest interval end (event time,
+    microseconds) and the latest finish."""
+
+    view: str
+    data_hash: str
+    end_us: int
+    finished_at: datetime
+
+
+@dataclass(frozen=True)
 class ErasureRecord:
     """One right-to-erasure request's effect on one saved training set."""
 
@@ -207,6 +218,11 @@ class RegistryReader(Protocol):
 
     def materializations(self, view: str | None = None) -> list[MaterializationRecord]:
         """Recorded runs, oldest first, optionally of one view."""
+        ...
+
+    def materialized_until(self) -> list[MaterializedUntil]:
+        """Per view and definition (data hash) with a recorded run: its greatest end and
+        latest finish, without reading every record (a metrics scrape calls it)."""
         ...
 
     def current_at(

@@ -46,6 +46,9 @@ CREATE TABLE IF NOT EXISTS leases (
     project TEXT NOT NULL, name TEXT NOT NULL, holder TEXT NOT NULL, token INTEGER NOT NULL,
     expires_at TEXT NOT NULL, PRIMARY KEY (project, name)
 );
+ALTER TABLE materializations ADD COLUMN view TEXT;
+UPDATE materializations SET view = json_extract(record, '$.view');
+CREATE INDEX IF NOT EXISTS materializations_by_view ON materializations (project, view);
 """
 
 _RUN_COLUMNS = (

@@ -45,6 +45,7 @@ from skewless.registry.base import (
     ErasureRecord,
     Lease,
     MaterializationRecord,
+    MaterializedUntil,
     ObjectKind,
     ObjectRecord,
     ObjectWrite,
@@ -291,12 +292,31 @@ class SqliteRegistry:
 
     def materializations(self, view: str | None = None) -> list[MaterializationRecord]:
         with self._connect() as conn:
+            if view is None:
+                rows = conn.execute(
+                    "SELECT record FROM materializations WHERE project=? ORDER BY run",
+                    (self.project,),
+                ).fetchall()
+            else:  # by the indexed column: a view's runs, not every view's
+                rows = conn.execute(
+                    "SELECT record FROM materializations WHERE project=? AND view=? ORDER BY run",
+                    (self.project, view),
+                ).fetchall()
+        return [_materialization(json.loads(r[0])) for r in rows]
+
+    def materialized_until(self) -> list[MaterializedUntil]:
+        with self._connect() as conn:
             rows = conn.execute(
-                "SELECT record FROM materializations WHERE project=? ORDER BY run",
+                "SELECT view, json_extract(record, '$.data_hash'), "
+                "MAX(json_extract(record, '$.end_us')), "
+                "MAX(json_extract(record, '$.finished_at')) "
+                "FROM materializations WHERE project=? GROUP BY 1, 2 ORDER BY 1, 2",
                 (self.project,),
             ).fetchall()
-        records = [_materialization(json.loads(r[0])) for r in rows]
-        return [r for r in records if view is None or r.view == view]
+        return [
+            MaterializedUntil(view, data_hash, int(end_us), _aware(finished))
+            for view, data_hash, end_us, finished in rows
+        ]
 
     def current_at(
         self, registry_version: int, kind: ObjectKind | None = None
@@ -358,8 +378,8 @@ class SqliteRegistry:
                 run_sql.check_view(lease, record.view)
                 run_sql.check(conn, self.project, lease)
             conn.execute(
-                "INSERT INTO materializations (project, record) VALUES (?, ?)",
-                (self.project, json.dumps(data, sort_keys=True)),
+                "INSERT INTO materializations (project, view, record) VALUES (?, ?, ?)",
+                (self.project, record.view, json.dumps(data, sort_keys=True)),
             )
 
     def commit(self, base_version: int, writes: list[ObjectWrite], summary: str) -> int:
@@ -592,6 +612,11 @@ def _record(row: tuple[Any, ...]) -> ObjectRecord:
         applied_at=datetime.fromisoformat(at),
         removed=bool(removed),
     )
+
+
+def _aware(text: str) -> datetime:
+    at = datetime.fromisoformat(text)
+    return at if at.tzinfo else at.replace(tzinfo=UTC)
 
 
 def _materialization(data: dict[str, Any]) -> MaterializationRecord:

@@ -125,9 +125,9 @@ def repo_backfill(
 
 def repo_status(store: FeatureStore, now: datetime) -> list[ViewStatus]:
     """Every applied view's freshness at `now`."""
-    materializations = store.registry.materializations()
+    ends = store.registry.materialized_until()
     runs = store.registry.runs()
     return [
-        view_status(view, schedule_of(view, store.config), materializations, runs, now)
+        view_status(view, schedule_of(view, store.config), ends, runs, now)
         for view in applied_feature_views(store)
     ]

@@ -285,6 +285,15 @@ class Runner:
             delta_version=result.delta_version,
         )
 
+    def retries(self) -> list[tuple[str, datetime, datetime]]:
+        """(view, tick, not before) of every failed tick waiting for its next attempt."""
+        out = []
+        for item in self.views():
+            state = tick_state(self.registry.runs(item.view.name), self.settings)
+            if state.retry_tick is not None and state.retry_at is not None:
+                out.append((item.view.name, state.retry_tick, state.retry_at))
+        return out
+
     # --- the loop ----------------------------------------------------------------------
 
     def next_wake(self) -> float:

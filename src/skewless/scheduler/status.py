@@ -15,10 +15,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from skewless.definitions import FeatureView, Schedule
-from skewless.fingerprint import feature_view_fingerprint
-from skewless.registry import MaterializationRecord, RunRecord
+from skewless.registry import RunRecord
 from skewless.scheduler.cron import expected_freshness, next_tick
-from skewless.timeutil import from_micros
+from skewless.serving.freshness import SuccessfulRun, view_freshness
 
 
 @dataclass(frozen=True)
@@ -37,14 +36,13 @@ class ViewStatus:
 def view_status(
     view: FeatureView,
     schedule: Schedule | None,
-    materializations: Sequence[MaterializationRecord],
+    ends: Sequence[SuccessfulRun],
     runs: Sequence[RunRecord],
     now: datetime,
 ) -> ViewStatus:
-    data_hash = feature_view_fingerprint(view).data_hash
-    covering = [m for m in materializations if m.view == view.name and m.data_hash == data_hash]
-    newest = max(covering, key=lambda m: (m.end_us, m.finished_at), default=None)
-    until = None if newest is None else from_micros(newest.end_us)
+    """`ends`: the registry's materialized_until() (or MaterializationRecords)."""
+    (fresh,) = view_freshness([view], ends, now, online_only=False)
+    until = fresh.materialized_until
     lag = None if until is None else now - until
     expected = expected_freshness(schedule, view.expected_freshness, now)
     stale = False if expected is None else lag is None or lag > expected
@@ -53,7 +51,7 @@ def view_status(
         view=view.name,
         schedule=schedule,
         materialized_until=until,
-        last_success=None if newest is None else newest.finished_at,
+        last_success=fresh.last_success,
         lag=lag,
         expected=expected,
         stale=stale,

@@ -21,10 +21,11 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Protocol
 
 from skewless.definitions import FeatureView
 from skewless.fingerprint import feature_view_fingerprint
-from skewless.registry import MaterializationRecord, RegistryReader
+from skewless.registry import RegistryReader
 from skewless.timeutil import from_micros, utc_micros
 
 
@@ -39,11 +40,30 @@ class ViewFreshness:
     lag_seconds: float | None  # now - materialized_until (negative if that is ahead)
 
 
+class SuccessfulRun(Protocol):
+    """What freshness needs of a run: a MaterializationRecord, or the registry's
+    per-definition MaterializedUntil."""
+
+    @property
+    def view(self) -> str: ...
+    @property
+    def data_hash(self) -> str: ...
+    @property
+    def end_us(self) -> int: ...
+    @property
+    def finished_at(self) -> datetime: ...
+
+
 def view_freshness(
-    views: Iterable[FeatureView], records: Sequence[MaterializationRecord], now: datetime
+    views: Iterable[FeatureView],
+    records: Sequence[SuccessfulRun],
+    now: datetime,
+    *,
+    online_only: bool = True,
 ) -> list[ViewFreshness]:
-    """The freshness of every view with `online=True` among `views` (in their order), from
-    the recorded successful runs `records` (any views, any definitions); `now` is aware."""
+    """The freshness of every view among `views` (in their order; only those with
+    `online=True` unless `online_only` is False), from the recorded successful runs
+    `records` (any views, any definitions); `now` is aware."""
     until_us: dict[tuple[str, str], int] = {}
     finished: dict[tuple[str, str], datetime] = {}
     for r in records:
@@ -56,7 +76,7 @@ def view_freshness(
     now_us = utc_micros(now)
     out: list[ViewFreshness] = []
     for view in views:
-        if not view.online:
+        if online_only and not view.online:
             continue
         key = (view.name, feature_view_fingerprint(view).data_hash)
         end_us = until_us.get(key)
@@ -82,7 +102,7 @@ def read_freshness(
     online = [v for v in views if v.online]
     if not online:
         return []
-    return view_freshness(online, registry.materializations(), now)
+    return view_freshness(online, registry.materialized_until(), now)
 
 
 @dataclass(frozen=True)
