@@ -191,7 +191,10 @@ class Runner:
         view, schedule = item.view, item.schedule
         now = self.clock.now() if at is None else at
         state = tick_state(self.registry.runs(view.name), self.settings)
-        plan = plan_ticks(schedule, state.last_handled, now)
+        since = state.last_handled
+        if since is None and state.tries:  # never handled, but tried: from the first try
+            since = min(state.tries) - timedelta(microseconds=1)
+        plan = plan_ticks(schedule, since, now)
         done: list[RunRecord] = []
         if plan.skipped is not None:
             s = plan.skipped
