@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Iterable, Sequence
+from datetime import datetime
 
 
 class SkewlessError(Exception):
@@ -681,3 +682,29 @@ class MalformedRequestError(SkewlessError):
         self.field = field
         where = "the request body" if field is None else f"request field '{clip(field)}'"
         super().__init__(f"{where}: {detail}")
+
+
+class BackfillFailedError(SkewlessError):
+    """A chunk of a backfill failed on every attempt; the chunks before it are done, and
+    the same command resumes after them. Retryable: running it again retries the chunk."""
+
+    retryable = True
+
+    def __init__(
+        self,
+        view: str,
+        start: datetime,
+        end: datetime,
+        *,
+        attempts: int,
+        error: str,
+        done: int,
+        left: int,
+    ) -> None:
+        self.view, self.start, self.end = view, start, end
+        self.attempts, self.error, self.done, self.left = attempts, error, done, left
+        super().__init__(
+            f"backfill of {view!r}: the chunk {start.isoformat()} .. {end.isoformat()} "
+            f"failed {attempts} time(s) ({error}); {done} chunk(s) done, {left} left: run "
+            "the same command again to resume"
+        )

@@ -32,6 +32,11 @@ def micros(span: timedelta) -> int:
     return span // _ONE_US
 
 
+def as_utc(t: datetime) -> datetime:
+    """`t` as an aware UTC datetime; a naive one means UTC."""
+    return t.replace(tzinfo=UTC) if t.tzinfo is None else t.astimezone(UTC)
+
+
 def utc_micros(t: datetime) -> int:
     """Microseconds since the epoch; a naive datetime means UTC."""
     if t.tzinfo is None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import textwrap
 import threading
 import uuid
-from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -19,9 +19,14 @@ import pytest
 from pyspark.sql import SparkSession
 
 from skewless import FeatureStore
-from skewless.registry import RunRecord
-from skewless.scheduler.backfill import BackfillFailedError
-from skewless.scheduler.repo import repo_backfill, repo_runner, repo_status
+from skewless.batch.materialize import table_path
+from skewless.definitions import FeatureView
+from skewless.errors import BackfillFailedError
+from skewless.fingerprint import feature_view_fingerprint
+from skewless.materialize import OnlineTarget
+from skewless.registry import Lease, MaterializationRecord, RunRecord
+from skewless.scheduler.repo import repo_backfill, repo_runner, repo_status, scheduled_views
+from skewless.scheduler.runner import Runner
 from skewless.timeutil import from_micros, utc_micros
 
 T0 = datetime(2026, 1, 10, 12, 5, tzinfo=UTC)
@@ -77,7 +82,7 @@ def write_stats(repo: Path, rows: list[tuple[int, datetime, int]]) -> None:
 
 
 @pytest.fixture
-def store(tmp_path: Path, redis_url: str, spark: SparkSession) -> Iterator[FeatureStore]:
+def store(tmp_path: Path, redis_url: str, spark: SparkSession) -> FeatureStore:
     repo = tmp_path / "repo"
     (repo / "data" / "stats").mkdir(parents=True)
     (repo / "data" / "broken").mkdir(parents=True)
@@ -231,7 +236,8 @@ def test_status_flags_a_view_whose_last_success_is_older_than_expected(
     repo_runner(store, clock=clock, runner="r1").run_due()
     fresh = {s.view: s for s in repo_status(store, T0)}
     assert not fresh["stats"].stale
-    assert fresh["stats"].expected == timedelta(hours=2, minutes=10)  # 2 x 1 h + delay
+    # at 12:05 the 11:00 tick's run (up to 10:50) must be done: 1 h 15 min allowed
+    assert fresh["stats"].expected == timedelta(hours=1, minutes=15)
     assert fresh["broken"].stale  # it failed: never materialized
     late = {s.view: s for s in repo_status(store, T0 + 3 * HOUR)}
     assert late["stats"].stale  # materialized until 11:50, 3 h 15 min before
@@ -240,15 +246,67 @@ def test_status_flags_a_view_whose_last_success_is_older_than_expected(
 def test_backfill_runs_in_chunks_and_resumes(store: FeatureStore) -> None:
     clock = FakeClock(T0)
     start, end = T0 - 36 * HOUR, T0 - 12 * HOUR
-    first = repo_backfill(store, "stats", start, end, timedelta(hours=8), clock=clock, runner="b")
-    assert (first.chunks, first.skipped) == (4, 0)  # 8 h chunks over 24 h, end inclusive
-    assert [r.status for r in first.runs] == ["succeeded"] * 4
+    size = timedelta(hours=8)
+    first = repo_backfill(store, "stats", start, end - 8 * HOUR, size, clock=clock, runner="b")
+    assert (first.chunks, first.skipped) == (2, 0)  # 16 h: two chunks, the end inclusive
+    assert [r.status for r in first.runs] == ["succeeded"] * 2
     spans = [(from_micros(r.start_us or 0), from_micros(r.end_us)) for r in first.runs]
-    assert spans[0] == (start, start + 8 * HOUR - timedelta(microseconds=1))
-    assert spans[-1] == (end, end)
-    again = repo_backfill(store, "stats", start, end, timedelta(hours=8), clock=clock, runner="b")
-    assert (again.chunks, again.skipped, again.runs) == (4, 4, ())
+    assert spans == [
+        (start, start + size - timedelta(microseconds=1)),
+        (start + size, end - size),
+    ]
+    # the same backfill to a later end: both chunks already reach as far as its grid
+    # needs (the second ran to the earlier end, inclusive), so only the third one runs
+    again = repo_backfill(store, "stats", start, end, size, clock=clock, runner="b")
+    assert (again.chunks, again.skipped) == (3, 2)
+    assert [(from_micros(r.start_us or 0), r.status) for r in again.runs] == [
+        (start + 2 * size, "succeeded")
+    ]
+    assert from_micros(again.runs[-1].end_us) == end
+    assert repo_backfill(store, "stats", start, end, size, clock=clock, runner="b").runs == ()
+    # driver 1's value at the backfill's end, online: a backfill chunk writes Redis too
+    response = store.get_online_features(["stats:trips"], [{"driver_id": 1}])
+    assert response.values["trips"] == [expected_trips(end)[0]]
     with pytest.raises(BackfillFailedError, match="broken"):
-        repo_backfill(store, "broken", start, end, timedelta(hours=8), clock=clock, runner="b")
+        repo_backfill(store, "broken", start, end, size, clock=clock, runner="b")
     failed = view_runs(store, "broken")
     assert [r.status for r in failed] == ["failed"] * 3 and failed[0].trigger == "backfill"
+
+
+def test_scheduler_watermark_waits_for_the_online_writes(store: FeatureStore) -> None:
+    """A run whose Delta commit succeeded but whose online writes failed records no
+    materialization: the next run starts from the same base and completes both."""
+    clock = FakeClock(T0)
+    dead = replace(store.materializer(), online=OnlineTarget("redis://127.0.0.1:1/0"))
+
+    def materialize(view: FeatureView, end: datetime, lease: Lease) -> MaterializationRecord:
+        (record,) = dead.run([view], None, end, incremental=True, lease=lease)
+        return record
+
+    good = repo_runner(store, clock=clock, runner="r1")
+    broken = Runner(
+        store.registry,
+        lambda: [s for s in scheduled_views(store) if s.view.name == "stats"],
+        materialize,
+        settings=good.settings,
+        clock=clock,
+        runner="r1",
+    )
+    (failed,) = broken.run_due()
+    assert failed.status == "failed"
+    assert store.registry.materializations("stats") == []  # no watermark
+    view = store.get_feature_view("stats")
+    path = table_path(
+        str(store.repo_path / "data" / "offline"),
+        store.project,
+        view,
+        feature_view_fingerprint(view).data_hash,
+    )
+    committed = store.spark.read.format("delta").load(path).count()
+    assert committed > 0  # Delta was written before the online writes failed
+    clock.at += timedelta(seconds=60)  # the retry, with Redis reachable
+    done = [r for r in good.run_due() if r.view == "stats"]
+    assert [(r.status, r.attempt) for r in done] == [("succeeded", 2)]
+    assert online_trips(store) == expected_trips(T0.replace(minute=0) - timedelta(minutes=10))
+    (record,) = store.registry.materializations("stats")
+    assert record.rows_written_offline == 0  # the first run's commit already held the rows

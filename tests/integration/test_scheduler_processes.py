@@ -144,11 +144,21 @@ def test_two_runners_never_overlap_and_a_killed_runner_is_taken_over(
 
     wait_until(taken_over, "the other runner to finish the killed run's tick", 120)
 
+    # SIGTERM in the middle of a run: the run finishes, then the runner exits
+    under_way: list[RunRecord] = []
+
+    def running_now() -> bool:
+        under_way[:] = [r for r in all_runs(repo) if r.status == "running"]
+        return bool(under_way)
+
+    wait_until(running_now, "a run of the survivor under way", 120)
     survivor.send_signal(signal.SIGTERM)
     assert survivor.wait(timeout=120) == 0
 
     runs = all_runs(repo)
-    assert [r for r in runs if r.status == "running"] == []  # SIGTERM finished the run
+    assert [r for r in runs if r.status == "running"] == []
+    finished = next(r for r in runs if r.id == under_way[0].id)
+    assert finished.status == "succeeded"  # SIGTERM let it finish
     for view in VIEWS:
         mine = [r for r in runs if r.view == view]
         spans = sorted((r.started_at, r.finished_at or r.started_at, r.id) for r in mine)
@@ -156,12 +166,13 @@ def test_two_runners_never_overlap_and_a_killed_runner_is_taken_over(
             assert end <= start, f"runs {x} and {y} of {view} overlap"
         ticks = [r.tick_us for r in mine if r.status == "succeeded"]
         assert len(ticks) == len(set(ticks)), f"a tick of {view} succeeded twice"
-    # the watermark: a materialization record per succeeded run; none for the killed run
+    # the watermark: a materialization record per succeeded run, and at most one more
+    # (the killed run's, had -9 landed after both its writes and its record)
     store = FeatureStore(repo)
     for view in VIEWS:
         records = store.registry.materializations(view)
         ok = [r for r in runs if r.view == view and r.status == "succeeded"]
-        assert len(records) == len(ok)
+        assert len(ok) <= len(records) <= len(ok) + (view == killed.view)
     abandoned = next(r for r in runs if r.id == killed.id)
     assert abandoned.runner != next(
         r.runner for r in runs if r.tick_us == killed.tick_us and r.status == "succeeded"

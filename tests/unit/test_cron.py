@@ -295,20 +295,34 @@ def test_expected_freshness_is_the_declared_one_when_given() -> None:
     assert expected_freshness(None, None, at(10, 9)) is None
 
 
-def test_expected_freshness_is_two_gaps_plus_the_delay() -> None:
+def test_expected_freshness_reaches_back_to_the_interval_end_of_the_tick_before_the_latest() -> (
+    None
+):
     delayed = Schedule("0 * * * *", delay=timedelta(minutes=10))
-    assert expected_freshness(delayed, None, at(10, 9, 30)) == 2 * H + timedelta(minutes=10)
+    # at 09:30 the 09:00 run may be under way; the 08:00 one (up to 07:50) must be done
+    assert expected_freshness(delayed, None, at(10, 9, 30)) == H + timedelta(minutes=40)
     weekdays = Schedule("0 9 * * 1-5")  # 2026-01-12 is a Monday
-    monday_noon = at(12, 12)
-    assert expected_freshness(weekdays, None, monday_noon) == timedelta(days=6)
-    assert expected_freshness(weekdays, None, at(13, 12)) == timedelta(days=2)
+    assert expected_freshness(weekdays, None, at(12, 12)) == timedelta(days=3, hours=3)
+    assert expected_freshness(weekdays, None, at(13, 12)) == timedelta(days=1, hours=3)
+    # all weekend the view materialized up to Friday 09:00 stays fresh
+    sunday = at(11, 10)
+    allowed = expected_freshness(weekdays, None, sunday)
+    assert allowed is not None and sunday - at(9, 9) < allowed
 
 
-def test_expected_freshness_before_two_ticks_uses_the_next_gap() -> None:
+def test_expected_freshness_keeps_a_daily_view_fresh_on_the_autumn_double_tick() -> None:
+    berlin = Schedule("30 2 * * *", timezone="Europe/Berlin")  # 2026-10-25: 02:30 twice
+    after_second = datetime(2026, 10, 25, 2, 0, tzinfo=UTC)  # 03:00 CET, after both ticks
+    allowed = expected_freshness(berlin, None, after_second)
+    materialized = datetime(2026, 10, 25, 0, 30, tzinfo=UTC)  # the first 02:30 (CEST)
+    assert allowed is not None and after_second - materialized <= allowed
+
+
+def test_expected_freshness_before_two_ticks_stands_in_a_tick_one_gap_before() -> None:
     yearly_at_start = Schedule("0 0 1 1 *")
-    assert expected_freshness(
-        yearly_at_start, None, datetime(1, 6, 1, tzinfo=UTC)
-    ) == 2 * timedelta(days=365)
+    assert expected_freshness(yearly_at_start, None, datetime(1, 6, 1, tzinfo=UTC)) == (
+        datetime(1, 6, 1, tzinfo=UTC) - datetime(1, 1, 1, tzinfo=UTC)
+    )
 
 
 # --- the project default -----------------------------------------------------------------

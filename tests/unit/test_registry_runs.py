@@ -449,3 +449,20 @@ def test_registry_materialized_until_is_the_greatest_end_and_latest_finish_per_d
         MaterializedUntil("w", "d1", 2_000, at(5)),
     ]
     assert [m.view for m in reg.materializations("w")] == ["w"]
+
+
+def test_registry_file_of_a_removed_project_opens_again(tmp_path: Path) -> None:
+    """teardown removes a project's rows, not the tables: opening the file for a project
+    again migrates an empty file whose tables are all there."""
+    path = tmp_path / "registry.db"
+    SqliteRegistry(path, "p").remove_project()
+    again = SqliteRegistry(path, "p")
+    again.record_materialization(_materialization())
+    assert [m.view for m in again.materializations("v")] == ["v"]
+
+
+def test_registry_runs_last_gives_the_newest_oldest_first(reg: SqliteRegistry) -> None:
+    lease = _lease(reg)
+    ids = [_start(reg, lease, now=n).id for n in range(5)]
+    assert [r.id for r in reg.runs("v", last=2)] == ids[-2:]
+    assert [r.id for r in reg.runs(last=10)] == ids

@@ -226,3 +226,34 @@ def test_runner_sleeps_until_the_next_tick_or_retry(registry: SqliteRegistry) ->
     jobs.failing.add("a")
     runner.run_due()
     assert runner.next_wake() == 60  # the retry comes first
+
+
+def test_runner_counts_an_abandoned_run_as_an_attempt(registry: SqliteRegistry) -> None:
+    """A run whose runner was killed is retried after the backoff, and max_attempts such
+    runs give the tick up: a run that kills its runner every time is not retried forever."""
+    clock = Clock()
+    tick_us = utc_micros(T0.replace(minute=0))
+    for n in range(3):
+        lease = registry.acquire_lease(view_lease("a"), f"dead{n}", 30, clock.now())
+        assert lease is not None
+        registry.start_run(
+            "a",
+            "schedule",
+            tick_us=tick_us,
+            start_us=None,
+            end_us=tick_us,
+            attempt=n + 1,
+            runner=f"dead{n}",
+            lease=lease,
+            now=clock.now(),
+        )
+        clock.at += timedelta(seconds=31)  # killed: its lease expires
+        if n < 2:
+            state = tick_state(registry.runs("a"), RunnerSettings(max_attempts=3))
+            assert state.last_handled is None  # not yet abandoned: the next taker marks it
+    runner, jobs = make_runner(registry, ["a"], clock)
+    assert runner.run_due() == []  # taking the lease marks the third run abandoned
+    runs = registry.runs("a")
+    assert [r.status for r in runs] == ["abandoned"] * 3
+    assert tick_state(runs, runner.settings).last_handled == T0.replace(minute=0)
+    assert jobs.calls == []

@@ -126,7 +126,11 @@ def schedule_run(repo: RepoOption = Path()) -> None:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    runner = run(lambda: repo_runner(FeatureStore(repo)))
+    store = FeatureStore(repo)
+    # PySpark installs its own Ctrl-C handler when its context starts: start it first,
+    # so ours (finish the run, then stop) is the one in place
+    run(lambda: store.spark)
+    runner = run(lambda: repo_runner(store))
     signals = {"n": 0}
 
     def stop(signum: int, frame: FrameType | None) -> None:
@@ -156,19 +160,23 @@ def schedule_once(
     wide: WideOption = False,
 ) -> None:
     """Run whatever is due now (missed ticks within each schedule's catch_up), then exit:
-    for cron, Airflow or a Kubernetes CronJob."""
+    for cron, Airflow or a Kubernetes CronJob. Exits with 1 while a view's latest tick
+    ended in a failed run (with --at, retried at once rather than after the backoff)."""
     from skewless.scheduler.repo import repo_runner  # noqa: PLC0415 - pyspark on demand
 
     when = run(lambda: parse_time(at)) if at else None
     runner = run(lambda: repo_runner(FeatureStore(repo)))
     done = run(lambda: runner.run_due("once", when))
-    if not done:
+    if done:
+        show_runs(done, title="Runs", wide=wide)
+    else:
         out.print("Nothing was due.")
         for view, tick, retry_at in run(runner.retries):
             out.print(f"{view}: the tick of {_when(tick)} is retried from {_when(retry_at)} UTC")
-        return
-    show_runs(done, title="Runs", wide=wide)
-    if any(r.status == "failed" for r in done):
+    failed = run(lambda: runner.failed_ticks(when))
+    for view, tick in failed:
+        out.print(f"[bold red]{view}: the tick of {_when(tick)} failed[/]")
+    if failed or any(r.status == "failed" for r in done):
         raise typer.Exit(1)
 
 

@@ -222,7 +222,8 @@ class RegistryReader(Protocol):
 
     def materialized_until(self) -> list[MaterializedUntil]:
         """Per view and definition (data hash) with a recorded run: its greatest end and
-        latest finish, without reading every record (a metrics scrape calls it)."""
+        latest finish, aggregated by the database rather than decoded record by record in
+        Python (a metrics scrape calls it)."""
         ...
 
     def current_at(
@@ -241,8 +242,9 @@ class RegistryReader(Protocol):
 
     def training_set(self, name: str) -> TrainingSetRecord | None: ...
 
-    def runs(self, view: str | None = None) -> list[RunRecord]:
-        """Recorded scheduler runs, oldest first, optionally of one view."""
+    def runs(self, view: str | None = None, last: int | None = None) -> list[RunRecord]:
+        """Recorded scheduler runs, oldest first, optionally of one view; with `last`,
+        only the newest `last` of them."""
         ...
 
     def lease(self, name: str) -> Lease | None:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import sqlite3
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any, cast
 
 from skewless.errors import LeaseLostError, RegistryError
@@ -28,7 +28,7 @@ from skewless.registry.base import (
     RunTrigger,
     view_lease,
 )
-from skewless.timeutil import EPOCH, iso_utc
+from skewless.timeutil import EPOCH, as_utc, iso_utc
 
 # Version 3 adds the scheduler's runs (ids in the order they started) and its leases.
 # Times are ISO-8601 text at UTC, as in every other table.
@@ -82,7 +82,7 @@ def acquire(
     (extended, same token: nobody else can have taken it in between). None while another
     holder's lease is live. Taking a view's lease anew abandons that view's runs left
     "running" under an older token: their runner can no longer record anything."""
-    now = _utc(now)
+    now = as_utc(now)
     expires_at = now + _ttl(name, ttl_s)
     stored = read_lease(conn, project, name)
     if stored is None:
@@ -125,7 +125,7 @@ def busy(
 
 def held_by_another(stored: Lease | None, holder: str, now: datetime) -> bool:
     """Whether `stored` is another holder's lease, live at `now`: `holder` cannot take it."""
-    return stored is not None and stored.holder != holder and _utc(now) < stored.expires_at
+    return stored is not None and stored.holder != holder and as_utc(now) < stored.expires_at
 
 
 def renew(
@@ -133,7 +133,7 @@ def renew(
 ) -> Lease:
     """`lease` extended to `now` + `ttl_s`, if it is still the stored one (expired but not
     taken by another holder counts: nobody else can have written meanwhile)."""
-    expires_at = _utc(now) + _ttl(lease.name, ttl_s)
+    expires_at = as_utc(now) + _ttl(lease.name, ttl_s)
     check(conn, project, lease)
     conn.execute(
         "UPDATE leases SET expires_at=? WHERE project=? AND name=?",
@@ -186,11 +186,6 @@ def _ttl(name: str, ttl_s: float) -> timedelta:
     return timedelta(seconds=ttl_s)
 
 
-def _utc(now: datetime) -> datetime:
-    """`now` as an aware UTC datetime; a naive one means UTC."""
-    return now.replace(tzinfo=UTC) if now.tzinfo is None else now.astimezone(UTC)
-
-
 # --- runs ----------------------------------------------------------------------------
 
 
@@ -228,7 +223,7 @@ def start(
         end_us=end_us,
         status="running",
         attempt=attempt,
-        started_at=_utc(now),
+        started_at=as_utc(now),
         finished_at=None,
         runner=runner,
         lease_token=None if lease is None else lease.token,
@@ -287,7 +282,7 @@ def finish(
             f"run {run_id} of feature view '{run.view}' already finished as {run.status} "
             f"at {run.finished_at}: a run is finished once"
         )
-    finished_at = _utc(now)
+    finished_at = as_utc(now)
     conn.execute(
         "UPDATE runs SET status=?, finished_at=?, rows_read=?, rows_written_offline=?, "
         "keys_written_online=?, delta_version=?, error=?, note=? WHERE project=? AND id=?",
@@ -317,12 +312,18 @@ def finish(
     )
 
 
-def select_runs(conn: sqlite3.Connection, project: str, view: str | None) -> list[RunRecord]:
+def select_runs(
+    conn: sqlite3.Connection, project: str, view: str | None, last: int | None = None
+) -> list[RunRecord]:
     query = f"SELECT {_RUN_COLUMNS} FROM runs WHERE project=?"
     args: tuple[Any, ...] = (project,)
     if view is not None:
         query += " AND view=?"
         args += (view,)
+    if last is not None:  # the newest `last`, by the primary key's index
+        query += " ORDER BY id DESC LIMIT ?"
+        args += (last,)
+        return [_run_record(r) for r in conn.execute(query, args)][::-1]
     return [_run_record(r) for r in conn.execute(query + " ORDER BY id", args)]
 
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
 import sqlite3
 import threading
 from collections.abc import Iterator
@@ -54,6 +55,7 @@ from skewless.registry.base import (
     RunTrigger,
     TrainingSetRecord,
 )
+from skewless.timeutil import as_utc
 
 SCHEMA_VERSION = 3
 
@@ -112,7 +114,7 @@ class SqliteRegistry:
             found = self._check_schema(conn)
             for version in range(found + 1, SCHEMA_VERSION + 1):
                 for statement in _statements(_MIGRATIONS[version]):
-                    conn.execute(statement)
+                    _migrate(conn, statement)
             if found < SCHEMA_VERSION:  # every project of the file shares its tables
                 conn.execute(
                     "UPDATE registry_meta SET value=? WHERE key='schema_version'",
@@ -314,7 +316,9 @@ class SqliteRegistry:
                 (self.project,),
             ).fetchall()
         return [
-            MaterializedUntil(view, data_hash, int(end_us), _aware(finished))
+            MaterializedUntil(
+                view, data_hash, int(end_us), as_utc(datetime.fromisoformat(finished))
+            )
             for view, data_hash, end_us, finished in rows
         ]
 
@@ -355,9 +359,9 @@ class SqliteRegistry:
             ).fetchone()
         return None if row is None else _training_set(row)
 
-    def runs(self, view: str | None = None) -> list[RunRecord]:
+    def runs(self, view: str | None = None, last: int | None = None) -> list[RunRecord]:
         with self._connect() as conn:
-            return run_sql.select_runs(conn, self.project, view)
+            return run_sql.select_runs(conn, self.project, view, last)
 
     def lease(self, name: str) -> Lease | None:
         with self._connect() as conn:
@@ -581,6 +585,21 @@ _PROJECT_TABLES = (
 _SQLITE_HEADER = b"SQLite format 3\x00"
 
 
+_ADD_COLUMN = re.compile(r"ALTER TABLE (\w+) ADD COLUMN (\w+)", re.IGNORECASE)
+
+
+def _migrate(conn: sqlite3.Connection, statement: str) -> None:
+    """One migration statement; a column it adds that is there already is left as it is
+    (the file of a project removed by teardown is migrated again when one is added, and
+    its tables are all there)."""
+    added = _ADD_COLUMN.match(statement)
+    if added is not None:
+        table, column = added.groups()
+        if column in {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}:
+            return
+    conn.execute(statement)
+
+
 def _statements(script: str) -> list[str]:
     """A DDL script's statements (executescript would commit the open transaction)."""
     return [s.strip() for s in script.split(";") if s.strip()]
@@ -612,11 +631,6 @@ def _record(row: tuple[Any, ...]) -> ObjectRecord:
         applied_at=datetime.fromisoformat(at),
         removed=bool(removed),
     )
-
-
-def _aware(text: str) -> datetime:
-    at = datetime.fromisoformat(text)
-    return at if at.tzinfo else at.replace(tzinfo=UTC)
 
 
 def _materialization(data: dict[str, Any]) -> MaterializationRecord:

@@ -24,12 +24,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from skewless.definitions import FeatureView
-from skewless.errors import LeaseLostError, SkewlessError
+from skewless.errors import BackfillFailedError, LeaseLostError, SkewlessError
 from skewless.registry import Lease, MaterializationRecord, Registry, RunRecord, view_lease
 from skewless.scheduler.clock import Clock
 from skewless.scheduler.leases import renewed, wait_for_lease
 from skewless.scheduler.runner import RunnerSettings
-from skewless.timeutil import utc_micros
+from skewless.timeutil import as_utc, utc_micros
 
 log = logging.getLogger(__name__)
 
@@ -41,41 +41,35 @@ _US = timedelta(microseconds=1)
 @dataclass(frozen=True)
 class Chunk:
     start: datetime
-    end: datetime  # inclusive: the next chunk's start minus a microsecond
+    end: datetime  # inclusive: the next chunk's start minus a microsecond, or the end
 
 
 def chunks(start: datetime, end: datetime, size: timedelta) -> list[Chunk]:
-    """[start, end] cut into chunks of `size`, oldest first."""
+    """[start, end] cut into chunks of `size`, oldest first; the last one ends at `end`
+    (inclusive), so a range that is a whole number of chunks has that many."""
     if size <= timedelta(0):
-        raise ValueError(f"a backfill chunk must be positive, not {size}")
+        raise SkewlessError(f"--chunk must be a positive duration, not {size}")
+    start, end = as_utc(start), as_utc(end)
     if end < start:
-        raise ValueError(
+        raise SkewlessError(
             f"the backfill ends ({end.isoformat()}) before it starts ({start.isoformat()})"
         )
     out: list[Chunk] = []
     at = start
-    while at <= end:
-        out.append(Chunk(at, min(at + size - _US, end)))
-        at += size
-    return out
+    while True:
+        following = at + size
+        if following >= end:
+            out.append(Chunk(at, end))
+            return out
+        out.append(Chunk(at, following - _US))
+        at = following
 
 
-def backfill_id(view: str, data_hash: str, start: datetime, end: datetime, size: timedelta) -> str:
-    return f"{view}@{data_hash[:12]}:{start.isoformat()}..{end.isoformat()}/{size}"
-
-
-class BackfillFailedError(SkewlessError):
-    retryable = True
-
-    def __init__(
-        self, view: str, chunk: Chunk, *, attempts: int, error: str, done: int, left: int
-    ) -> None:
-        self.view, self.chunk, self.attempts, self.error = view, chunk, attempts, error
-        super().__init__(
-            f"backfill of {view!r}: the chunk {chunk.start.isoformat()} .. {chunk.end.isoformat()} "
-            f"failed {attempts} time(s) ({error}); {done} chunk(s) done, {left} left: run "
-            "the same command again to resume"
-        )
+def backfill_id(view: str, data_hash: str, start: datetime, size: timedelta) -> str:
+    """A backfill's chunk grid: the view's definition, the start (in UTC) and the chunk
+    size. Its end is not part of it: the same command with a later end (`--end now`)
+    resumes the same backfill and goes further."""
+    return f"{view}@{data_hash[:12]}:{as_utc(start).isoformat()}/{size}"
 
 
 @dataclass(frozen=True)
@@ -98,23 +92,19 @@ def backfill(
     runner: str,
     clock: Clock,
     settings: RunnerSettings,
-    stop: Callable[[], bool] = lambda: False,
 ) -> BackfillReport:
     """Materialize `view` over [start, end] in chunks of `size`, skipping the chunks an
     earlier run of the same backfill finished. Raises BackfillFailedError once a chunk
     has failed settings.max_attempts times in this call."""
-    ident = backfill_id(view.name, data_hash, start, end, size)
+    ident = backfill_id(view.name, data_hash, start, size)
     planned = chunks(start, end, size)
-    done_starts = {
-        r.start_us
-        for r in registry.runs(view.name)
-        if r.backfill == ident and r.status == "succeeded"
-    }
-    todo = [c for c in planned if utc_micros(c.start) not in done_starts]
+    reached: dict[int | None, int] = {}  # chunk start -> the furthest end a run reached
+    for r in registry.runs(view.name):
+        if r.backfill == ident and r.status == "succeeded":
+            reached[r.start_us] = max(reached.get(r.start_us, r.end_us), r.end_us)
+    todo = [c for c in planned if reached.get(utc_micros(c.start), -1) < utc_micros(c.end)]
     runs: list[RunRecord] = []
     for i, chunk in enumerate(todo):
-        if stop():
-            break
         for attempt in range(1, settings.max_attempts + 1):
             record = _chunk(
                 registry,
@@ -134,7 +124,8 @@ def backfill(
                 done = len(planned) - len(todo) + i
                 raise BackfillFailedError(
                     view.name,
-                    chunk,
+                    chunk.start,
+                    chunk.end,
                     attempts=attempt,
                     error=record.error,
                     done=done,

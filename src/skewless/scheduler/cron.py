@@ -20,6 +20,7 @@ from croniter.croniter import CroniterBadDateError
 
 from skewless.config import RepoConfig
 from skewless.definitions import FeatureView, Schedule
+from skewless.timeutil import as_utc
 
 _SECOND: Final = timedelta(seconds=1)
 _EARLIEST: Final = datetime.min.replace(tzinfo=UTC)
@@ -54,14 +55,10 @@ class TickPlan:
     skipped: Skipped | None  # older than those, never to run
 
 
-def _utc(t: datetime) -> datetime:
-    return t.replace(tzinfo=UTC) if t.tzinfo is None else t.astimezone(UTC)
-
-
 def _whole_second(t: datetime) -> datetime:
     """`t` in UTC, its fraction of a second dropped: a tick is after `t` exactly when it is
     after this (ticks fall on whole seconds), and croniter then never rounds a float."""
-    return _utc(t).replace(microsecond=0)
+    return as_utc(t).replace(microsecond=0)
 
 
 def _walk(schedule: Schedule, start: datetime) -> croniter[datetime]:
@@ -76,7 +73,7 @@ def next_tick(schedule: Schedule, after: datetime) -> datetime:
         return _walk(schedule, _whole_second(after)).get_next(datetime).astimezone(UTC)
     except _NO_TICK:
         raise ValueError(
-            f"schedule {schedule.cron!r} has no tick after {_utc(after).isoformat()}"
+            f"schedule {schedule.cron!r} has no tick after {as_utc(after).isoformat()}"
         ) from None
 
 
@@ -103,7 +100,7 @@ def ticks_between(
     schedule: Schedule, after: datetime, until: datetime, limit: int = 100_000
 ) -> list[datetime]:
     """The ticks t with `after < t <= until`, oldest first; ValueError past `limit` ticks."""
-    end = _utc(until)
+    end = as_utc(until)
     walk = _walk(schedule, _whole_second(after))
     out: list[datetime] = []
     while True:
@@ -116,7 +113,7 @@ def ticks_between(
         if len(out) == limit:
             raise ValueError(
                 f"schedule {schedule.cron!r} ticks more than {limit} times between "
-                f"{_utc(after).isoformat()} and {end.isoformat()}"
+                f"{as_utc(after).isoformat()} and {end.isoformat()}"
             )
         out.append(tick)
 
@@ -124,7 +121,7 @@ def ticks_between(
 def interval_end(schedule: Schedule, tick: datetime) -> datetime:
     """The event time a tick materializes up to: `tick - delay` (the earliest datetime
     when the delay reaches further back)."""
-    tick = _utc(tick)
+    tick = as_utc(tick)
     if schedule.delay > tick - _EARLIEST:
         return _EARLIEST
     return tick - schedule.delay
@@ -146,13 +143,13 @@ def plan_ticks(
       bound runs), at most `max_runs` in all, the newest kept; the rest are Skipped.
       The skipped count stops at SKIPPED_COUNT_CAP (then `exact` is False).
     """
-    now = _utc(now)
+    now = as_utc(now)
     latest = latest_tick(schedule, now)
     if latest is None:
         return TickPlan((), None)
     if last_handled is None:
         return TickPlan((latest,), None)
-    last_handled = _utc(last_handled)
+    last_handled = as_utc(last_handled)
     if latest <= last_handled:
         return TickPlan((), None)
     # Without the bound every tick after last_handled is in; comparing durations (not
@@ -195,23 +192,26 @@ def _skipped(schedule: Schedule, after: datetime, last: datetime) -> Skipped:
 def expected_freshness(
     schedule: Schedule | None, declared: timedelta | None, now: datetime
 ) -> timedelta | None:
-    """How old a view's materialized values may get before the view is stale: `declared`
-    (the view's expected_freshness) when given; else, with a schedule, twice the gap
-    between its two latest ticks <= now, plus its delay, so that a view is stale once a
-    whole scheduled run was missed (before the schedule ticked twice, the gap after its
-    first tick, or between its next two); None with neither."""
+    """How old a view's materialized values may be at `now` before the view is stale:
+    `declared` (the view's expected_freshness) when given; else, with a schedule, the
+    time since the interval end of the tick before the latest one: the run of the latest
+    tick may be under way, but the one before it must have succeeded. That holds for
+    irregular schedules (weekdays only, a tick repeated in the autumn hour) as for
+    regular ones. Before the schedule's second tick, a tick one gap before the first
+    stands in; before its first, nothing is expected (None), as with neither."""
     if declared is not None:
         return declared
     if schedule is None:
         return None
     latest = latest_tick(schedule, now)
     if latest is None:
-        latest = next_tick(schedule, now)
+        return None
+    before = _tick_before(schedule, latest)
+    if before is None:
         gap = next_tick(schedule, latest) - latest
-    else:
-        before = _tick_before(schedule, latest)
-        gap = latest - before if before is not None else next_tick(schedule, latest) - latest
-    return 2 * gap + schedule.delay
+        floor = datetime.min.replace(tzinfo=UTC)
+        before = latest - gap if latest - floor >= gap else floor
+    return as_utc(now) - interval_end(schedule, before)
 
 
 def schedule_of(view: FeatureView, config: RepoConfig) -> Schedule | None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from skewless.errors import LeaseLostError
@@ -28,8 +28,16 @@ class HeldLease:
 
 
 @contextmanager
-def renewed(registry: Registry, lease: Lease, ttl_s: float, clock: Clock) -> Iterator[HeldLease]:
-    """`lease`, renewed every ttl_s / 3 until the block ends, then released."""
+def renewed(
+    registry: Registry,
+    lease: Lease,
+    ttl_s: float,
+    clock: Clock,
+    on_lost: Callable[[], None] | None = None,
+) -> Iterator[HeldLease]:
+    """`lease`, renewed every ttl_s / 3 until the block ends, then released. When another
+    holder has taken it, `on_lost` runs (the runner cancels its Spark jobs: the new holder
+    runs the interval, and this one's records would be refused anyway)."""
     held = HeldLease(lease)
     done = threading.Event()
 
@@ -39,6 +47,8 @@ def renewed(registry: Registry, lease: Lease, ttl_s: float, clock: Clock) -> Ite
                 held.lease = registry.renew_lease(held.lease, ttl_s, clock.now())
             except LeaseLostError as exc:
                 log.warning("%s", exc)  # the fenced writes refuse from now on
+                if on_lost is not None:
+                    on_lost()
                 return
             except Exception:  # a busy registry: try again at the next beat
                 log.exception("renewing %s", held.lease.name)

@@ -76,6 +76,9 @@ def repo_runner(
         (record,) = materializer().run([view], None, end, incremental=True, lease=lease)
         return record
 
+    def cancel() -> None:  # the lease is gone: stop this process's Spark jobs
+        store.spark.sparkContext.cancelAllJobs()
+
     return Runner(
         store.registry,
         lambda: scheduled_views(store),
@@ -83,6 +86,7 @@ def repo_runner(
         settings=runner_settings(store),
         clock=clock,
         runner=runner,
+        on_lease_lost=cancel,
     )
 
 

@@ -52,7 +52,7 @@ from skewless.registry import (
     view_lease,
 )
 from skewless.scheduler.clock import Clock, SystemClock
-from skewless.scheduler.cron import interval_end, next_tick, plan_ticks
+from skewless.scheduler.cron import interval_end, latest_tick, next_tick, plan_ticks
 from skewless.scheduler.leases import HeldLease, renewed
 from skewless.timeutil import from_micros, utc_micros
 
@@ -95,42 +95,46 @@ class TickState:
     """What the history says about one view's ticks."""
 
     last_handled: datetime | None
-    tries: dict[datetime, int]  # ticks not handled: runs that failed or were abandoned
-    retry_tick: datetime | None  # the oldest failed tick with attempts left
+    tries: dict[datetime, int]  # ticks not handled: their runs that failed or were abandoned
+    retry_tick: datetime | None  # the oldest tried tick with attempts left
     retry_at: datetime | None  # not before
 
     def attempt(self, tick: datetime) -> int:
         return self.tries.get(tick, 0) + 1
 
 
+# Enough of a view's history to decide: the latest handled tick lies within the last
+# max_attempts runs of each tick after it, and a view never has more ticks waiting than this.
+HISTORY_RUNS = 2_000
+
+
 def tick_state(runs: Sequence[RunRecord], settings: RunnerSettings) -> TickState:
     """The latest handled tick, the tries of the ticks after it and any pending retry,
-    from the view's run history."""
+    from the view's run history. A run that failed and one that was abandoned (its runner
+    killed) are both attempts: each waits out the backoff, and `max_attempts` of them
+    make the tick handled (failed), so a run that kills its runner every time is not
+    retried forever."""
     scheduled = [r for r in runs if r.trigger in HANDLED_TRIGGERS and r.tick_us is not None]
     handled: int | None = None
-    failures: dict[int, list[RunRecord]] = {}
-    tries: dict[int, int] = {}
+    tried: dict[int, list[RunRecord]] = {}
     for r in scheduled:
         assert r.tick_us is not None
         if r.status in ("succeeded", "skipped"):
             handled = r.tick_us if handled is None else max(handled, r.tick_us)
         elif r.status in ("failed", "abandoned"):
-            tries[r.tick_us] = tries.get(r.tick_us, 0) + 1
-            if r.status == "failed":
-                failures.setdefault(r.tick_us, []).append(r)
-    for tick, failed in failures.items():
-        if len(failed) >= settings.max_attempts:
+            tried.setdefault(r.tick_us, []).append(r)
+    for tick, attempts in tried.items():
+        if len(attempts) >= settings.max_attempts:
             handled = tick if handled is None else max(handled, tick)
-    after = {from_micros(t): n for t, n in tries.items() if handled is None or t > handled}
-    pending = sorted(t for t in failures if handled is None or t > handled)
+    pending = sorted(t for t in tried if handled is None or t > handled)
+    after = {from_micros(t): len(tried[t]) for t in pending}
     if not pending:
         return TickState(_time(handled), after, None, None)
     tick = pending[0]
-    last = max(failures[tick], key=lambda r: r.id)
+    last = max(tried[tick], key=lambda r: r.id)
     finished = last.finished_at or last.started_at
-    return TickState(
-        _time(handled), after, from_micros(tick), finished + settings.backoff(len(failures[tick]))
-    )
+    retry_at = finished + settings.backoff(len(tried[tick]))
+    return TickState(_time(handled), after, from_micros(tick), retry_at)
 
 
 def _time(us: int | None) -> datetime | None:
@@ -147,8 +151,10 @@ class Runner:
         settings: RunnerSettings | None = None,
         clock: Clock | None = None,
         runner: str | None = None,
+        on_lease_lost: Callable[[], None] | None = None,
     ) -> None:
         self.registry = registry
+        self.on_lease_lost = on_lease_lost
         self.views = views
         self.materialize = materialize
         self.settings = settings or RunnerSettings()
@@ -179,7 +185,7 @@ class Runner:
         if lease is None:
             return []  # another runner is on it
         try:
-            with renewed(self.registry, lease, ttl, self.clock) as held:
+            with renewed(self.registry, lease, ttl, self.clock, self.on_lease_lost) as held:
                 return self._due(item, trigger, held, at)
         except LeaseLostError as exc:
             log.warning("%s", exc)
@@ -190,7 +196,7 @@ class Runner:
     ) -> list[RunRecord]:
         view, schedule = item.view, item.schedule
         now = self.clock.now() if at is None else at
-        state = tick_state(self.registry.runs(view.name), self.settings)
+        state = tick_state(self.registry.runs(view.name, last=HISTORY_RUNS), self.settings)
         since = state.last_handled
         if since is None and state.tries:  # never handled, but tried: from the first try
             since = min(state.tries) - timedelta(microseconds=1)
@@ -292,9 +298,26 @@ class Runner:
         """(view, tick, not before) of every failed tick waiting for its next attempt."""
         out = []
         for item in self.views():
-            state = tick_state(self.registry.runs(item.view.name), self.settings)
+            state = tick_state(self.registry.runs(item.view.name, last=HISTORY_RUNS), self.settings)
             if state.retry_tick is not None and state.retry_at is not None:
                 out.append((item.view.name, state.retry_tick, state.retry_at))
+        return out
+
+    def failed_ticks(self, at: datetime | None = None) -> list[tuple[str, datetime]]:
+        """(view, tick) of every view whose latest tick at `at` (default now) ended in a
+        failed run: what `schedule once` reports with a non-zero exit, so an orchestrator
+        sees a tick that failed, even after the runner gave it up."""
+        when = self.clock.now() if at is None else at
+        out = []
+        for item in self.views():
+            tick = latest_tick(item.schedule, when)
+            if tick is None:
+                continue
+            tick_us = utc_micros(tick)
+            runs = self.registry.runs(item.view.name, last=HISTORY_RUNS)
+            mine = [r for r in runs if r.tick_us == tick_us and r.trigger in HANDLED_TRIGGERS]
+            if mine and mine[-1].status == "failed":
+                out.append((item.view.name, tick))
         return out
 
     # --- the loop ----------------------------------------------------------------------
@@ -305,9 +328,10 @@ class Runner:
         wait = self.settings.poll_seconds
         for item in self.views():
             wake = next_tick(item.schedule, now)
-            retry_at = tick_state(self.registry.runs(item.view.name), self.settings).retry_at
-            if retry_at is not None:
-                wake = min(wake, retry_at)
+            runs = self.registry.runs(item.view.name, last=HISTORY_RUNS)
+            retry_at = tick_state(runs, self.settings).retry_at
+            if retry_at is not None:  # one overdue (another runner has the view): soon, not now
+                wake = min(wake, max(retry_at, now + timedelta(seconds=1)))
             wait = min(wait, max((wake - now).total_seconds(), 0.0))
         return wait
 

@@ -3,9 +3,10 @@
 A view's values are complete up to the end of its newest successful materialization of
 its current definition (any run: scheduled, manual or a backfill chunk); its lag is the
 time since then. It is stale when the lag exceeds its expected freshness: the view's
-`expected_freshness`, else, with a schedule, twice the gap between its two latest ticks
-plus the schedule's delay (so one missed run makes it stale), else nothing is expected.
-A view with a schedule or an expected freshness that was never materialized is stale.
+`expected_freshness`, else, with a schedule, the time since the interval end of the tick
+before the latest one (the latest tick's run may be under way; the one before it must
+have succeeded: scheduler/cron.expected_freshness), else nothing is expected. A view
+with a schedule or an expected freshness that was never materialized is stale.
 """
 
 from __future__ import annotations
