@@ -345,14 +345,12 @@ def merge(a: NumericSummary, b: NumericSummary) -> NumericSummary:
         stddev = math.sqrt(max(m2, 0.0) / (n - 1))
         low = min(_given(a.min), _given(b.min))
         high = max(_given(a.max), _given(b.max))
-    quantiles = (
-        {
-            p: _histogram_quantile(a.edges, counts, _given(low), _given(high), p)
-            for p in QUANTILE_PROBS
-        }
-        if n
-        else {}
-    )
+    quantiles: dict[float, float] = {}
+    if n:
+        floor = -math.inf
+        for p in QUANTILE_PROBS:  # non-decreasing in p, whatever the rounding
+            floor = max(floor, _histogram_quantile(a.edges, counts, _given(low), _given(high), p))
+            quantiles[p] = floor
     return NumericSummary(
         count=a.count + b.count,
         nulls=a.nulls + b.nulls,
@@ -387,7 +385,8 @@ def _histogram_quantile(
     for i, c in enumerate(counts):
         if c and seen + c >= target:
             left, right = max(bounds[i], low), min(bounds[i + 1], high)
-            return left + (right - left) * (target - seen) / c
+            at = left + (right - left) * ((target - seen) / c)
+            return min(max(at, left), right)  # rounding never leaves the bin
         seen += c
     return high
 
