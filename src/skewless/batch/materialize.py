@@ -44,7 +44,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 from pyspark import StorageLevel
-from pyspark.sql import Column, DataFrame, SparkSession, Window
+from pyspark.sql import Column, DataFrame, Row, SparkSession, Window
 from pyspark.sql import functions as F  # noqa: N812
 
 from skewless.batch.presort import KEY_HASH, presorted
@@ -684,14 +684,40 @@ def _materialize_view(
             else:
                 offered, written = write_online(latest, writer)
         online_seconds = time.perf_counter() - online_started
+    return view_materialization(
+        view,
+        rows,
+        interval,
+        stats,
+        table=table,
+        online=(offered, written, online_seconds),
+        delta_path=delta_path,
+        started=(started, started_us),
+    )
+
+
+def view_materialization(
+    view: FeatureView,
+    rows: DataFrame,
+    interval: Interval,
+    stats: Row,
+    *,
+    table: TableWrite,
+    online: tuple[int, int, float],
+    delta_path: str | None,
+    started: tuple[float, int],
+) -> ViewMaterialization:
+    """A finished run's result: `stats` (a Row of n, rejected and arrival: the newest
+    source file time read), the Delta write, `online` (keys offered, keys written, its
+    seconds), `started` (perf_counter, UTC microseconds)."""
+    offered, written, online_seconds = online
     arrival = None if stats["arrival"] is None else int(stats["arrival"])
-    # A run that takes every row of what it reads can tell the next run which files to skip.
     if interval.arrived_after_us is not None and arrival is not None:
         arrival = max(arrival, interval.arrived_after_us)  # never behind the base's
     # An incremental run tells the next one which of its new files to skip (a second,
     # small job over those files); a full run records none, and the run after it reads
     # the files of its overlap again.
-    seen = _seen_files(rows, interval, arrival, started_us) if interval.records_seen else ()
+    seen = _seen_files(rows, interval, arrival, started[1]) if interval.records_seen else ()
     return ViewMaterialization(
         view=view.name,
         rows_read=int(stats["n"] or 0),
@@ -704,7 +730,7 @@ def _materialize_view(
         delta_path=delta_path or "",
         delta_version=table.version,
         arrival_watermark_us=arrival,
-        seconds=time.perf_counter() - started,
+        seconds=time.perf_counter() - started[0],
         online_seconds=online_seconds,
         seen_files=seen,
     )

@@ -51,7 +51,6 @@ from skewless.batch.materialize import (
     _event_micros,
     _instant,
     _last_commit,
-    _seen_files,
     _to_table_columns,
     computed_once,
     current_version,
@@ -59,6 +58,7 @@ from skewless.batch.materialize import (
     merge_into_table,
     retryable_conflict,
     stats_columns,
+    view_materialization,
     write_online,
     write_online_from_driver,
 )
@@ -305,23 +305,13 @@ def _materialize(
             driver_write_max_keys=driver_write_max_keys,
         )
     online_seconds = time.perf_counter() - online_started
-    arrival = None if stats["arrival"] is None else int(stats["arrival"])
-    if interval.arrived_after_us is not None and arrival is not None:
-        arrival = max(arrival, interval.arrived_after_us)  # never behind the base's
-    seen = _seen_files(rows, interval, arrival, started_us) if interval.records_seen else ()
-    return ViewMaterialization(
-        view=view.name,
-        rows_read=int(stats["n"]),
-        rows_rejected=int(stats["rejected"]),
-        rows_written_offline=table.written,
-        rows_inserted_offline=table.inserted,
-        rows_updated_offline=table.updated,
-        keys_offered=offered,
-        keys_written=written,
-        delta_path=delta_path or "",
-        delta_version=table.version,
-        arrival_watermark_us=arrival,
-        seconds=time.perf_counter() - started,
-        online_seconds=online_seconds,
-        seen_files=seen,
+    return view_materialization(
+        view,
+        rows,
+        interval,
+        stats,
+        table=table,
+        online=(offered, written, online_seconds),
+        delta_path=delta_path,
+        started=(started, started_us),
     )

@@ -471,11 +471,11 @@ def _tail(statuses: list[FeatureStatus], event_ts_us: list[int | None]) -> tuple
     else:
         codes = bytes([_STATUS_CODES[s] for s in statuses])  # each code is one byte
     times = pb.FeatureColumn(event_timestamps=[0 if t is None else t for t in event_ts_us])
-    timeless = pb.FeatureColumn(
-        no_event_time_rows=[i for i, t in enumerate(event_ts_us) if t is None]
-    )
     head = b"\x1a" + _varint(len(codes)) + codes + times.SerializeToString()
-    return head, timeless.SerializeToString()
+    timeless = [i for i, t in enumerate(event_ts_us) if t is None]
+    if not timeless:  # every row has an event time: the field is absent
+        return head, b""
+    return head, pb.FeatureColumn(no_event_time_rows=timeless).SerializeToString()
 
 
 # Per plan (which lives as long as its definitions): each feature's FeatureColumn.name and

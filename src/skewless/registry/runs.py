@@ -150,9 +150,12 @@ def release(conn: sqlite3.Connection, project: str, lease: Lease) -> None:
     )
 
 
-def check(conn: sqlite3.Connection, project: str, lease: Lease) -> None:
+def check(conn: sqlite3.Connection, project: str, lease: Lease, view: str | None = None) -> None:
     """Raise LeaseLostError unless the stored lease of `lease.name` still has its holder
-    and token. Called inside the transaction of the write it guards."""
+    and token (and, for a write of `view`'s, ValueError unless it is that view's lease).
+    Called inside the transaction of the write it guards."""
+    if view is not None:
+        check_view(lease, view)
     stored = read_lease(conn, project, lease.name)
     if stored is None or (stored.holder, stored.token) != (lease.holder, lease.token):
         raise LeaseLostError(
@@ -212,8 +215,7 @@ def start(
     if attempt < 1:
         raise ValueError(f"run of feature view '{view}': attempt must be 1 or more, not {attempt}")
     if lease is not None:
-        check_view(lease, view)
-        check(conn, project, lease)
+        check(conn, project, lease, view)
     record = RunRecord(
         id=0,
         view=view,
@@ -275,8 +277,7 @@ def finish(
     if run is None:
         raise RegistryError(f"the registry holds no run {run_id} of project '{project}'")
     if lease is not None:
-        check_view(lease, run.view)
-        check(conn, project, lease)
+        check(conn, project, lease, run.view)
     if run.status != "running":
         raise RegistryError(
             f"run {run_id} of feature view '{run.view}' already finished as {run.status} "

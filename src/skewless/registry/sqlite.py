@@ -379,8 +379,7 @@ class SqliteRegistry:
         data["finished_at"] = record.finished_at.isoformat()
         with self._transaction() as conn:
             if lease is not None:
-                run_sql.check_view(lease, record.view)
-                run_sql.check(conn, self.project, lease)
+                run_sql.check(conn, self.project, lease, record.view)
             conn.execute(
                 "INSERT INTO materializations (project, view, record) VALUES (?, ?, ?)",
                 (self.project, record.view, json.dumps(data, sort_keys=True)),
