@@ -533,18 +533,19 @@ def test_grpc_metrics_export_each_view_freshness_read_from_the_registry_at_each_
 
         # a later run of stats, recorded while the server runs: the next scrape has it
         (stats_run,) = registry.materializations("stats")
+        later = datetime.fromtimestamp(finished["stats"], UTC) + timedelta(seconds=80)
         registry.record_materialization(
             replace(
                 stats_run,
                 kind="incremental",
                 end_us=utc_micros(NOW + timedelta(seconds=60)),
-                finished_at=NOW + timedelta(seconds=80),
+                finished_at=later,
             )
         )
         gauges = view_gauges(scrape(running))
     assert gauges["materialized_until_seconds stats"] == NOW.timestamp() + 60
     assert gauges["freshness_lag_seconds stats"] == 30.0
-    assert gauges["last_success_seconds stats"] == NOW.timestamp() + 80
+    assert gauges["last_success_seconds stats"] == later.timestamp()
     assert gauges["freshness_lag_seconds zones"] == 90.0
 
 
