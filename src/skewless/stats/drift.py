@@ -43,7 +43,7 @@ PSI_EPSILON = 1e-4
 OTHER = "<other>"
 
 Verdict = Literal["stable", "warn", "drifted"]
-_RANK: dict[Verdict, int] = {"stable": 0, "warn": 1, "drifted": 2}
+VERDICT_RANK: dict[Verdict, int] = {"stable": 0, "warn": 1, "drifted": 2}
 
 
 @dataclass(frozen=True)
@@ -240,7 +240,9 @@ def compare(
         for value, share in sorted(found.items(), key=lambda kv: (-kv[1], kv[0])):
             level: Verdict = "drifted" if share >= t.category_drifted_share else "warn"
             reasons.append((level, f"{label} {value!r} at {share:.1%}"))
-    verdict: Verdict = max((level for level, _ in reasons), key=_RANK.__getitem__, default="stable")
+    verdict: Verdict = max(
+        (level for level, _ in reasons), key=VERDICT_RANK.__getitem__, default="stable"
+    )
     return FeatureDrift(
         feature=feature,
         kind=kind,
@@ -260,7 +262,7 @@ def severity_key(drift: FeatureDrift) -> tuple[int, float, str]:
     """Sorts a report most severe first: drifted, warn, stable; then by PSI, highest
     first (a feature without PSI last); then by name."""
     psi_value = -1.0 if drift.psi is None or math.isnan(drift.psi) else drift.psi
-    return (-_RANK[drift.verdict], -psi_value, drift.feature)
+    return (-VERDICT_RANK[drift.verdict], -psi_value, drift.feature)
 
 
 def by_severity(drifts: Iterable[FeatureDrift]) -> list[FeatureDrift]:
