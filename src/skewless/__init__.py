@@ -20,6 +20,8 @@ from skewless.definitions import (
 )
 from skewless.errors import SkewlessError
 from skewless.feature_store import FeatureStore
+from skewless.offline.drift import SavedTrainingSet, WholeTable
+from skewless.stats.drift import Thresholds
 from skewless.types import (
     Array,
     Bool,
@@ -65,9 +67,12 @@ __all__ = [
     "Int64",
     "OnDemandFeatureView",
     "RequestSource",
+    "SavedTrainingSet",
     "Schedule",
     "SkewlessError",
     "String",
+    "Thresholds",
     "UnixTimestamp",
+    "WholeTable",
     "__version__",
 ]

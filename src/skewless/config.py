@@ -39,6 +39,7 @@ from pydantic import (
     ValidationError,
     ValidationInfo,
     field_validator,
+    model_validator,
 )
 from pydantic import Field as PydanticField
 from pydantic_core import ErrorDetails
@@ -46,6 +47,7 @@ from pydantic_core import ErrorDetails
 from skewless.definitions.schedule import Schedule, check_cron, check_span, check_timezone
 from skewless.errors import ConfigError, SkewlessError, clip, closest
 from skewless.feast_config import feast_findings
+from skewless.stats.drift import Thresholds
 
 CONFIG_FILE = "feature_store.yaml"
 
@@ -254,6 +256,44 @@ class SchedulerConfig(_Strict):
     poll_seconds: float = PydanticField(default=60, gt=0, allow_inf_nan=False)
 
 
+class DriftThresholdsConfig(_Strict):
+    """When a feature's drift warns or counts as drifted (stats/drift.py Thresholds, whose
+    defaults these are): a statistic at or above a threshold crosses it."""
+
+    psi_warn: float = PydanticField(default=0.1, ge=0, allow_inf_nan=False)
+    psi_drifted: float = PydanticField(default=0.25, ge=0, allow_inf_nan=False)
+    ks_warn: float = PydanticField(default=0.1, ge=0, le=1)
+    ks_drifted: float = PydanticField(default=0.2, ge=0, le=1)
+    js_warn: float = PydanticField(default=0.1, ge=0, le=1)
+    js_drifted: float = PydanticField(default=0.2, ge=0, le=1)
+    missing_rate_warn: float = PydanticField(default=0.05, ge=0, le=1)
+    missing_rate_drifted: float = PydanticField(default=0.1, ge=0, le=1)
+    category_min_share: float = PydanticField(default=0.005, ge=0, le=1)
+    category_drifted_share: float = PydanticField(default=0.01, ge=0, le=1)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> DriftThresholdsConfig:
+        for name in ("psi", "ks", "js", "missing_rate"):
+            warn, drifted = getattr(self, f"{name}_warn"), getattr(self, f"{name}_drifted")
+            if warn > drifted:
+                raise ValueError(f"{name}_warn ({warn}) is above {name}_drifted ({drifted})")
+        if self.category_min_share > self.category_drifted_share:
+            raise ValueError("category_min_share is above category_drifted_share")
+        return self
+
+    def to_thresholds(self) -> Thresholds:
+        return Thresholds(**self.model_dump())
+
+
+class StatisticsConfig(_Strict):
+    """Feature statistics computed by every materialization (`statistics:`)."""
+
+    enabled: bool = True
+    bins: int = PydanticField(default=20, ge=2, le=1000)  # of the reference's histogram
+    top_k: int = PydanticField(default=50, ge=1, le=10_000)  # most frequent values kept
+    thresholds: DriftThresholdsConfig = DriftThresholdsConfig()
+
+
 class RepoConfig(_Strict):
     project: str
     registry: RegistryConfig = SqliteRegistryConfig()
@@ -264,6 +304,7 @@ class RepoConfig(_Strict):
     entity_timestamp_column: str = "event_timestamp"
     materialization: ScheduleConfig | None = None  # the views without a schedule of their own
     scheduler: SchedulerConfig = SchedulerConfig()
+    statistics: StatisticsConfig = StatisticsConfig()
 
     @field_validator("project")
     @classmethod

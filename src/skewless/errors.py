@@ -708,3 +708,41 @@ class BackfillFailedError(SkewlessError):
             f"failed {attempts} time(s) ({error}); {done} chunk(s) done, {left} left: run "
             "the same command again to resume"
         )
+
+
+class StatisticsNotFoundError(SkewlessError):
+    """A side of a drift comparison, or a `stats` request, names data with no recorded
+    statistics: a version committed with statistics off (or before they existed), a time
+    before the first summarized version, or a view never materialized."""
+
+    def __init__(self, view: str, wanted: str, known: Sequence[int]) -> None:
+        self.view = view
+        self.wanted = wanted
+        self.known = list(known)
+        shown = ", ".join(str(v) for v in known[-20:]) if known else "none"
+        more = f" (the last 20 of {len(known)})" if len(known) > 20 else ""
+        super().__init__(
+            f"feature view '{view}' has no statistics for {wanted}: versions with "
+            f"statistics: {shown}{more}; materialize it with statistics enabled"
+        )
+
+
+class DriftSideError(SkewlessError):
+    """A side of a drift comparison that cannot be read as asked: not a version, a time,
+    `latest`, `table[:V]` or a saved training set, or a training set without the view."""
+
+    def __init__(self, side: str, value: str, detail: str) -> None:
+        self.side = side
+        self.value = value
+        self.detail = detail
+        super().__init__(f"drift {side} {clip(value)!r}: {detail}")
+
+
+class SummaryError(SkewlessError):
+    """Stored statistics that cannot be read or compared: a malformed summary, or two
+    summaries of one feature binned over different edges."""
+
+    def __init__(self, what: str, detail: str) -> None:
+        self.what = what
+        self.detail = detail
+        super().__init__(f"{what}: {detail}")

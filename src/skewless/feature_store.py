@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import pandas as pd
 
@@ -32,6 +32,7 @@ from skewless.errors import (
     TrainingSetNotFoundError,
 )
 from skewless.feature_request import service_refs
+from skewless.offline.drift import DataSide, StatisticsReader
 from skewless.offline.lineage import Lineage, lineage
 from skewless.offline.manifest import Manifest
 from skewless.offline.reproduce import ReproduceReport
@@ -55,9 +56,11 @@ if TYPE_CHECKING:
     from skewless.offline.erasure import ErasureReport, VacuumReport
     from skewless.offline.mlflow_run import LoggedTrainingSet
     from skewless.online.store import OnlineStore
+    from skewless.registry import VersionStatistics
     from skewless.serving.catalog import Catalog
     from skewless.serving.plan import LookupPlan
     from skewless.serving.response import OnlineResponse
+    from skewless.stats import DriftReport, Thresholds
     from skewless.teardown import Confirm, TeardownReport
 
 
@@ -305,6 +308,47 @@ class FeatureStore:
         says whether it is identical and, if not, what differs and why."""
         return self._training_sets().reproduce(target, self.catalog(), entity_df, origin)
 
+    # --- statistics and drift ------------------------------------------------------------
+
+    def statistics_reader(self) -> StatisticsReader:
+        from skewless.batch.drift_sides import SparkSummaries  # noqa: PLC0415 - pyspark
+        from skewless.batch.materialize import table_path  # noqa: PLC0415 - pyspark
+
+        offline_root = resolve_path(self.repo_path, self.config.offline_store.path)
+        stats = self.config.statistics
+        on_demand = SparkSummaries(
+            session=lambda: self.spark,
+            table_location=lambda view, data_hash: table_path(
+                offline_root, self.project, view, data_hash
+            ),
+            training_sets=self.get_training_set,
+            bins=stats.bins,
+            top_k=stats.top_k,
+        )
+        return StatisticsReader(self.registry, on_demand, stats)
+
+    def statistics(
+        self, view: str, version: int | datetime | Literal["latest"] = "latest"
+    ) -> VersionStatistics:
+        """The feature statistics a materialization recorded for a Delta version of
+        `view` (its current definition): a version number, the newest committed at or
+        before a time, or the newest."""
+        return self.statistics_reader().version(self.get_feature_view(view), version)
+
+    def drift(
+        self,
+        view: str,
+        reference: DataSide,
+        current: DataSide = "latest",
+        thresholds: Thresholds | None = None,
+    ) -> DriftReport:
+        """How `view`'s features changed from `reference` to `current`: each a Delta
+        version, a time, "latest", WholeTable(version) or SavedTrainingSet(name); the
+        thresholds default to the repo's `statistics.thresholds`."""
+        return self.statistics_reader().drift(
+            self.get_feature_view(view), reference, current, thresholds=thresholds
+        )
+
     def log_to_mlflow(
         self, name_or_job: str | RetrievalJob, *, context: str = "training"
     ) -> LoggedTrainingSet:
@@ -432,6 +476,7 @@ class FeatureStore:
             online=OnlineTarget(
                 cfg.connection_url(self.online_url()), cfg.password, cfg.driver_write_max_keys
             ),
+            statistics=self.config.statistics if self.config.statistics.enabled else None,
         )
 
     def materialize(

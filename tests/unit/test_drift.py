@@ -347,3 +347,20 @@ def test_drift_to_json_is_plain() -> None:
     d = compare("c", summarize_categorical(["a"]), summarize_categorical(["a"]))
     assert d.to_json()["verdict"] == "stable"
     assert d.to_json()["new_categories"] == []
+
+
+def test_compare_a_statistic_equal_to_its_threshold_crosses_it() -> None:
+    # 10 of 100 values move one bin: KS is 0.1 (0.09999999999999998 in floating point)
+    edges = (1.0, 2.0)
+    ref = summarize_numeric(np.array([0.5] * 50 + [1.5] * 50), edges)
+    cur = summarize_numeric(np.array([0.5] * 40 + [1.5] * 60), edges)
+    drift = compare("x", ref, cur)
+    assert drift.ks == pytest.approx(0.1)
+    assert "ks 0.1 >= 0.1 (warn)" in drift.reasons
+
+
+def test_summarize_categorical_keeps_numpy_strings_as_plain_strings() -> None:
+    summary = summarize_categorical(np.array(["a", "b", "a"]))
+    assert all(type(v) is str for v in summary.top)
+    drift = compare("s", summarize_categorical(["a"] * 99), summary)
+    assert drift.new_categories == ("b",) and "'b'" in " ".join(drift.reasons)

@@ -15,6 +15,7 @@ import pytest
 from skewless import FeatureStore
 from skewless.errors import RegistryConflictError, RegistryError, RegistryLockedError
 from skewless.registry import ObjectWrite, SqliteRegistry
+from skewless.registry.sqlite import SCHEMA_VERSION
 from tests.unit.repo_fixtures import write_repo
 
 
@@ -177,14 +178,14 @@ def test_registry_of_a_newer_skewless_is_a_registry_error(tmp_path: Path) -> Non
     path = tmp_path / "registry.db"
     SqliteRegistry(path, "p").commit(0, [_write("a")], "1")
     with closing(sqlite3.connect(path)) as conn:
-        conn.execute("UPDATE registry_meta SET value='4' WHERE key='schema_version'")
+        conn.execute("UPDATE registry_meta SET value='99' WHERE key='schema_version'")
         conn.commit()
     for project in ("p", "another"):  # a new project in that file too
         with pytest.raises(RegistryError) as info:
             SqliteRegistry(path, project)
         assert str(info.value) == (
-            f"registry {path} was written by a newer skewless (registry schema version 4; "
-            "this skewless reads version 3): upgrade skewless to use it"
+            f"registry {path} was written by a newer skewless (registry schema version 99; "
+            f"this skewless reads version {SCHEMA_VERSION}): upgrade skewless to use it"
         )
     with closing(sqlite3.connect(path)) as conn:
         assert conn.execute("SELECT DISTINCT project FROM registry_meta").fetchall() == [("p",)]

@@ -379,7 +379,7 @@ def test_registry_of_schema_version_1_is_migrated_with_all_its_data(tmp_path: Pa
     path = tmp_path / "registry.db"
     _v1_file(path, ("p", "q"))
     reg = SqliteRegistry(path, "p")
-    assert _schema_versions(path) == [("p", "3"), ("q", "3")]  # the whole file, once
+    assert _schema_versions(path) == [("p", "4"), ("q", "4")]  # the whole file, once
     assert reg.registry_version() == 1
     (record,) = reg.current()
     assert (record.name, record.version, record.spec) == ("a", 1, SPEC)
@@ -440,22 +440,22 @@ def test_registry_migration_waits_for_the_write_lock(tmp_path: Path) -> None:
         holder.communicate("", timeout=30)
     assert _schema_versions(path) == [("p", "1")]  # untouched
     SqliteRegistry(path, "p")
-    assert _schema_versions(path) == [("p", "3")]
+    assert _schema_versions(path) == [("p", "4")]
 
 
 def test_registry_of_a_newer_schema_is_refused_without_migrating(tmp_path: Path) -> None:
     path = tmp_path / "registry.db"
     SqliteRegistry(path, "p").commit(0, [_write("a")], "1")
     with closing(sqlite3.connect(path)) as conn:
-        conn.execute("UPDATE registry_meta SET value='4' WHERE key='schema_version'")
+        conn.execute("UPDATE registry_meta SET value='5' WHERE key='schema_version'")
         conn.commit()
     with pytest.raises(RegistryError) as info:
         SqliteRegistry(path, "p")
     assert str(info.value) == (
-        f"registry {path} was written by a newer skewless (registry schema version 4; "
-        "this skewless reads version 3): upgrade skewless to use it"
+        f"registry {path} was written by a newer skewless (registry schema version 5; "
+        "this skewless reads version 4): upgrade skewless to use it"
     )
-    assert _schema_versions(path) == [("p", "4")]
+    assert _schema_versions(path) == [("p", "5")]
 
 
 def test_registry_new_file_is_created_at_the_current_schema(tmp_path: Path) -> None:

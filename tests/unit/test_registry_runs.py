@@ -403,7 +403,7 @@ def test_registry_of_schema_version_2_is_migrated_with_all_its_data(tmp_path: Pa
     path = tmp_path / "registry.db"
     _v2_file(path, ("p", "q"))
     reg = SqliteRegistry(path, "p")
-    assert _schema_versions(path) == [("p", "3"), ("q", "3")]  # the whole file, once
+    assert _schema_versions(path) == [("p", "4"), ("q", "4")]  # the whole file, once
     assert reg.registry_version() == 1
     assert [(r.name, r.spec) for r in reg.current()] == [("a", SPEC)]
     assert reg.materializations("v") == [_materialization(), _materialization()]
@@ -431,7 +431,7 @@ def test_registry_migration_to_version_3_that_fails_leaves_the_file_as_it_was(
     assert _schema_versions(path) == [("p", "2")]
     monkeypatch.undo()
     assert len(SqliteRegistry(path, "p").materializations()) == 2
-    assert _schema_versions(path) == [("p", "3")]
+    assert _schema_versions(path) == [("p", "4")]
 
 
 def test_registry_materialized_until_is_the_greatest_end_and_latest_finish_per_definition(

@@ -33,9 +33,9 @@ materializes it with the pieces of this module.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
@@ -47,6 +47,7 @@ from pyspark import StorageLevel
 from pyspark.sql import Column, DataFrame, Row, SparkSession, Window
 from pyspark.sql import functions as F  # noqa: N812
 
+from skewless.batch.feature_stats import summarize_frame
 from skewless.batch.presort import KEY_HASH, presorted
 from skewless.batch.ranking import TIE, rank_fields, table_rank_sql, values_struct
 from skewless.batch.sources import (
@@ -63,6 +64,7 @@ from skewless.config import DRIVER_WRITE_MAX_KEYS
 from skewless.definitions import FeatureView
 from skewless.online.codec import arrow_entity_keys, encode_values
 from skewless.online.redis import RedisOnlineStore, expire_at_ms_many
+from skewless.stats.summary import DEFAULT_BINS, DEFAULT_TOP_K, Summary
 from skewless.timeutil import utc_micros
 from skewless.types import DType
 
@@ -119,6 +121,8 @@ class TableWrite:
     version: int
     inserted: int = 0
     updated: int = 0
+    # feature statistics of the rows the commit inserted or updated, when asked for
+    statistics: Mapping[str, Summary] | None = None
 
     @property
     def written(self) -> int:
@@ -142,6 +146,19 @@ class ViewMaterialization:
     rows_updated_offline: int = 0
     # the files within the overlap before the new watermark that the next run must not read
     seen_files: tuple[tuple[str, int, int], ...] = ()
+    # feature statistics of the rows the run materialized, when it committed a version
+    statistics: Mapping[str, Summary] | None = None
+
+
+@dataclass(frozen=True)
+class StatisticsRequest:
+    """Summarize the rows a run commits (batch/feature_stats.py): numeric features over
+    `edges` (the definition's reference edges; a feature without any gets them from this
+    run), with `bins` bins for new edges and the `top_k` most frequent values."""
+
+    edges: Mapping[str, tuple[float, ...]]
+    bins: int = DEFAULT_BINS
+    top_k: int = DEFAULT_TOP_K
 
 
 def _rank(view: FeatureView) -> Column:
@@ -345,10 +362,12 @@ def merge_into_table(
     *,
     rows: int | None = None,
     times: tuple[int, int] | None = None,
+    summarize: Callable[[DataFrame], Mapping[str, Summary]] | None = None,
 ) -> TableWrite:
     """MERGE `frame` (one row per key and event time) into the table at `path`; returns
-    the Delta version written and the rows inserted and updated. Concurrent writers
-    retry.
+    the Delta version written and the rows inserted and updated, and `summarize` of
+    those rows (table columns) when given: they are held in memory for the MERGE, so
+    statistics cost no further read. Concurrent writers retry.
 
     Only the rows that change the table (a new key, or a higher rank than the stored
     row: `changes()`) go into the MERGE, so that Delta rewrites only the files holding
@@ -381,7 +400,8 @@ def merge_into_table(
                     .mode("errorifexists")
                     .save(path)
                 )
-                return _last_commit(spark, path)
+                written = _last_commit(spark, path)
+                return replace(written, statistics=summarize and summarize(source))
             table = spark.read.format("delta").load(path)
             if within is not None:
                 table = table.where(within)
@@ -390,6 +410,9 @@ def merge_into_table(
                 changed = cached.count()
                 if not changed:
                     return TableWrite(current_version(spark, path))
+                # before the MERGE: its commit makes Spark recompute every cached plan that
+                # reads the table, and the changes then are none
+                summary = summarize and summarize(cached)
                 (
                     DeltaTable.forPath(spark, path)
                     .alias("t")
@@ -398,7 +421,7 @@ def merge_into_table(
                     .whenNotMatchedInsertAll()
                     .execute()
                 )
-                return _last_commit(spark, path)
+                return replace(_last_commit(spark, path), statistics=summary)
             finally:
                 # Always the cached frame: a cached plan left behind would be served to
                 # the next run's identical plan over a source folder with new files.
@@ -621,10 +644,12 @@ def materialize_view(
     writer: OnlineWriter | None,
     delta_path: str | None,
     driver_write_max_keys: int = DRIVER_WRITE_MAX_KEYS,
+    statistics: StatisticsRequest | None = None,
 ) -> ViewMaterialization:
     """Run the job for one view: Delta first (when `delta_path`), then Redis (when
     `writer`). The source is read once, deduplicated and flagged in one shuffle
-    (`deduplicate`), and held (`computed_once`) for the counts, the Delta write and the
+    (`deduplicate`), and held (`computed_once`) for the counts, the Delta write, the
+    feature statistics of a run that commits a version (when `statistics`) and the
     online rows. A source file Spark cannot read is an UnreadableSourceError naming it."""
     if view.aggregations:  # its rows would land where its event lists belong
         raise ValueError(
@@ -640,6 +665,7 @@ def materialize_view(
             writer=writer,
             delta_path=delta_path,
             driver_write_max_keys=driver_write_max_keys,
+            statistics=statistics,
         )
 
 
@@ -652,6 +678,7 @@ def _materialize_view(
     writer: OnlineWriter | None,
     delta_path: str | None,
     driver_write_max_keys: int,
+    statistics: StatisticsRequest | None,
 ) -> ViewMaterialization:
     started = time.perf_counter()
     started_us = utc_micros(datetime.now(UTC))
@@ -673,7 +700,15 @@ def _materialize_view(
         elif delta_path is not None:
             times = (stats["first_us"], stats["last_us"])
             table = merge_into_table(
-                spark, per_event, view, delta_path, rows=int(stats["n"] or 0), times=times
+                spark,
+                per_event,
+                view,
+                delta_path,
+                rows=int(stats["n"] or 0),
+                times=times,
+                summarize=None
+                if statistics is None
+                else partial(summarize_view_rows, view=view, request=statistics),
             )
         offered = written = 0
         online_started = time.perf_counter()
@@ -693,6 +728,21 @@ def _materialize_view(
         online=(offered, written, online_seconds),
         delta_path=delta_path,
         started=(started, started_us),
+        statistics=table.statistics,
+    )
+
+
+def summarize_view_rows(
+    rows: DataFrame, view: FeatureView, request: StatisticsRequest
+) -> dict[str, Summary]:
+    """The statistics of the view's stored fields over `rows` (one per key and event
+    time, held in memory by the run: the rows a commit inserted or updated)."""
+    return summarize_frame(
+        rows,
+        [(f.name, f.dtype) for f in view.stored],
+        request.edges,
+        bins=request.bins,
+        top_k=request.top_k,
     )
 
 
@@ -706,10 +756,11 @@ def view_materialization(
     online: tuple[int, int, float],
     delta_path: str | None,
     started: tuple[float, int],
+    statistics: Mapping[str, Summary] | None = None,
 ) -> ViewMaterialization:
     """A finished run's result: `stats` (a Row of n, rejected and arrival: the newest
     source file time read), the Delta write, `online` (keys offered, keys written, its
-    seconds), `started` (perf_counter, UTC microseconds)."""
+    seconds), `started` (perf_counter, UTC microseconds), the feature statistics."""
     offered, written, online_seconds = online
     arrival = None if stats["arrival"] is None else int(stats["arrival"])
     if interval.arrived_after_us is not None and arrival is not None:
@@ -733,4 +784,5 @@ def view_materialization(
         seconds=time.perf_counter() - started[0],
         online_seconds=online_seconds,
         seen_files=seen,
+        statistics=statistics,
     )

@@ -20,7 +20,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from skewless import __version__
-from skewless.cli import commands, erasure, feast, history, schedule, teardown, training
+from skewless.cli import commands, erasure, feast, history, schedule, stats, teardown, training
 from skewless.cli.display import STATE, RepoOption, WideOption, out, print_table, run, table
 from skewless.expr.functions import render
 from skewless.expr.nodes import from_data
@@ -311,7 +311,7 @@ def online_stop(repo: RepoOption = Path()) -> None:
     out.print("stopped" if stopped else "the embedded online server was not running")
 
 
-for _group in (training, history, erasure, feast, teardown, schedule):
+for _group in (training, history, erasure, feast, teardown, schedule, stats):
     _group.register(app)
 
 

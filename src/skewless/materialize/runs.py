@@ -22,13 +22,25 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from skewless.batch.materialize import Interval, OnlineWriter, materialize_view, table_path
+from skewless.batch.materialize import (
+    Interval,
+    OnlineWriter,
+    StatisticsRequest,
+    materialize_view,
+    table_path,
+)
 from skewless.batch.window_materialize import materialize_window_view
-from skewless.config import DRIVER_WRITE_MAX_KEYS
+from skewless.config import DRIVER_WRITE_MAX_KEYS, StatisticsConfig
 from skewless.definitions import FeatureView
 from skewless.errors import FeatureViewNotFoundError, NothingAppliedError
 from skewless.fingerprint import feature_view_fingerprint
-from skewless.registry import Lease, MaterializationRecord, Registry, RegistryReader
+from skewless.registry import (
+    Lease,
+    MaterializationRecord,
+    Registry,
+    RegistryReader,
+    VersionStatistics,
+)
 from skewless.timeutil import utc_micros
 
 if TYPE_CHECKING:
@@ -71,6 +83,7 @@ class Materializer:
     spark: SparkSession
     offline_root: str  # the Delta tables' root folder or URI
     online: OnlineTarget | None  # None: offline only
+    statistics: StatisticsConfig | None = None  # None: no feature statistics
 
     def run(
         self,
@@ -137,18 +150,30 @@ class Materializer:
         path = table_path(self.offline_root, self.project, view, data_hash)
         # a view with aggregations stores its events and, online, per entity its recent
         # events (batch/window_materialize.py)
-        materialize = materialize_window_view if view.aggregations else materialize_view
-        result = materialize(
-            self.spark,
-            view,
-            self.repo_path,
-            interval,
-            writer=writer,
-            delta_path=path,
-            driver_write_max_keys=(
-                DRIVER_WRITE_MAX_KEYS if self.online is None else self.online.driver_write_max_keys
-            ),
+        max_keys = (
+            DRIVER_WRITE_MAX_KEYS if self.online is None else self.online.driver_write_max_keys
         )
+        if view.aggregations:
+            result = materialize_window_view(
+                self.spark,
+                view,
+                self.repo_path,
+                interval,
+                writer=writer,
+                delta_path=path,
+                driver_write_max_keys=max_keys,
+            )
+        else:
+            result = materialize_view(
+                self.spark,
+                view,
+                self.repo_path,
+                interval,
+                writer=writer,
+                delta_path=path,
+                driver_write_max_keys=max_keys,
+                statistics=self._statistics_request(view.name, data_hash),
+            )
         record = MaterializationRecord(
             view=view.name,
             data_hash=data_hash,
@@ -177,5 +202,27 @@ class Materializer:
                 arrival_watermark_us=interval.arrived_after_us,
                 seen_files=interval.seen_files,
             )
-        self.registry.record_materialization(record, lease=lease)
+        statistics = None
+        if result.statistics is not None:
+            statistics = VersionStatistics(
+                view=view.name,
+                data_hash=data_hash,
+                delta_version=result.delta_version,
+                kind=record.kind,
+                start_us=interval.start_us,
+                end_us=end_us,
+                rows=max((s.count for s in result.statistics.values()), default=0),
+                recorded_at=record.finished_at,
+                summaries=result.statistics,
+            )
+        self.registry.record_materialization(record, lease=lease, statistics=statistics)
         return record
+
+    def _statistics_request(self, view: str, data_hash: str) -> StatisticsRequest | None:
+        if self.statistics is None:
+            return None
+        return StatisticsRequest(
+            self.registry.statistics_edges(view, data_hash),
+            bins=self.statistics.bins,
+            top_k=self.statistics.top_k,
+        )

@@ -21,6 +21,7 @@ from skewless.registry.base import (
     RunStatus,
     RunTrigger,
     TrainingSetRecord,
+    VersionStatistics,
     view_lease,
 )
 from skewless.registry.sqlite import SqliteRegistry
@@ -51,6 +52,7 @@ __all__ = [
     "RunTrigger",
     "SqliteRegistry",
     "TrainingSetRecord",
+    "VersionStatistics",
     "open_registry",
     "view_lease",
 ]

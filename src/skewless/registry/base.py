@@ -13,6 +13,7 @@ nothing (LeaseLostError), however late its work finishes.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal, Protocol
@@ -25,6 +26,7 @@ from skewless.definitions import (
     OnDemandFeatureView,
 )
 from skewless.errors import RegistryError
+from skewless.stats.summary import Summary
 
 ObjectKind = Literal["entity", "feature_view", "on_demand_feature_view", "feature_service"]
 # parents before children: an on-demand view reads feature views, a service lists both
@@ -203,6 +205,24 @@ class RunRecord:
     backfill: str = ""  # the backfill's id for its chunks ("" otherwise)
 
 
+@dataclass(frozen=True)
+class VersionStatistics:
+    """The feature statistics of one Delta version of one view definition: the rows the
+    run that committed the version materialized (every row of the interval it read, one
+    per key and event time: for a full run over all history the whole table, for an
+    incremental run what arrived since the run before)."""
+
+    view: str
+    data_hash: str
+    delta_version: int
+    kind: Literal["full", "incremental"]
+    start_us: int | None  # the run's event-time interval (None: from the beginning)
+    end_us: int
+    rows: int
+    recorded_at: datetime
+    summaries: Mapping[str, Summary]  # by feature name, in the view's feature order
+
+
 class RegistryReader(Protocol):
     def registry_version(self) -> int: ...
 
@@ -251,6 +271,16 @@ class RegistryReader(Protocol):
         """The stored lease of `name`, expired or not; None if it was never taken."""
         ...
 
+    def statistics(self, view: str, data_hash: str | None = None) -> list[VersionStatistics]:
+        """The recorded statistics of `view`'s Delta versions (of one definition when
+        `data_hash` is given), oldest version first."""
+        ...
+
+    def statistics_edges(self, view: str, data_hash: str) -> dict[str, tuple[float, ...]]:
+        """The histogram edges the first summarized version of the definition fixed, by
+        numeric feature: every later version is binned over them."""
+        ...
+
 
 class Registry(RegistryReader, Protocol):
     def commit(self, base_version: int, writes: list[ObjectWrite], summary: str) -> int:
@@ -259,10 +289,15 @@ class Registry(RegistryReader, Protocol):
         ...
 
     def record_materialization(
-        self, record: MaterializationRecord, lease: Lease | None = None
+        self,
+        record: MaterializationRecord,
+        lease: Lease | None = None,
+        statistics: VersionStatistics | None = None,
     ) -> None:
-        """Record a materialization run; under `lease` (the view's), only while it is
-        still this holder's (else LeaseLostError, nothing written)."""
+        """Record a materialization run and, in the same transaction, the statistics of
+        the Delta version it committed (their edges become the definition's reference
+        edges for the features that have none yet); under `lease` (the view's), only
+        while it is still this holder's (else LeaseLostError, nothing written)."""
         ...
 
     def record_training_set(self, record: TrainingSetRecord) -> None:

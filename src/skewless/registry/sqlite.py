@@ -41,6 +41,7 @@ from skewless.errors import (
     TrainingSetNotFoundError,
 )
 from skewless.registry import runs as run_sql
+from skewless.registry import statistics as stats_sql
 from skewless.registry.base import (
     ApplyRecord,
     ErasureRecord,
@@ -54,10 +55,11 @@ from skewless.registry.base import (
     RunStatus,
     RunTrigger,
     TrainingSetRecord,
+    VersionStatistics,
 )
 from skewless.timeutil import as_utc
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 # Version 1: definitions, applies and materialization runs.
 _DDL_V1 = """
@@ -90,7 +92,12 @@ CREATE TABLE IF NOT EXISTS training_sets (
 """
 
 # The statements that bring a file of version n - 1 to version n.
-_MIGRATIONS: dict[int, str] = {1: _DDL_V1, 2: _DDL_V2, 3: run_sql.DDL_V3}
+_MIGRATIONS: dict[int, str] = {
+    1: _DDL_V1,
+    2: _DDL_V2,
+    3: run_sql.DDL_V3,
+    4: stats_sql.DDL_V4,
+}
 
 _COLUMNS = (
     "kind, name, version, data_version, data_hash, metadata_hash, spec, registry_version, "
@@ -367,14 +374,26 @@ class SqliteRegistry:
         with self._connect() as conn:
             return run_sql.read_lease(conn, self.project, name)
 
+    def statistics(self, view: str, data_hash: str | None = None) -> list[VersionStatistics]:
+        with self._connect() as conn:
+            return stats_sql.select(conn, self.project, view, data_hash)
+
+    def statistics_edges(self, view: str, data_hash: str) -> dict[str, tuple[float, ...]]:
+        with self._connect() as conn:
+            return stats_sql.edges(conn, self.project, view, data_hash)
+
     # --- writer --------------------------------------------------------------------
 
     def record_materialization(
-        self, record: MaterializationRecord, lease: Lease | None = None
+        self,
+        record: MaterializationRecord,
+        lease: Lease | None = None,
+        statistics: VersionStatistics | None = None,
     ) -> None:
-        """Record a materialization run. Under `lease` (the view's), only while the
-        stored lease is still that holder's with that token: else LeaseLostError, and
-        nothing is written."""
+        """Record a materialization run, and the statistics of the version it committed
+        in the same transaction. Under `lease` (the view's), only while the stored lease
+        is still that holder's with that token: else LeaseLostError, and nothing is
+        written."""
         data = dataclasses.asdict(record)
         data["finished_at"] = record.finished_at.isoformat()
         with self._transaction() as conn:
@@ -384,6 +403,8 @@ class SqliteRegistry:
                 "INSERT INTO materializations (project, view, record) VALUES (?, ?, ?)",
                 (self.project, record.view, json.dumps(data, sort_keys=True)),
             )
+            if statistics is not None:
+                stats_sql.insert(conn, self.project, statistics)
 
     def commit(self, base_version: int, writes: list[ObjectWrite], summary: str) -> int:
         now = datetime.now(UTC).isoformat()
@@ -578,6 +599,8 @@ _PROJECT_TABLES = (
     "training_sets",
     "runs",
     "leases",
+    "feature_statistics",
+    "statistics_edges",
     "registry_meta",
 )
 

@@ -5,6 +5,8 @@ quantiles and a histogram over bin edges the reference version fixes; categorica
 most frequent values), their JSON form, merging, and the numpy reference computation.
 drift.py compares two summaries: PSI, KS, Jensen-Shannon distance, the change in the
 missing rate, new and vanished categories, and a verdict from `Thresholds`.
+report.py gathers a view's features into a DriftReport; html.py draws it as one
+self-contained page.
 """
 
 from skewless.stats.drift import (
@@ -18,6 +20,7 @@ from skewless.stats.drift import (
     psi,
     severity_key,
 )
+from skewless.stats.report import DriftReport, FailOn, FeatureComparison, Side, drift_report
 from skewless.stats.summary import (
     QUANTILE_PROBS,
     CategoricalSummary,
@@ -34,13 +37,18 @@ from skewless.stats.summary import (
 __all__ = [
     "QUANTILE_PROBS",
     "CategoricalSummary",
+    "DriftReport",
+    "FailOn",
+    "FeatureComparison",
     "FeatureDrift",
     "NumericSummary",
+    "Side",
     "Summary",
     "Thresholds",
     "Verdict",
     "by_severity",
     "compare",
+    "drift_report",
     "edge_probabilities",
     "js_distance",
     "ks_statistic",

@@ -273,6 +273,8 @@ def _crossed(
     name: str, value: float, warn: float, drifted: float, shown: str | None = None
 ) -> list[tuple[Verdict, str]]:
     text = f"{name} {shown or f'{value:.3g}'}"
+    # a share computed as 0.09999999999999998 is the 0.1 it stands for
+    value = round(value, 12)
     if value >= drifted:
         return [("drifted", f"{text} >= {drifted:g} (drifted)")]
     if value >= warn:

@@ -395,7 +395,7 @@ def _category(value: object) -> str:
     if isinstance(value, bool | np.bool_):
         return "true" if value else "false"
     if isinstance(value, str):
-        return value
+        return str(value)  # a numpy string as a plain one
     raise ValueError(f"a categorical value is a string or a boolean, not {value!r}")
 
 

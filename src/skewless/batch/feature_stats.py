@@ -1,0 +1,332 @@
+"""Per-feature statistics of a Spark frame: the fields of stats/summary.py's
+NumericSummary and CategoricalSummary, computed the way its numpy reference defines them
+and tested against it (tests/integration/test_feature_stats.py).
+
+Numeric features (int32, int64, float32, float64, all read as doubles): count, nulls,
+NaNs, and over the valid values (neither null nor NaN; infinities are valid) the mean,
+sample stddev, min, max, the quantiles at QUANTILE_PROBS (percentile_approx, exact
+below a few thousand values at the default accuracy), an approximate distinct count and
+the histogram over left-closed bins. The bin edges are those given (a reference
+version's), else this frame's own: `reference_edges` over its quantiles at
+`edge_probabilities(bins)`. Categorical features (string, and bool as "true" / "false"):
+count, nulls, an approximate distinct count, the `top_k` most frequent values (count
+descending, then value ascending) and the count of the rest. Other types (timestamps,
+bytes, arrays) are not summarized.
+
+Cost, over a frame the caller already holds in memory, whatever the number of features:
+1. one aggregation for every feature's counts, moments, extremes, quantiles, distinct
+   count, and the histograms of the numeric features whose edges are given;
+2. one more only when some numeric feature with valid values has no given edges: its
+   histogram over the edges step 1 derived;
+3. one more only when some categorical feature has a non-null value: the top values of
+   all of them together (pairs (feature, value), counted, ranked per feature).
+Each pass reads the frame once; no raw value is collected to the driver.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from pyspark.sql import Column, DataFrame, Row, Window
+from pyspark.sql import functions as F  # noqa: N812
+
+from skewless.stats.summary import (
+    DEFAULT_BINS,
+    DEFAULT_TOP_K,
+    QUANTILE_PROBS,
+    CategoricalSummary,
+    NumericSummary,
+    Summary,
+    edge_probabilities,
+    reference_edges,
+)
+from skewless.types import DType, ScalarType
+
+_NUMERIC = frozenset({"int32", "int64", "float32", "float64"})
+_CATEGORICAL = frozenset({"string", "bool"})
+
+
+def summary_kind(dtype: DType) -> Literal["numeric", "categorical"] | None:
+    """How a feature of this type is summarized; None: it is not."""
+    if not isinstance(dtype, ScalarType):
+        return None
+    if dtype.name in _NUMERIC:
+        return "numeric"
+    if dtype.name in _CATEGORICAL:
+        return "categorical"
+    return None
+
+
+@dataclass(frozen=True)
+class _Feature:
+    name: str
+    kind: Literal["numeric", "categorical"]
+    key: str  # the projected column's name: any feature name, backticks and dots included
+    edges: tuple[float, ...] | None  # given bin edges of a numeric feature
+
+
+def summarize_frame(
+    frame: DataFrame,
+    features: Sequence[tuple[str, DType]],
+    edges: Mapping[str, tuple[float, ...]],
+    *,
+    bins: int = DEFAULT_BINS,
+    top_k: int = DEFAULT_TOP_K,
+    accuracy: int = 10_000,
+) -> dict[str, Summary]:
+    """Each summarized feature's statistics over `frame` (see the module doc), by name.
+
+    `edges` gives the bin edges of numeric features summarized against a reference;
+    a numeric feature without gets `bins` equal-frequency bins of its own values.
+    `accuracy` is percentile_approx's: a quantile's rank is off by at most n / accuracy.
+    """
+    if top_k < 1:
+        raise ValueError(f"top_k must be at least 1, not {top_k}")
+    edge_probs = edge_probabilities(bins)
+    chosen: list[_Feature] = []
+    for i, (name, dtype) in enumerate(features):
+        kind = summary_kind(dtype)
+        if kind is not None:
+            given = tuple(float(e) for e in edges[name]) if name in edges else None
+            chosen.append(_Feature(name, kind, f"_s{i}", given if kind == "numeric" else None))
+    if not chosen:
+        return {}
+
+    projected = frame.select(*[c for f in chosen for c in _project(f)])
+    first = projected.agg(
+        F.count(F.lit(1)).alias("_count"),
+        *[a for f in chosen for a in _aggregates(f, edge_probs, accuracy)],
+    ).collect()[0]
+    count = int(first["_count"])
+
+    derived = {
+        f.key: _derived_edges(first, f, edge_probs, bins)
+        for f in chosen
+        if f.kind == "numeric" and f.edges is None
+    }
+    histograms = {f.key: _counts(first, f.key, f.edges) for f in chosen if f.edges is not None}
+    histograms.update(_second_histograms(projected, first, derived))
+    tops = _top_values(
+        projected, [f for f in chosen if f.kind == "categorical" and _valid(first, f) > 0], top_k
+    )
+
+    result: dict[str, Summary] = {}
+    for f in chosen:
+        if f.kind == "numeric":
+            bin_edges = f.edges if f.edges is not None else derived[f.key]
+            quantiles = _quantiles(first, f.key, _probs(f, edge_probs))
+            result[f.name] = _numeric(
+                first,
+                f.key,
+                count=count,
+                quantiles=quantiles,
+                edges=bin_edges,
+                counts=histograms[f.key],
+            )
+        else:
+            top = tops.get(f.key, {})
+            result[f.name] = CategoricalSummary(
+                count=count,
+                nulls=int(first[f"{f.key}_nulls"]),
+                distinct=int(first[f"{f.key}_distinct"]),
+                top=top,
+                other=_valid(first, f) - sum(top.values()),
+            )
+    return result
+
+
+# --- the projection: one column per feature, and a bin index per numeric one with edges --
+
+
+def _source(name: str) -> Column:
+    return F.col(f"`{name.replace('`', '``')}`")
+
+
+def _project(f: _Feature) -> list[Column]:
+    if f.kind == "categorical":
+        # A boolean casts to "true" / "false", the reference's spelling.
+        return [_source(f.name).cast("string").alias(f.key)]
+    x = _source(f.name).cast("double")
+    # The valid value (null for null and NaN): Spark orders NaN above every number, so it
+    # is removed before min, max and the quantiles see it.
+    columns = [x.alias(f.key), F.when(~F.isnan(x), x).alias(f"{f.key}_v")]
+    if f.edges is not None:
+        columns.append(_bin(F.col(f"{f.key}_v"), f.edges).alias(f"{f.key}_b"))
+    return columns
+
+
+def _bin(x: Column, edges: tuple[float, ...]) -> Column:
+    """The number of edges <= x (null for a null x), by binary search over the sorted
+    edges: a handful of comparisons per row rather than one per edge. -inf and +inf
+    compare as numbers and so land in the first and the last bin."""
+
+    def search(low: int, high: int) -> Column:  # the answer lies in [low, high]
+        if low == high:
+            return F.lit(low)
+        mid = (low + high + 1) // 2
+        return F.when(x >= F.lit(edges[mid - 1]), search(mid, high)).otherwise(search(low, mid - 1))
+
+    return F.when(x.isNotNull(), search(0, len(edges)))
+
+
+def _histogram(key: str, edges: tuple[float, ...]) -> list[Column]:
+    """Counts per bin of the projected bin index: projected once per row, so that the
+    search is not repeated (nor its code generated) once per bin."""
+    index = F.col(f"{key}_b")
+    return [F.count_if(index == i).alias(f"{key}_bin{i}") for i in range(len(edges) + 1)]
+
+
+def _counts(row: Row, key: str, edges: tuple[float, ...]) -> tuple[int, ...]:
+    return tuple(int(row[f"{key}_bin{i}"]) for i in range(len(edges) + 1))
+
+
+# --- the first aggregation ---------------------------------------------------------------
+
+
+def _probs(f: _Feature, edge_probs: tuple[float, ...]) -> list[float]:
+    """The quantile levels asked of a numeric feature: QUANTILE_PROBS, and the edge
+    levels when its edges are to be derived (those shared asked once)."""
+    wanted = set(QUANTILE_PROBS) | (set(edge_probs) if f.edges is None else set())
+    return sorted(wanted)
+
+
+def _aggregates(f: _Feature, edge_probs: tuple[float, ...], accuracy: int) -> list[Column]:
+    x = F.col(f.key)
+    if f.kind == "categorical":
+        return [
+            F.count_if(x.isNull()).alias(f"{f.key}_nulls"),
+            F.count(x).alias(f"{f.key}_valid"),
+            F.approx_count_distinct(x).alias(f"{f.key}_distinct"),
+        ]
+    v = F.col(f"{f.key}_v")
+    # -0.0 and 0.0 are one value (numpy's unique), but hash apart in the distinct sketch.
+    normalised = F.when(v == F.lit(0.0), F.lit(0.0)).otherwise(v)
+    aggregates = [
+        F.count_if(x.isNull()).alias(f"{f.key}_nulls"),
+        F.count_if(F.isnan(x)).alias(f"{f.key}_nans"),
+        F.count(v).alias(f"{f.key}_valid"),
+        F.avg(v).alias(f"{f.key}_mean"),
+        F.stddev_samp(v).alias(f"{f.key}_stddev"),
+        F.min(v).alias(f"{f.key}_min"),
+        F.max(v).alias(f"{f.key}_max"),
+        F.percentile_approx(v, _probs(f, edge_probs), accuracy).alias(f"{f.key}_quantiles"),
+        F.approx_count_distinct(normalised).alias(f"{f.key}_distinct"),
+    ]
+    if f.edges is not None:
+        aggregates += _histogram(f.key, f.edges)
+    return aggregates
+
+
+def _valid(row: Row, f: _Feature) -> int:
+    return int(row[f"{f.key}_valid"])
+
+
+def _quantiles(row: Row, key: str, probs: list[float]) -> dict[float, float]:
+    values = row[f"{key}_quantiles"]
+    if values is None:  # no valid value
+        return {}
+    return {p: float(q) for p, q in zip(probs, values, strict=True)}
+
+
+def _derived_edges(
+    row: Row, f: _Feature, edge_probs: tuple[float, ...], bins: int
+) -> tuple[float, ...]:
+    at = _quantiles(row, f.key, _probs(f, edge_probs))
+    cut_points = [at[p] for p in edge_probs] if at else []
+    return reference_edges(cut_points, _opt(row[f"{f.key}_min"]), _opt(row[f"{f.key}_max"]), bins)
+
+
+def _opt(value: Any) -> float | None:
+    return None if value is None else float(value)
+
+
+def _numeric(
+    row: Row,
+    key: str,
+    *,
+    count: int,
+    quantiles: Mapping[float, float],
+    edges: tuple[float, ...],
+    counts: tuple[int, ...],
+) -> NumericSummary:
+    valid = int(row[f"{key}_valid"])
+    # Spark's stddev_samp of one value is null (NaN under the legacy setting): None, as
+    # the reference says; from two values on it is a number, NaN when an infinity is in.
+    stddev: float | None = None
+    if valid >= 2:
+        raw = row[f"{key}_stddev"]
+        stddev = math.nan if raw is None else float(raw)
+    return NumericSummary(
+        count=count,
+        nulls=int(row[f"{key}_nulls"]),
+        nans=int(row[f"{key}_nans"]),
+        mean=_opt(row[f"{key}_mean"]) if valid else None,
+        stddev=stddev,
+        min=_opt(row[f"{key}_min"]) if valid else None,
+        max=_opt(row[f"{key}_max"]) if valid else None,
+        quantiles={p: quantiles[p] for p in QUANTILE_PROBS} if valid else {},
+        distinct=int(row[f"{key}_distinct"]),
+        edges=edges,
+        counts=counts,
+    )
+
+
+# --- the second aggregation and the top values --------------------------------------------
+
+
+def _second_histograms(
+    projected: DataFrame, first: Row, derived: Mapping[str, tuple[float, ...]]
+) -> dict[str, tuple[int, ...]]:
+    """Histograms over the edges the first aggregation derived; a feature without a
+    valid value needs no pass: all its bins are empty."""
+    histograms: dict[str, tuple[int, ...]] = {}
+    bins: list[Column] = []
+    pending: list[Column] = []
+    for key, edges in derived.items():
+        if int(first[f"{key}_valid"]) == 0:
+            histograms[key] = (0,) * (len(edges) + 1)
+        else:
+            bins.append(_bin(F.col(f"{key}_v"), edges).alias(f"{key}_b"))
+            pending += _histogram(key, edges)
+    if pending:
+        row = projected.select(*bins).agg(*pending).collect()[0]
+        for key, edges in derived.items():
+            if key not in histograms:
+                histograms[key] = _counts(row, key, edges)
+    return histograms
+
+
+def _top_values(
+    projected: DataFrame, categorical: Sequence[_Feature], top_k: int
+) -> dict[str, dict[str, int]]:
+    """The `top_k` most frequent non-null values of every categorical feature, in one
+    job: (feature, value) pairs counted, then ranked within each feature by count
+    descending and value ascending (Spark orders strings by their UTF-8 bytes, which is
+    Python's code-point order)."""
+    if not categorical:
+        return {}
+    pairs = projected.select(
+        F.inline(
+            F.array(
+                *[
+                    F.struct(F.lit(f.key).alias("feature"), F.col(f.key).alias("value"))
+                    for f in categorical
+                ]
+            )
+        )
+    ).where(F.col("value").isNotNull())
+    ranking = Window.partitionBy("feature").orderBy(F.desc("n"), F.asc("value"))
+    rows = (
+        pairs.groupBy("feature", "value")
+        .agg(F.count(F.lit(1)).alias("n"))
+        .withColumn("rank", F.row_number().over(ranking))
+        .where(F.col("rank") <= top_k)
+        .collect()
+    )
+    tops: dict[str, dict[str, int]] = {f.key: {} for f in categorical}
+    for r in sorted(rows, key=lambda r: (r["feature"], r["rank"])):
+        tops[r["feature"]][r["value"]] = int(r["n"])
+    return tops
