@@ -16,7 +16,9 @@ time, and writes what the repo's feature views read:
 The same arguments always give the same bytes of data. The data is deliberately
 imperfect, the way production data is: some values are null, a few pipeline runs are
 missing, some hours are re-emitted with corrections (same event time, later `created`),
-some trips happen before any feature data exists or name unknown ids.
+some trips happen before any feature data exists or name unknown ids. And the world
+changes: a storm crosses every city for the last 12 hours, so demand, surge and waits
+of the last day drift from the days before (what `skewless drift zone_demand` shows).
 
 Timestamps are written as microsecond UTC timestamps, the precision skewless keeps.
 
@@ -143,6 +145,8 @@ def _world(rng: np.random.Generator, drivers: int, customers: int, days: int) ->
             if rng.random() > 0.85:
                 state = rng.random() < 0.3
             raining[c, k] = state
+    # The storm of the last 12 hours, after the draws above: the weather before stays.
+    raining[:, max(hours - 12, 0) :] = True
 
     return World(
         hours=hours,

@@ -1,4 +1,5 @@
-"""The rides demo, end to end: generate data, plan, apply, build training sets.
+"""The rides demo, end to end: generate data, plan, apply, build training sets,
+materialize, look values up online, and see what changed in the last day's data.
 
 Run from the repository root or from inside feature_repo/:
 
@@ -26,6 +27,7 @@ from skewless import FeatureService, FeatureStore
 from skewless.client import OnlineClient
 from skewless.grpc import running_server
 from skewless.plan import explain
+from skewless.stats.html import render_html
 
 # generate_data.py sits next to this file; make it importable however we are started.
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -196,24 +198,62 @@ def main(repo_path: Path | None = None) -> None:
 
 def materialize_and_serve(store: FeatureStore, trips: pd.DataFrame) -> None:
     console.rule("[bold]6. Materialize into Delta and the online store")
-    records = store.materialize(None, datetime.now(UTC))
-    for r in records:
-        console.print(
-            f"  {r.view:<24} {r.rows_read:>6,} rows read, {r.rows_written_offline:>6,} written "
-            f"to Delta v{r.delta_version}, {r.keys_written_online:>5,} keys online "
-            f"({r.seconds:.1f}s)"
-        )
+    # As a pipeline would: the history up to a day ago first, then the last day.
+    now = datetime.now(UTC)
+    for end, what in ((now - timedelta(days=1), "history to a day ago"), (now, "the last day")):
+        console.print(f"  {what}:")
+        for r in store.materialize_incremental(end):
+            console.print(
+                f"  {r.view:<24} {r.rows_read:>6,} rows read, {r.rows_written_offline:>6,} "
+                f"written to Delta v{r.delta_version}, {r.keys_written_online:>5,} keys "
+                f"online ({r.seconds:.1f}s)"
+            )
     console.print(f"  online store: {store.config.online_store.url or 'embedded server'}")
 
     console.rule("[bold]7. Online lookups over gRPC, next to the offline values")
     if not compare_online_offline(store, trips):
         raise SystemExit(1)
+    show_drift(store, "zone_demand")
     if not store.config.online_store.url:
         console.print(
             "  the embedded online server keeps running for the next commands "
             "(`skewless serve --repo feature_repo`); stop it with "
             "`skewless online-stop --repo feature_repo`"
         )
+
+
+def show_drift(store: FeatureStore, view: str) -> None:
+    """The last day's data against the days before, from the statistics each run
+    recorded, and the report as one HTML file."""
+    console.rule(f"[bold]8. Drift of {view}: the last day against the days before")
+    recorded = store.statistics_reader().versions(store.get_feature_view(view))
+    before, last = recorded[-2].delta_version, recorded[-1].delta_version
+    report = store.drift(view, reference=before, current=last)
+    table = Table(box=box.SIMPLE_HEAD)
+    for column in ("feature", "verdict", "PSI", "KS", "JS", "null rate"):
+        table.add_column(column, justify="left" if column in ("feature", "verdict") else "right")
+    styles = {"drifted": "bold red", "warn": "yellow", "stable": "green"}
+    for f in report.features:
+        d = f.drift
+        table.add_row(
+            d.feature,
+            f"[{styles[d.verdict]}]{d.verdict}[/]",
+            _stat(d.psi),
+            _stat(d.ks),
+            _stat(d.js),
+            f"{d.null_rate_ref:.1%} -> {d.null_rate_cur:.1%}",
+        )
+    console.print(table)
+    path = store.repo_path / "data" / f"drift_{view}.html"
+    path.write_text(render_html(report), encoding="utf-8")
+    console.print(
+        f"  Delta v{before} -> v{last}: {report.verdict}; the report: {path} (or "
+        f"`skewless drift {view} --from {before} --to {last} --html drift.html`)"
+    )
+
+
+def _stat(value: float | None) -> str:
+    return "" if value is None else f"{value:.3f}"
 
 
 def compare_online_offline(store: FeatureStore, trips: pd.DataFrame) -> bool:

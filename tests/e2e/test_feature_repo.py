@@ -6,6 +6,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import math
+import re
 import shutil
 import subprocess
 import sys
@@ -332,6 +333,10 @@ def test_demo_script_runs(
         secret = (repo / "data" / "online" / "secret").read_text().strip()
         shown = capsys.readouterr()
         assert "online store: embedded server" in shown.out  # the demo's output is here
+        # the last day's storm: zone_demand drifted from the days before, in a report
+        assert re.search(r"Delta v\d+ -> v\d+: drifted", shown.out)
+        page = (repo / "data" / "drift_zone_demand.html").read_text()
+        assert "is_raining" in page and "https://" not in page
         assert secret not in shown.out + shown.err + caplog.text  # its password stays private
     finally:
         server.stop()

@@ -4,14 +4,15 @@ and tested against it (tests/integration/test_feature_stats.py).
 
 Numeric features (int32, int64, float32, float64, all read as doubles): count, nulls,
 NaNs, and over the valid values (neither null nor NaN; infinities are valid) the mean,
-sample stddev, min, max, the quantiles at QUANTILE_PROBS (percentile_approx, exact
-below a few thousand values at the default accuracy), an approximate distinct count and
-the histogram over left-closed bins. The bin edges are those given (a reference
-version's), else this frame's own: `reference_edges` over its quantiles at
-`edge_probabilities(bins)`. Categorical features (string, and bool as "true" / "false"):
-count, nulls, an approximate distinct count, the `top_k` most frequent values (count
-descending, then value ascending) and the count of the rest. Other types (timestamps,
-bytes, arrays) are not summarized.
+sample stddev, min, max, the quantiles at QUANTILE_PROBS (percentile_approx: numpy's
+inverted_cdf exactly below accuracy / 2 values, whose summaries it never compresses;
+above, a rank off by at most n / accuracy), an approximate distinct count (HyperLogLog++,
+5% relative standard deviation) and the histogram over left-closed bins. The bin edges
+are those given (a reference version's), else this frame's own: `reference_edges` over
+its quantiles at `edge_probabilities(bins)`. Categorical features (string, and bool as
+"true" / "false"): count, nulls, an approximate distinct count, the `top_k` most frequent
+values (count descending, then value ascending) and the count of the rest. Other types
+(timestamps, bytes, arrays) are not summarized.
 
 Cost, over a frame the caller already holds in memory, whatever the number of features:
 1. one aggregation for every feature's counts, moments, extremes, quantiles, distinct

@@ -250,22 +250,25 @@ def _numeric_edges(summaries: Mapping[str, Summary]) -> dict[str, tuple[float, .
     return {n: s.edges for n, s in summaries.items() if isinstance(s, NumericSummary)}
 
 
+def _minute(t: datetime) -> str:
+    return f"{as_utc(t):%Y-%m-%d %H:%M} UTC"
+
+
 def _rows(summaries: Mapping[str, Summary]) -> int:
     return max((s.count for s in summaries.values()), default=0)
 
 
 def _version_side(recorded: VersionStatistics) -> Side:
-    end = iso_utc(from_micros(recorded.end_us))
-    interval = (
-        f"what arrived since the run before, events up to {end}"
-        if recorded.kind == "incremental"
-        else f"events up to {end}"
+    end = _minute(from_micros(recorded.end_us))
+    span = (
+        f"up to {end}"
         if recorded.start_us is None
-        else f"events {iso_utc(from_micros(recorded.start_us))} .. {end}"
+        else f"over {_minute(from_micros(recorded.start_us))} .. {end}"
     )
     label = (
-        f"version {recorded.delta_version} ({recorded.kind} run, {recorded.rows:,} rows, "
-        f"{interval}, committed {iso_utc(recorded.recorded_at)})"
+        f"version {recorded.delta_version}: {recorded.rows:,} rows written by "
+        f"{'an incremental' if recorded.kind == 'incremental' else 'a full'} run {span}, "
+        f"committed {_minute(recorded.recorded_at)}"
     )
     spec = {
         "kind": "version",
