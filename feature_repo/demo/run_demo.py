@@ -24,6 +24,7 @@ from rich.table import Table
 from rich.text import Text
 
 from skewless import FeatureService, FeatureStore
+from skewless.cli.stats import show_report
 from skewless.client import OnlineClient
 from skewless.grpc import running_server
 from skewless.plan import explain
@@ -227,33 +228,20 @@ def show_drift(store: FeatureStore, view: str) -> None:
     recorded, and the report as one HTML file."""
     console.rule(f"[bold]8. Drift of {view}: the last day against the days before")
     recorded = store.statistics_reader().versions(store.get_feature_view(view))
+    if len(recorded) < 2:
+        console.print(
+            f"  {view} has {len(recorded)} version(s) with statistics: nothing to compare"
+        )
+        return
     before, last = recorded[-2].delta_version, recorded[-1].delta_version
     report = store.drift(view, reference=before, current=last)
-    table = Table(box=box.SIMPLE_HEAD)
-    for column in ("feature", "verdict", "PSI", "KS", "JS", "null rate"):
-        table.add_column(column, justify="left" if column in ("feature", "verdict") else "right")
-    styles = {"drifted": "bold red", "warn": "yellow", "stable": "green"}
-    for f in report.features:
-        d = f.drift
-        table.add_row(
-            d.feature,
-            f"[{styles[d.verdict]}]{d.verdict}[/]",
-            _stat(d.psi),
-            _stat(d.ks),
-            _stat(d.js),
-            f"{d.null_rate_ref:.1%} -> {d.null_rate_cur:.1%}",
-        )
-    console.print(table)
+    show_report(report, wide=False)
     path = store.repo_path / "data" / f"drift_{view}.html"
     path.write_text(render_html(report), encoding="utf-8")
     console.print(
         f"  Delta v{before} -> v{last}: {report.verdict}; the report: {path} (or "
         f"`skewless drift {view} --from {before} --to {last} --html drift.html`)"
     )
-
-
-def _stat(value: float | None) -> str:
-    return "" if value is None else f"{value:.3f}"
 
 
 def compare_online_offline(store: FeatureStore, trips: pd.DataFrame) -> bool:

@@ -273,12 +273,7 @@ class DriftThresholdsConfig(_Strict):
 
     @model_validator(mode="after")
     def _ordered(self) -> DriftThresholdsConfig:
-        for name in ("psi", "ks", "js", "missing_rate"):
-            warn, drifted = getattr(self, f"{name}_warn"), getattr(self, f"{name}_drifted")
-            if warn > drifted:
-                raise ValueError(f"{name}_warn ({warn}) is above {name}_drifted ({drifted})")
-        if self.category_min_share > self.category_drifted_share:
-            raise ValueError("category_min_share is above category_drifted_share")
+        self.to_thresholds()  # its checks: each warn at most its drifted
         return self
 
     def to_thresholds(self) -> Thresholds:
@@ -289,8 +284,10 @@ class StatisticsConfig(_Strict):
     """Feature statistics computed by every materialization (`statistics:`)."""
 
     enabled: bool = True
-    bins: int = PydanticField(default=20, ge=2, le=1000)  # of the reference's histogram
-    top_k: int = PydanticField(default=50, ge=1, le=10_000)  # most frequent values kept
+    bins: int = PydanticField(default=20, ge=2, le=100)  # of the reference's histogram
+    # most frequent values kept per string or boolean feature; 0 keeps none (their
+    # statistics then hold no value of the data: counts, nulls and distinct only)
+    top_k: int = PydanticField(default=50, ge=0, le=10_000)
     thresholds: DriftThresholdsConfig = DriftThresholdsConfig()
 
 

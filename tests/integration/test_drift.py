@@ -23,8 +23,9 @@ from pyspark.sql import SparkSession
 from typer.testing import CliRunner
 
 from skewless import FeatureStore, SavedTrainingSet, WholeTable
+from skewless.batch import materialize as materialize_module
 from skewless.cli.main import app
-from skewless.errors import DriftSideError, StatisticsNotFoundError
+from skewless.errors import DriftSideError, StatisticsNotFoundError, TrainingSetNotFoundError
 from skewless.stats import CategoricalSummary, NumericSummary, summarize_categorical
 from skewless.stats.summary import summarize_numeric
 
@@ -241,10 +242,12 @@ def test_drift_sides_that_do_not_exist_are_named(store: FeatureStore) -> None:
         StatisticsNotFoundError, match=r"no statistics for Delta version 9.*0, 1, 2"
     ):
         store.drift("rides", reference=9)
-    with pytest.raises(StatisticsNotFoundError, match="at or before 2020-01-01"):
+    with pytest.raises(StatisticsNotFoundError, match="committed by 2020-01-01 00:00 UTC"):
         store.statistics("rides", datetime(2020, 1, 1, tzinfo=UTC))
     with pytest.raises(DriftSideError, match="versions 0 to 2"):
         store.drift("rides", reference=0, current=WholeTable(7))
+    with pytest.raises(TrainingSetNotFoundError, match="no_such_set"):
+        store.drift("rides", reference=SavedTrainingSet("no_such_set"))
 
 
 def test_cli_drift_gates_and_writes_json_and_html(store: FeatureStore, tmp_path: Path) -> None:
@@ -254,7 +257,7 @@ def test_cli_drift_gates_and_writes_json_and_html(store: FeatureStore, tmp_path:
     out = tmp_path / "report.json"
     args = ["drift", "rides", "--from", "1", "--to", "latest", "--repo", repo]
     result = runner.invoke(app, [*args, "--json", str(out), "--html", str(html)])
-    assert result.exit_code == 2, result.output
+    assert result.exit_code == 3, result.output
     assert "3 drifted, 0 warn, 2 stable" in result.output
     data = json.loads(out.read_text())
     assert data["verdict"] == "drifted"
@@ -267,8 +270,10 @@ def test_cli_drift_gates_and_writes_json_and_html(store: FeatureStore, tmp_path:
     assert stable.exit_code == 0, stable.output
     warn_gate = runner.invoke(app, [*args, "--fail-on", "sometimes"])
     assert warn_gate.exit_code == 1 and "expected warn, drifted or never" in warn_gate.output
+    typo = runner.invoke(app, ["drift", "rides", "--form", "1", "--repo", repo])
+    assert typo.exit_code == 2  # a usage error never reads as drift
     trained = runner.invoke(app, ["drift", "--training-set", "day1", "--repo", repo])
-    assert trained.exit_code == 2, trained.output
+    assert trained.exit_code == 3, trained.output
     assert "training set 'day1'" in trained.output
 
 
@@ -282,4 +287,39 @@ def test_cli_stats_shows_a_version(store: FeatureStore) -> None:
     listed = runner.invoke(app, ["stats", "rides", "--list", "--repo", repo])
     assert listed.exit_code == 0 and "incremental" in listed.output
     as_json = runner.invoke(app, ["stats", "rides", "--json", "--repo", repo])
-    assert json.loads(as_json.stdout)["delta_version"] == 2
+    shown_json = json.loads(as_json.stdout)
+    assert (shown_json["delta_version"], shown_json["run"]) == (2, "incremental")
+    assert shown_json["features"]["fare"]["kind"] == "numeric"
+    listed_json = runner.invoke(app, ["stats", "rides", "--list", "--json", "--repo", repo])
+    assert [v["delta_version"] for v in json.loads(listed_json.stdout)] == [0, 1, 2]
+
+
+def test_a_failing_summary_leaves_the_run_whole_without_statistics(
+    tmp_path: Path,
+    redis_url: str,
+    spark: SparkSession,
+    days: dict[int, pd.DataFrame],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    repo = tmp_path / "repo"
+    (repo / "data" / "rides").mkdir(parents=True)
+    (repo / "feature_store.yaml").write_text(
+        f"project: f_{uuid.uuid4().hex[:8]}\nonline_store: {{type: redis, url: '{redis_url}'}}\n"
+    )
+    (repo / "defs.py").write_text(DEFS)
+    days[1].head(200).to_parquet(repo / "data" / "rides" / "day1.parquet")
+    fs = FeatureStore(repo)
+    fs.apply()
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("summary engine down")
+
+    monkeypatch.setattr(materialize_module, "summarize_view_rows", broken)
+    (record,) = fs.materialize(end=DAY1 + DAY)
+    assert (record.delta_version, record.rows_written_offline) == (0, 200)
+    assert "statistics of feature view 'rides' not recorded: summary engine down" in caplog.text
+    with pytest.raises(StatisticsNotFoundError, match="versions with statistics: none"):
+        fs.statistics("rides")
+    online = fs.get_online_features(["rides:fare"], [{"driver_id": 0}]).to_dict()
+    assert online["fare"][0] is not None  # the values still reached Redis

@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F  # noqa: N812
 
-from skewless.batch.feature_stats import summarize_frame, summary_kind
+from skewless.batch.feature_stats import summarize_frame
 from skewless.stats.summary import (
     QUANTILE_PROBS,
     CategoricalSummary,
@@ -33,6 +33,7 @@ from skewless.stats.summary import (
     reference_edges,
     summarize_categorical,
     summarize_numeric,
+    summary_kind,
 )
 from skewless.types import (
     Array,
@@ -370,6 +371,15 @@ def test_quantiles_are_exact_below_half_the_accuracy(spark: SparkSession) -> Non
 def test_arguments_are_checked(spark: SparkSession) -> None:
     frame = spark.createDataFrame([("a",)], "s STRING")
     with pytest.raises(ValueError, match="top_k"):
-        summarize_frame(frame, [("s", String)], {}, top_k=0)
+        summarize_frame(frame, [("s", String)], {}, top_k=-1)
+
+
+def test_top_k_zero_keeps_no_value_of_the_data(spark: SparkSession) -> None:
+    frame = spark.createDataFrame([("a",), ("b",), (None,), ("a",)], "s STRING")
+    got = summarize_frame(frame, [("s", String)], {}, top_k=0)["s"]
+    assert isinstance(got, CategoricalSummary)
+    assert (got.count, got.nulls, dict(got.top), got.other) == (4, 1, {}, 3)
+    assert got.distinct == 2  # HyperLogLog++ is exact for so few values
+    assert got == summarize_categorical(["a", "b", None, "a"], k=0)
     with pytest.raises(ValueError, match="bins"):
         summarize_frame(frame, [("s", String)], {}, bins=1)

@@ -14,7 +14,7 @@ from skewless.batch.feature_stats import summarize_frame
 from skewless.batch.sources import latest_delta_version
 from skewless.batch.training_sets import TrainingSet
 from skewless.definitions import FeatureView
-from skewless.errors import DriftSideError
+from skewless.errors import DriftSideError, SkewlessError
 from skewless.stats.report import Side
 from skewless.stats.summary import Summary
 from skewless.timeutil import iso_utc
@@ -35,16 +35,36 @@ class SparkSummaries:
         version: int | None,
         edges: Mapping[str, tuple[float, ...]],
     ) -> tuple[int, dict[str, Summary]]:
+        from delta.tables import DeltaTable  # noqa: PLC0415 - needs the JVM
+
         spark = self.session()
         location = self.table_location(view, data_hash)
+        shown = "table" if version is None else f"table:{version}"
+        if not DeltaTable.isDeltaTable(spark, location):
+            raise DriftSideError(
+                "side",
+                shown,
+                f"feature view '{view.name}' has no table for its current definition yet "
+                f"({location}): materialize it first",
+            )
         newest = latest_delta_version(spark, location)
         at = newest if version is None else version
         if not 0 <= at <= newest:
             raise DriftSideError(
-                "side", f"table:{at}", f"the table of '{view.name}' has versions 0 to {newest}"
+                "side", shown, f"the table of '{view.name}' has versions 0 to {newest}"
             )
-        frame = spark.read.format("delta").option("versionAsOf", at).load(location)
-        return at, self._summarize(frame, view, view.stored_names, edges)
+        try:
+            frame = spark.read.format("delta").option("versionAsOf", at).load(location)
+            return at, self._summarize(frame, view, view.stored_names, edges)
+        except Exception as exc:  # a vacuumed version's files, an unreadable table
+            if isinstance(exc, SkewlessError):
+                raise
+            raise DriftSideError(
+                "side",
+                shown,
+                f"version {at} of the table of '{view.name}' ({location}) cannot be read: "
+                f"{_first_line(exc)}",
+            ) from exc
 
     def training_set(
         self, name: str, view: FeatureView, which: str, edges: Mapping[str, tuple[float, ...]]
@@ -66,10 +86,19 @@ class SparkSummaries:
                 f"the training set has no feature of view '{view.name}' (its views: "
                 f"{', '.join(manifest.views) or 'none'})",
             )
-        frame = saved.to_spark().select(
-            *[F.col(f"`{column}`").alias(feature) for feature, column in columns.items()]
-        )
-        summaries = self._summarize(frame, view, list(columns), edges)
+        try:
+            frame = saved.to_spark().select(
+                *[F.col(f"`{column}`").alias(feature) for feature, column in columns.items()]
+            )
+            summaries = self._summarize(frame, view, list(columns), edges)
+        except Exception as exc:  # a vacuumed or deleted saved table
+            if isinstance(exc, SkewlessError):
+                raise
+            raise DriftSideError(
+                which,
+                f"training-set:{name}",
+                f"its rows at {saved.location} cannot be read: {_first_line(exc)}",
+            ) from exc
         rows = max((s.count for s in summaries.values()), default=0)
         pin = next(
             (p for p in manifest.definitions if p.kind == "feature_view" and p.name == view.name),
@@ -100,3 +129,9 @@ class SparkSummaries:
         return summarize_frame(
             frame, [(n, dtypes[n]) for n in names], edges, bins=self.bins, top_k=self.top_k
         )
+
+
+def _first_line(exc: Exception) -> str:
+    """A Spark error's first line (its Java stack trace follows)."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

@@ -43,22 +43,9 @@ from skewless.stats.summary import (
     Summary,
     edge_probabilities,
     reference_edges,
+    summary_kind,
 )
-from skewless.types import DType, ScalarType
-
-_NUMERIC = frozenset({"int32", "int64", "float32", "float64"})
-_CATEGORICAL = frozenset({"string", "bool"})
-
-
-def summary_kind(dtype: DType) -> Literal["numeric", "categorical"] | None:
-    """How a feature of this type is summarized; None: it is not."""
-    if not isinstance(dtype, ScalarType):
-        return None
-    if dtype.name in _NUMERIC:
-        return "numeric"
-    if dtype.name in _CATEGORICAL:
-        return "categorical"
-    return None
+from skewless.types import DType
 
 
 @dataclass(frozen=True)
@@ -84,8 +71,8 @@ def summarize_frame(
     a numeric feature without gets `bins` equal-frequency bins of its own values.
     `accuracy` is percentile_approx's: a quantile's rank is off by at most n / accuracy.
     """
-    if top_k < 1:
-        raise ValueError(f"top_k must be at least 1, not {top_k}")
+    if top_k < 0:
+        raise ValueError(f"top_k must be at least 0, not {top_k}")
     edge_probs = edge_probabilities(bins)
     chosen: list[_Feature] = []
     for i, (name, dtype) in enumerate(features):
@@ -307,7 +294,7 @@ def _top_values(
     job: (feature, value) pairs counted, then ranked within each feature by count
     descending and value ascending (Spark orders strings by their UTF-8 bytes, which is
     Python's code-point order)."""
-    if not categorical:
+    if not categorical or top_k == 0:
         return {}
     pairs = projected.select(
         F.inline(

@@ -32,6 +32,7 @@ materializes it with the pieces of this module.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -67,6 +68,8 @@ from skewless.online.redis import RedisOnlineStore, expire_at_ms_many
 from skewless.stats.summary import DEFAULT_BINS, DEFAULT_TOP_K, Summary
 from skewless.timeutil import utc_micros
 from skewless.types import DType
+
+_LOG = logging.getLogger(__name__)
 
 ARRIVAL = "__arrival"
 FILE = "__file"  # the path of the row's source file
@@ -401,7 +404,7 @@ def merge_into_table(
                     .save(path)
                 )
                 written = _last_commit(spark, path)
-                return replace(written, statistics=summarize and summarize(source))
+                return replace(written, statistics=_summarized(summarize, source, view))
             table = spark.read.format("delta").load(path)
             if within is not None:
                 table = table.where(within)
@@ -412,7 +415,7 @@ def merge_into_table(
                     return TableWrite(current_version(spark, path))
                 # before the MERGE: its commit makes Spark recompute every cached plan that
                 # reads the table, and the changes then are none
-                summary = summarize and summarize(cached)
+                summary = _summarized(summarize, cached, view)
                 (
                     DeltaTable.forPath(spark, path)
                     .alias("t")
@@ -431,6 +434,22 @@ def merge_into_table(
                 raise
             time.sleep(0.2 * (attempt + 1))
     raise AssertionError("unreachable: the last attempt returns or raises")  # pragma: no cover
+
+
+def _summarized(
+    summarize: Callable[[DataFrame], Mapping[str, Summary]] | None,
+    rows: DataFrame,
+    view: FeatureView,
+) -> Mapping[str, Summary] | None:
+    """`summarize(rows)`; a failure is logged and leaves the version without statistics
+    (`skewless drift` then says so): the values still reach Delta and Redis."""
+    if summarize is None:
+        return None
+    try:
+        return summarize(rows)
+    except Exception as exc:  # statistics never block the values
+        _LOG.warning("statistics of feature view %r not recorded: %s", view.name, exc)
+        return None
 
 
 def _instant(us: int) -> str:

@@ -16,13 +16,20 @@ import typer
 from skewless.cli.display import RepoOption, WideOption, out, print_table, run, table
 from skewless.errors import DriftSideError
 from skewless.feature_store import FeatureStore
-from skewless.offline.drift import DataSide, SavedTrainingSet, parse_side, parse_version
+from skewless.offline.drift import (
+    DataSide,
+    SavedTrainingSet,
+    parse_side,
+    parse_version,
+    version_side,
+)
 from skewless.registry import VersionStatistics
 from skewless.stats import CategoricalSummary, DriftReport, FailOn, NumericSummary
 
 _VERDICT_STYLE = {"drifted": "bold red", "warn": "yellow", "stable": "green"}
-# what `drift` exits with when the gate (--fail-on) stops: 1 is an error
-GATE_EXIT = 2
+# what `drift` exits with when the gate (--fail-on) stops: 1 is an error, 2 a usage
+# error (a mistyped option must never read as drift)
+GATE_EXIT = 3
 
 
 def _num(value: float | None) -> str:
@@ -161,6 +168,9 @@ def register(app: typer.Typer) -> None:
         store = run(lambda: FeatureStore(repo))
         if list_versions:
             found = run(lambda: store.statistics_reader().versions(store.get_feature_view(view)))
+            if as_json:
+                _print_json([version_side(s).spec for s in found])
+                return
             shown = table(
                 f"Statistics of {view}",
                 "version",
@@ -180,15 +190,14 @@ def register(app: typer.Typer) -> None:
             return
         recorded = run(lambda: store.statistics(view, parse_version(version)))
         if as_json:
-            data = {
-                "view": recorded.view,
-                "delta_version": recorded.delta_version,
-                "kind": recorded.kind,
-                "rows": recorded.rows,
-                "committed_at": recorded.recorded_at.isoformat(),
-                "features": {n: s.to_json() for n, s in recorded.summaries.items()},
-            }
-            sys.stdout.write(json.dumps(data, indent=2) + "\n")
+            _print_json(
+                {
+                    "view": recorded.view,
+                    "data_hash": recorded.data_hash,
+                    **version_side(recorded).spec,
+                    "features": {n: s.to_json() for n, s in recorded.summaries.items()},
+                }
+            )
             return
         show_statistics(recorded, wide=wide)
 
@@ -221,7 +230,7 @@ def register(app: typer.Typer) -> None:
         fail_on: Annotated[
             str,
             typer.Option(
-                help="Exit with code 2 when a feature is at least: warn, drifted or never."
+                help="Exit with code 3 when a feature is at least: warn, drifted or never."
             ),
         ] = "drifted",
         repo: RepoOption = Path(),
@@ -235,11 +244,10 @@ def register(app: typer.Typer) -> None:
         current = run(lambda: parse_side(to, "--to"))
         report = run(lambda: store.drift(view_name, reference, current))
         if json_file is not None:
-            text = json.dumps(report.to_json(), indent=2) + "\n"
             if str(json_file) == "-":
-                sys.stdout.write(text)
+                _print_json(report.to_json())
             else:
-                write_text(json_file, text)
+                write_text(json_file, json.dumps(report.to_json(), indent=2) + "\n")
         if html_file is not None:
             from skewless.stats.html import render_html  # noqa: PLC0415
 
@@ -251,6 +259,10 @@ def register(app: typer.Typer) -> None:
                     out.print(f"wrote {written}")
         if report.fails(gate):
             raise typer.Exit(GATE_EXIT)
+
+
+def _print_json(data: object) -> None:
+    sys.stdout.write(json.dumps(data, indent=2) + "\n")
 
 
 def _fail_on(value: str) -> FailOn:

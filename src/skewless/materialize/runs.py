@@ -211,7 +211,7 @@ class Materializer:
                 kind=record.kind,
                 start_us=interval.start_us,
                 end_us=end_us,
-                rows=max((s.count for s in result.statistics.values()), default=0),
+                rows=result.rows_written_offline,
                 recorded_at=record.finished_at,
                 summaries=result.statistics,
             )

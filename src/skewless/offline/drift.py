@@ -31,7 +31,7 @@ from skewless.fingerprint import feature_view_fingerprint
 from skewless.registry import RegistryReader, VersionStatistics
 from skewless.stats.drift import Thresholds
 from skewless.stats.report import DriftReport, Side, drift_report
-from skewless.stats.summary import NumericSummary, Summary
+from skewless.stats.summary import NumericSummary, Summary, summary_kind
 from skewless.timeutil import as_utc, from_micros, iso_utc
 
 if TYPE_CHECKING:
@@ -137,25 +137,38 @@ class StatisticsReader:
     def version(
         self, view: FeatureView, which: int | datetime | Literal["latest"] = "latest"
     ) -> VersionStatistics:
-        """One recorded version's statistics: a version number, the newest committed at
-        or before a time, or the newest."""
-        recorded = self.versions(view)
-        known = [s.delta_version for s in recorded]
+        """One version's statistics: a version number, the newest version a
+        materialization of the current definition committed (`latest`), or the newest
+        one whose run had finished by a time. A version without statistics (committed
+        with statistics off, or its summary failed) is a StatisticsNotFoundError naming
+        it: `latest` never falls back to an older version."""
+        _refuse_aggregations(view)
         if isinstance(which, bool):
             raise DriftSideError("version", repr(which), "not a version")
-        if which == "latest":
-            found = recorded[-1:]
-            wanted = "its latest version"
-        elif isinstance(which, int):
-            found = [s for s in recorded if s.delta_version == which]
-            wanted = f"Delta version {which}"
+        data_hash = feature_view_fingerprint(view).data_hash
+        recorded = {s.delta_version: s for s in self.versions(view)}
+        if isinstance(which, int):
+            wanted, version = f"Delta version {which}", which
         else:
-            at = as_utc(which)
-            found = [s for s in recorded if s.recorded_at <= at][-1:]
-            wanted = f"a version committed at or before {iso_utc(at)}"
-        if not found:
-            raise StatisticsNotFoundError(view.name, wanted, known)
-        return found[0]
+            # the versions materialization committed, from the run records
+            committed = [
+                r
+                for r in self.registry.materializations(view.name)
+                if r.data_hash == data_hash and r.rows_written_offline > 0
+            ]
+            if which == "latest":
+                wanted = "its latest version"
+            else:
+                at = as_utc(which)
+                committed = [r for r in committed if as_utc(r.finished_at) <= at]
+                wanted = f"a version committed by {_minute(at)}"
+            newest = max((r.delta_version for r in committed), default=None)
+            if newest is None:
+                raise StatisticsNotFoundError(view.name, wanted, sorted(recorded))
+            wanted, version = f"{wanted} ({newest})", newest
+        if version not in recorded:
+            raise StatisticsNotFoundError(view.name, wanted, sorted(recorded))
+        return recorded[version]
 
     # --- drift -----------------------------------------------------------------------
 
@@ -168,13 +181,7 @@ class StatisticsReader:
         thresholds: Thresholds | None = None,
     ) -> DriftReport:
         """Compare the view's features between `reference` and `current`."""
-        if view.aggregations:
-            raise DriftSideError(
-                "view",
-                view.name,
-                "a view with aggregations has no recorded statistics (its features are "
-                "computed at request time)",
-            )
+        _refuse_aggregations(view)
         data_hash = feature_view_fingerprint(view).data_hash
         reference_edges = self.registry.statistics_edges(view.name, data_hash)
         sides: dict[str, _Resolved] = {}
@@ -187,11 +194,12 @@ class StatisticsReader:
             for other in sides.values():
                 edges.update(_numeric_edges(other.summaries))
             sides[which] = self._side(view, data_hash, which, spec, edges)
-        skipped = {
-            f.name: f"{f.dtype} is not summarized"
-            for f in view.stored
-            if not any(f.name in s.summaries for s in sides.values())
-        }
+        skipped = {}
+        for f in view.stored:
+            if summary_kind(f.dtype) is None:
+                skipped[f.name] = f"{f.dtype} is not summarized"
+            elif not any(f.name in side.summaries for side in sides.values()):
+                skipped[f.name] = "in neither side"
         return drift_report(
             view.name,
             (sides["reference"].side, sides["reference"].summaries),
@@ -216,7 +224,7 @@ class StatisticsReader:
                 return self._training(view, which, name, edges)
             case int() | datetime() | "latest":
                 recorded = self.version(view, spec)
-                return _Resolved(_version_side(recorded), recorded.summaries)
+                return _Resolved(version_side(recorded), recorded.summaries)
             case _:
                 raise DriftSideError(which, repr(spec), "not a side of a comparison")
 
@@ -242,6 +250,16 @@ class StatisticsReader:
         return _Resolved(side, summaries)
 
 
+def _refuse_aggregations(view: FeatureView) -> None:
+    if view.aggregations:
+        raise DriftSideError(
+            "view",
+            view.name,
+            "a view with aggregations records no statistics (its features are computed "
+            "at request time)",
+        )
+
+
 def _on_demand(spec: DataSide) -> bool:
     return isinstance(spec, WholeTable | SavedTrainingSet)
 
@@ -258,7 +276,7 @@ def _rows(summaries: Mapping[str, Summary]) -> int:
     return max((s.count for s in summaries.values()), default=0)
 
 
-def _version_side(recorded: VersionStatistics) -> Side:
+def version_side(recorded: VersionStatistics) -> Side:
     end = _minute(from_micros(recorded.end_us))
     span = (
         f"up to {end}"

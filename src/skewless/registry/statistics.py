@@ -39,7 +39,8 @@ _COLUMNS = "view, data_hash, delta_version, kind, start_us, end_us, rows, record
 
 def insert(conn: sqlite3.Connection, project: str, stats: VersionStatistics) -> None:
     """Store a version's statistics (a version summarized again is replaced: the same
-    version holds the same rows) and the edges of its numeric features that have none."""
+        version holds the same rows) and the edges of its numeric features that have none
+    yet, from a version with valid values."""
     summaries = {name: s.to_json() for name, s in stats.summaries.items()}
     conn.execute(
         f"INSERT OR REPLACE INTO feature_statistics (project, {_COLUMNS}) "
@@ -58,7 +59,9 @@ def insert(conn: sqlite3.Connection, project: str, stats: VersionStatistics) -> 
         ),
     )
     for name, summary in stats.summaries.items():
-        if isinstance(summary, NumericSummary):
+        # edges of a version without a valid value are none: the first version that has
+        # values fixes them
+        if isinstance(summary, NumericSummary) and summary.valid and summary.edges:
             conn.execute(
                 "INSERT OR IGNORE INTO statistics_edges VALUES (?, ?, ?, ?, ?)",
                 (project, stats.view, stats.data_hash, name, json.dumps(list(summary.edges))),

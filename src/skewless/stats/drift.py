@@ -199,11 +199,9 @@ def compare(
     ks: float | None = None
     match ref, cur:
         case NumericSummary(), NumericSummary():
-            if ref.edges != cur.edges:
-                raise ValueError(
-                    f"feature {feature!r}: the two summaries have different bin edges;"
-                    " summarize the current version over the reference's edges"
-                )
+            # a side without valid values has nothing binned: no edges need agree
+            if ref.edges != cur.edges and ref.valid and cur.valid:
+                raise ValueError(f"feature {feature!r}: the two summaries have different bin edges")
             kind: Literal["numeric", "categorical"] = "numeric"
             ref_counts, cur_counts = ref.counts, cur.counts
         case CategoricalSummary(), CategoricalSummary():
@@ -269,17 +267,28 @@ def by_severity(drifts: Iterable[FeatureDrift]) -> list[FeatureDrift]:
     return sorted(drifts, key=severity_key)
 
 
+def level(value: float, warn: float, drifted: float) -> Verdict:
+    """The verdict a statistic alone gives: at or above a threshold crosses it (a value
+    computed as 0.09999999999999998 is the 0.1 it stands for)."""
+    rounded = round(value, 12)
+    if rounded >= drifted:
+        return "drifted"
+    if rounded >= warn:
+        return "warn"
+    return "stable"
+
+
 def _crossed(
     name: str, value: float, warn: float, drifted: float, shown: str | None = None
 ) -> list[tuple[Verdict, str]]:
     text = f"{name} {shown or f'{value:.3g}'}"
-    # a share computed as 0.09999999999999998 is the 0.1 it stands for
-    value = round(value, 12)
-    if value >= drifted:
-        return [("drifted", f"{text} >= {drifted:g} (drifted)")]
-    if value >= warn:
-        return [("warn", f"{text} >= {warn:g} (warn)")]
-    return []
+    match level(value, warn, drifted):
+        case "drifted":
+            return [("drifted", f"{text} >= {drifted:g} (drifted)")]
+        case "warn":
+            return [("warn", f"{text} >= {warn:g} (warn)")]
+        case _:
+            return []
 
 
 def _proportions(

@@ -15,11 +15,18 @@ import itertools
 import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from html import escape
 from typing import Literal
 
-from skewless.stats.drift import OTHER, PSI_EPSILON, Thresholds, Verdict, categorical_bins
+from skewless.stats.drift import (
+    OTHER,
+    PSI_EPSILON,
+    Thresholds,
+    Verdict,
+    categorical_bins,
+    level,
+)
 from skewless.stats.report import DriftReport, FeatureComparison
 from skewless.stats.summary import CategoricalSummary, NumericSummary, Summary
 
@@ -130,11 +137,7 @@ def _level(value: float | None, warn: float, drifted: float) -> Verdict | None:
     """Which threshold a statistic crosses (None when it has no value)."""
     if value is None or math.isnan(value):
         return None
-    if value >= drifted:
-        return "drifted"
-    if value >= warn:
-        return "warn"
-    return "stable"
+    return level(value, warn, drifted)
 
 
 def _badge(verdict: Verdict, big: bool = False) -> str:
@@ -385,7 +388,13 @@ class _Bins:
 
 
 def numeric_bins(ref: NumericSummary, cur: NumericSummary) -> _Bins:
-    """The reference's left-closed bins: [-inf, e0), [e0, e1), ..., [e_last, +inf]."""
+    """The left-closed bins [-inf, e0), [e0, e1), ..., [e_last, +inf] of the side with
+    valid values (both sides share them whenever both have some)."""
+    if not ref.valid and cur.valid and ref.edges != cur.edges:
+        # an empty reference binned over no edges of its own: all zeros over cur's
+        ref = replace(ref, edges=cur.edges, counts=(0,) * len(cur.counts))
+    elif not cur.valid and ref.edges != cur.edges:
+        cur = replace(cur, edges=ref.edges, counts=(0,) * len(ref.counts))
     edges = ref.edges
     if not edges:
         return _Bins(("all valid values",), ref.counts, cur.counts, "bars", ("all values",))

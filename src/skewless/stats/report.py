@@ -8,6 +8,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from skewless.errors import SummaryError
 from skewless.stats.drift import (
     VERDICT_RANK,
     FeatureDrift,
@@ -128,9 +129,15 @@ def drift_report(
                 missing = "reference" if name not in ref else "current"
                 left_out[name] = f"no statistics in the {missing} side"
             continue
-        compared.append(
-            FeatureComparison(compare(name, ref[name], cur[name], t), ref[name], cur[name])
-        )
+        try:
+            drift = compare(name, ref[name], cur[name], t)
+        except ValueError as exc:
+            raise SummaryError(
+                f"feature '{name}' of view '{view}'",
+                f"{exc} (two versions summarized over different edges: compare with a "
+                "whole table, table:V, which is binned over the reference's)",
+            ) from None
+        compared.append(FeatureComparison(drift, ref[name], cur[name]))
     rank = {d.feature: i for i, d in enumerate(by_severity(c.drift for c in compared))}
     compared.sort(key=lambda c: rank[c.drift.feature])
     return DriftReport(view, ref_side, cur_side, tuple(compared), t, left_out)

@@ -40,6 +40,8 @@ from typing import Any, Literal
 import numpy as np
 import numpy.typing as npt
 
+from skewless.types import DType, ScalarType
+
 QUANTILE_PROBS: tuple[float, ...] = (0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99)
 DEFAULT_BINS = 20
 DEFAULT_TOP_K = 50
@@ -202,6 +204,22 @@ _NUMERIC_KEYS = frozenset(NumericSummary.__dataclass_fields__)
 _CATEGORICAL_KEYS = frozenset(CategoricalSummary.__dataclass_fields__)
 
 
+_NUMERIC_TYPES = frozenset({"int32", "int64", "float32", "float64"})
+_CATEGORICAL_TYPES = frozenset({"string", "bool"})
+
+
+def summary_kind(dtype: DType) -> Literal["numeric", "categorical"] | None:
+    """How a feature of this type is summarized; None: it is not (timestamps, bytes,
+    arrays)."""
+    if not isinstance(dtype, ScalarType):
+        return None
+    if dtype.name in _NUMERIC_TYPES:
+        return "numeric"
+    if dtype.name in _CATEGORICAL_TYPES:
+        return "categorical"
+    return None
+
+
 def summary_from_json(data: Mapping[str, Any]) -> Summary:
     """Reads either kind of summary, chosen by its "kind" field."""
     match data.get("kind") if isinstance(data, Mapping) else None:
@@ -301,8 +319,8 @@ def summarize_categorical(
     values: Sequence[str | bool | None] | npt.NDArray[Any], k: int = DEFAULT_TOP_K
 ) -> CategoricalSummary:
     """The numpy reference for strings and booleans; None is null."""
-    if k < 1:
-        raise ValueError(f"k must be at least 1, not {k}")
+    if k < 0:
+        raise ValueError(f"k must be at least 0, not {k}")
     items = list(values.ravel()) if isinstance(values, np.ndarray) else list(values)
     present = [_category(v) for v in items if v is not None]
     counter = Counter(present)
