@@ -82,7 +82,7 @@ _LATEST = "__latest"  # the entity's row with the greatest event time
 _NEWEST = "__newest"  # the entity's greatest event time
 _LAST = "__last"  # the last of its (keys, event time)'s rows in the window's order
 _REJECTED = "__rejected"  # a null join key or event time: never materialized, counted
-_MAX_COMMIT_ATTEMPTS = 5
+MAX_COMMIT_ATTEMPTS = 5
 # A first write that another run's first write beat to the table: MERGE into it instead.
 _CREATED_MEANWHILE = frozenset({"DELTA_PATH_EXISTS", "PATH_ALREADY_EXISTS"})
 # Up to this many incoming rows, changes() narrows the table to the rows with their keys
@@ -259,7 +259,7 @@ def _seen_files(
     if watermark is None:
         return interval.seen_files
     low = watermark - ARRIVAL_OVERLAP_US
-    recent = rows.where(F.col(ARRIVAL) >= F.expr(_instant(low)))
+    recent = rows.where(F.col(ARRIVAL) >= F.expr(timestamp_literal(low)))
     found = recent.select(FILE, F.unix_micros(F.col(ARRIVAL)), SIZE).distinct().collect()
     read = {
         (str(path), int(mtime), int(size))
@@ -309,7 +309,7 @@ def interval_rows(
     if not interval.incremental:
         return rows.where(F.col(TS).isNull() | within)
     since = (interval.arrived_after_us or 0) - ARRIVAL_OVERLAP_US
-    arrived = F.col(ARRIVAL) >= F.expr(_instant(since))
+    arrived = F.col(ARRIVAL) >= F.expr(timestamp_literal(since))
     if interval.seen_files:
         key = _file_key(F.col(FILE), F.col(ARRIVAL), F.col(SIZE))
         arrived = arrived & ~key.isin(
@@ -322,7 +322,7 @@ def interval_rows(
     # statistics are compared with (a nanosecond column is a bigint until it is read)
     after = event_time_after(raw, view, interval.previous_end_us)
     older = read(raw if after is None else raw.where(after))
-    left = F.col(TS) > F.expr(_instant(interval.previous_end_us))
+    left = F.col(TS) > F.expr(timestamp_literal(interval.previous_end_us))
     return new.unionByName(older.where(~arrived & left & within))
 
 
@@ -335,7 +335,7 @@ def table_path(offline_root: str, project: str, view: FeatureView, data_hash: st
     return f"{offline_root.rstrip('/')}/{project}/{view.name}/{data_hash}"
 
 
-def _to_table_columns(frame: DataFrame, view: FeatureView) -> DataFrame:
+def to_table_columns(frame: DataFrame, view: FeatureView) -> DataFrame:
     created = view.source.created_timestamp_column or "created_timestamp"
     return frame.select(
         *view.join_keys,
@@ -385,16 +385,16 @@ def merge_into_table(
     earlier run wrote, when new rows arrive for new times)."""
     from delta.tables import DeltaTable  # noqa: PLC0415 - needs the JVM
 
-    source = _to_table_columns(frame, view)
+    source = to_table_columns(frame, view)
     ts = view.source.timestamp_field
     on = " AND ".join(f"t.`{k}` = s.`{k}`" for k in [*view.join_keys, ts])
     within = None
     if times is not None:
-        within = f"`{ts}` BETWEEN {_instant(times[0])} AND {_instant(times[1])}"
+        within = f"`{ts}` BETWEEN {timestamp_literal(times[0])} AND {timestamp_literal(times[1])}"
         on += f" AND t.{within}"
     newer = f"{table_rank_sql(view, 's')} > {table_rank_sql(view, 't')}"
     narrow = rows is not None and rows <= SEMI_JOIN_MAX_ROWS
-    for attempt in range(_MAX_COMMIT_ATTEMPTS):
+    for attempt in range(MAX_COMMIT_ATTEMPTS):
         try:
             if not DeltaTable.isDeltaTable(spark, path):
                 (
@@ -403,7 +403,7 @@ def merge_into_table(
                     .mode("errorifexists")
                     .save(path)
                 )
-                written = _last_commit(spark, path)
+                written = last_commit(spark, path)
                 return replace(written, statistics=_summarized(summarize, source, view))
             table = spark.read.format("delta").load(path)
             if within is not None:
@@ -424,13 +424,13 @@ def merge_into_table(
                     .whenNotMatchedInsertAll()
                     .execute()
                 )
-                return replace(_last_commit(spark, path), statistics=summary)
+                return replace(last_commit(spark, path), statistics=summary)
             finally:
                 # Always the cached frame: a cached plan left behind would be served to
                 # the next run's identical plan over a source folder with new files.
                 cached.unpersist()
         except Exception as exc:
-            if attempt == _MAX_COMMIT_ATTEMPTS - 1 or not retryable_conflict(exc):
+            if attempt == MAX_COMMIT_ATTEMPTS - 1 or not retryable_conflict(exc):
                 raise
             time.sleep(0.2 * (attempt + 1))
     raise AssertionError("unreachable: the last attempt returns or raises")  # pragma: no cover
@@ -452,7 +452,7 @@ def _summarized(
         return None
 
 
-def _instant(us: int) -> str:
+def timestamp_literal(us: int) -> str:
     """A timestamp literal of UTC microseconds that Spark folds before Delta chooses the
     files to read."""
     return f"timestamp_micros({int(us)}L)"
@@ -496,7 +496,7 @@ def current_version(spark: SparkSession, path: str) -> int:
     return latest_delta_version(spark, path)
 
 
-def _last_commit(spark: SparkSession, path: str) -> TableWrite:
+def last_commit(spark: SparkSession, path: str) -> TableWrite:
     """The version of the table's last commit and the rows it inserted and updated (a
     first write inserts every row it writes)."""
     from delta.tables import DeltaTable  # noqa: PLC0415 - needs the JVM
@@ -538,7 +538,7 @@ def retryable_conflict(exc: Exception) -> bool:
 # --- online: the Redis writer ----------------------------------------------------------
 
 
-def _event_micros(column: pa.Array) -> np.ndarray:
+def event_micros(column: pa.Array) -> np.ndarray:
     micros = pc.cast(pc.cast(column, pa.timestamp("us")), pa.int64())
     return np.asarray(micros.to_numpy(zero_copy_only=False), dtype=np.int64)
 
@@ -583,7 +583,7 @@ class OnlineWriter:
             [batch.column(name) for name, _ in self.features],
             [dtype for _, dtype in self.features],
         )
-        expire = expire_at_ms_many(_event_micros(events), self.ttl, now_ms)
+        expire = expire_at_ms_many(event_micros(events), self.ttl, now_ms)
         return list(zip(keys, values, expire, strict=True))
 
     def __call__(self, batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:

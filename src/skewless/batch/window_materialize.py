@@ -40,24 +40,24 @@ from pyspark.sql import functions as F  # noqa: N812
 
 from skewless.batch.aggregation import window_events
 from skewless.batch.materialize import (
-    _MAX_COMMIT_ATTEMPTS,
     ARRIVAL,
+    MAX_COMMIT_ATTEMPTS,
     ROWS_PER_FILE,
     STATS_COLUMNS,
     Interval,
     OnlineWriter,
     TableWrite,
     ViewMaterialization,
-    _event_micros,
-    _instant,
-    _last_commit,
-    _to_table_columns,
     computed_once,
     current_version,
+    event_micros,
     interval_rows,
+    last_commit,
     merge_into_table,
     retryable_conflict,
     stats_columns,
+    timestamp_literal,
+    to_table_columns,
     view_materialization,
     write_online,
     write_online_from_driver,
@@ -93,13 +93,13 @@ def insert_new_events(
     commits nothing; concurrent writers retry."""
     from delta.tables import DeltaTable  # noqa: PLC0415 - needs the JVM
 
-    source = _to_table_columns(events, view)
+    source = to_table_columns(events, view)
     ts = view.source.timestamp_field
     same = [f"t.`{c}` = s.`{c}`" for c in [*view.join_keys, ts]]
     same += [f"t.`{c}` <=> s.`{c}`" for c in view.stored_names]
-    within = f"`{ts}` BETWEEN {_instant(times[0])} AND {_instant(times[1])}"
+    within = f"`{ts}` BETWEEN {timestamp_literal(times[0])} AND {timestamp_literal(times[1])}"
     on = " AND ".join([*same, f"t.{within}"])
-    for attempt in range(_MAX_COMMIT_ATTEMPTS):
+    for attempt in range(MAX_COMMIT_ATTEMPTS):
         try:
             if not DeltaTable.isDeltaTable(spark, path):
                 (
@@ -108,7 +108,7 @@ def insert_new_events(
                     .mode("errorifexists")
                     .save(path)
                 )
-                return _last_commit(spark, path)
+                return last_commit(spark, path)
             stored = spark.read.format("delta").load(path).where(within)
             new = source.alias("s").join(stored.alias("t"), F.expr(on), "left_anti").cache()
             try:
@@ -122,11 +122,11 @@ def insert_new_events(
                     .whenNotMatchedInsertAll()
                     .execute()
                 )
-                return _last_commit(spark, path)
+                return last_commit(spark, path)
             finally:
                 new.unpersist()  # as in merge_into_table: never leave a cached plan behind
         except Exception as exc:
-            if attempt == _MAX_COMMIT_ATTEMPTS - 1 or not retryable_conflict(exc):
+            if attempt == MAX_COMMIT_ATTEMPTS - 1 or not retryable_conflict(exc):
                 raise
             time.sleep(0.2 * (attempt + 1))
     raise AssertionError("unreachable: the last attempt returns or raises")  # pragma: no cover
@@ -164,8 +164,8 @@ def event_lists(events: DataFrame, view: FeatureView, end_us: int, created_us: i
     arrays += [F.col(_EVENTS).getField(name).alias(name) for name, _ in fields[1:]]
     lists = per_entity.select(
         *keys,
-        F.expr(_instant(end_us)).alias(TS),
-        F.expr(_instant(created_us)).alias(CTS),
+        F.expr(timestamp_literal(end_us)).alias(TS),
+        F.expr(timestamp_literal(created_us)).alias(CTS),
         *arrays,
         _NEWEST,
     )
@@ -200,7 +200,7 @@ class EventListWriter(OnlineWriter):
             [batch.column(name) for name, _ in self.features],
             [dtype for _, dtype in self.features],
         )
-        expire = expire_at_ms_many(_event_micros(batch.column(_NEWEST)), self.ttl, now_ms)
+        expire = expire_at_ms_many(event_micros(batch.column(_NEWEST)), self.ttl, now_ms)
         return list(zip(keys, values, expire, strict=True))
 
 
