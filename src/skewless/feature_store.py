@@ -312,7 +312,7 @@ class FeatureStore:
 
     def statistics_reader(self) -> StatisticsReader:
         from skewless.batch.drift_sides import SparkSummaries  # noqa: PLC0415 - pyspark
-        from skewless.batch.materialize import table_path  # noqa: PLC0415 - pyspark
+        from skewless.batch.feature_table import table_path  # noqa: PLC0415 - pyspark
 
         offline_root = resolve_path(self.repo_path, self.config.offline_store.path)
         stats = self.config.statistics

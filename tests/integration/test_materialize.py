@@ -24,8 +24,9 @@ from delta.tables import DeltaTable
 from pyspark.sql import SparkSession
 
 from skewless import FeatureStore
-from skewless.batch import materialize
-from skewless.batch.materialize import changes, computed_once
+from skewless.batch import feature_table
+from skewless.batch.feature_table import changes
+from skewless.batch.materialize import computed_once
 from skewless.serving.response import FeatureStatus
 from skewless.timeutil import utc_micros
 
@@ -189,7 +190,7 @@ def test_materialize_correction_arriving_later_wins_offline_and_online(
     monkeypatch: pytest.MonkeyPatch,
     semi_join_max_rows: int,
 ) -> None:
-    monkeypatch.setattr(materialize, "SEMI_JOIN_MAX_ROWS", semi_join_max_rows)
+    monkeypatch.setattr(feature_table, "SEMI_JOIN_MAX_ROWS", semi_join_max_rows)
     (run,) = repo.materialize(at(0), at(3))
     add_file(repo.repo_path, [row(2, 2, 99, created=4)], "part-1")
     (fix,) = repo.materialize(at(0), at(3))

@@ -19,7 +19,7 @@ import pytest
 from pyspark.sql import SparkSession
 
 from skewless import FeatureStore
-from skewless.batch.materialize import table_path
+from skewless.batch.feature_table import table_path
 from skewless.definitions import FeatureView
 from skewless.errors import BackfillFailedError
 from skewless.fingerprint import feature_view_fingerprint

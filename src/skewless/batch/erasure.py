@@ -34,7 +34,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F  # noqa: N812
 from pyspark.sql.types import StructType
 
-from skewless.batch.materialize import current_version, retryable_conflict, table_path
+from skewless.batch.feature_table import current_version, retryable_conflict, table_path
 from skewless.definitions import FeatureView
 from skewless.errors import (
     ErasureError,

@@ -13,7 +13,7 @@ from pathlib import Path
 from pyspark.sql import SparkSession
 
 from skewless.batch.erasure import child_session, delta_schema, feature_tables, table_commits
-from skewless.batch.materialize import current_version
+from skewless.batch.feature_table import current_version
 from skewless.errors import VacuumRefusedError, VacuumTargetError, closest
 from skewless.offline.erasure import (
     DELTA_RETENTION_HOURS,

@@ -39,25 +39,27 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F  # noqa: N812
 
 from skewless.batch.aggregation import window_events
-from skewless.batch.materialize import (
-    ARRIVAL,
+from skewless.batch.feature_table import (
     MAX_COMMIT_ATTEMPTS,
     ROWS_PER_FILE,
     STATS_COLUMNS,
-    Interval,
-    OnlineWriter,
     TableWrite,
-    ViewMaterialization,
-    computed_once,
     current_version,
-    event_micros,
-    interval_rows,
     last_commit,
     merge_into_table,
     retryable_conflict,
     stats_columns,
     timestamp_literal,
     to_table_columns,
+)
+from skewless.batch.materialize import (
+    ARRIVAL,
+    Interval,
+    OnlineWriter,
+    ViewMaterialization,
+    computed_once,
+    event_micros,
+    interval_rows,
     view_materialization,
     write_online,
     write_online_from_driver,

@@ -22,13 +22,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from skewless.batch.materialize import (
-    Interval,
-    OnlineWriter,
-    StatisticsRequest,
-    materialize_view,
-    table_path,
-)
+from skewless.batch.feature_table import table_path
+from skewless.batch.materialize import Interval, OnlineWriter, StatisticsRequest, materialize_view
 from skewless.batch.window_materialize import materialize_window_view
 from skewless.config import DRIVER_WRITE_MAX_KEYS, StatisticsConfig
 from skewless.definitions import FeatureView
